@@ -1,0 +1,31 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Sql } from '@spywatcher/db';
+import { type Auth, buildService, type Registry, type ServiceInstance, type ServiceOptions } from '@spywatcher/service';
+import { migrationRoutes } from './routes/migrations.ts';
+
+export interface MigratorDeps {
+  sql: Sql;
+  nats: NatsConnection;
+  auth: Auth;
+  metrics: Registry;
+  logger?: ServiceOptions['logger'];
+  loggerInstance?: ServiceOptions['loggerInstance'];
+}
+
+/** Builds the migrator service from its dependencies; no I/O happens here. */
+export async function buildApp(deps: MigratorDeps): Promise<ServiceInstance> {
+  const app = await buildService({
+    name: 'migrator',
+    version: '0.1.0',
+    description: 'Schema migrations, partition upkeep and legacy SQLite imports for the SpyWatcher event log.',
+    sql: deps.sql,
+    nats: deps.nats,
+    metrics: deps.metrics,
+    auth: deps.auth,
+    logger: deps.logger,
+    loggerInstance: deps.loggerInstance,
+    tags: [{ name: 'migrations', description: 'Schema version and migration history' }],
+  });
+  migrationRoutes(app, { sql: deps.sql });
+  return app;
+}

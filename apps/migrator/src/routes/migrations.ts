@@ -1,0 +1,44 @@
+import { MIGRATIONS_DIR, migrationStatus, type Sql } from '@spywatcher/db';
+import { errorResponses, type ServiceInstance, Type } from '@spywatcher/service';
+
+const MigrationRow = Type.Object({
+  version: Type.Integer({ examples: [4] }),
+  name: Type.String({ examples: ['event_tables'] }),
+  state: Type.Union([Type.Literal('applied'), Type.Literal('pending'), Type.Literal('changed'), Type.Literal('missing')], {
+    description: 'changed: edited after being applied; missing: applied but its file is gone',
+  }),
+  appliedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  durationMs: Type.Union([Type.Integer(), Type.Null()]),
+  appliedBy: Type.Union([Type.String(), Type.Null()]),
+  noTransaction: Type.Boolean(),
+});
+
+export function migrationRoutes(app: ServiceInstance, deps: { sql: Sql; migrationsDir?: string }): void {
+  app.get(
+    '/v1/migrations',
+    {
+      schema: {
+        tags: ['migrations'],
+        summary: 'Schema migration status',
+        description: 'Every migration file and every applied version, with its state. Same data as `nx run migrator:status`.',
+        response: {
+          200: Type.Object({
+            current: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest applied version' }),
+            pending: Type.Integer(),
+            migrations: Type.Array(MigrationRow),
+          }),
+          ...errorResponses(500, 503),
+        },
+      },
+    },
+    async () => {
+      const rows = await migrationStatus({ sql: deps.sql, dir: deps.migrationsDir ?? MIGRATIONS_DIR });
+      const applied = rows.filter((r) => r.state !== 'pending').map((r) => r.version);
+      return {
+        current: applied.length > 0 ? Math.max(...applied) : null,
+        pending: rows.filter((r) => r.state === 'pending').length,
+        migrations: rows,
+      };
+    },
+  );
+}

@@ -1,0 +1,132 @@
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSql, MIGRATIONS_DIR, migrate, migrationStatus, type Sql } from '@spywatcher/db';
+import { adminDatabaseUrl, createEmptyDatabase } from '@spywatcher/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function emptyDb(): Promise<{ sql: Sql; url: string }> {
+  const db = await createEmptyDatabase(adminDatabaseUrl(), 'sw_mig');
+  const sql = createSql({ url: db.url, applicationName: 'migrate-test', max: 4 });
+  cleanups.push(async () => {
+    await sql.end();
+    await db.drop();
+  });
+  return { sql, url: db.url };
+}
+
+async function copyMigrations(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'sw-migrations-'));
+  await cp(MIGRATIONS_DIR, dir, { recursive: true });
+  return dir;
+}
+
+describe('migrate', () => {
+  it('migrates an empty database and a re-run is a no-op', async () => {
+    const { sql } = await emptyDb();
+    const first = await migrate({ sql, dir: MIGRATIONS_DIR });
+    expect(first.applied.length).toBeGreaterThanOrEqual(4);
+    const tables = await sql`select relname from pg_class where relname = 'message_events' and relkind = 'p'`;
+    expect(tables).toHaveLength(1);
+    const second = await migrate({ sql, dir: MIGRATIONS_DIR });
+    expect(second.applied).toEqual([]);
+    const history = await sql`select version, name, checksum, applied_at, duration_ms, applied_by from schema_migrations`;
+    expect(history).toHaveLength(first.applied.length);
+    expect(history[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('dry-run lists the plan and changes nothing', async () => {
+    const { sql } = await emptyDb();
+    const plan = await migrate({ sql, dir: MIGRATIONS_DIR, dryRun: true });
+    expect(plan.planned.map((p) => p.version)).toEqual([...plan.planned.map((p) => p.version)].sort((a, b) => a - b));
+    expect(plan.planned.length).toBeGreaterThanOrEqual(4);
+    const [t] = await sql`select to_regclass('schema_migrations') as t`;
+    expect(t!.t).toBeNull();
+  });
+
+  it('refuses when an applied file was edited or removed', async () => {
+    const { sql } = await emptyDb();
+    const dir = await copyMigrations();
+    await migrate({ sql, dir });
+    await writeFile(join(dir, '0002_reference_tables.sql'), '-- edited\nselect 1;\n');
+    await expect(migrate({ sql, dir })).rejects.toThrow(/0002_reference_tables\.sql was edited after it was applied/);
+    const status = await migrationStatus({ sql, dir });
+    expect(status.find((s) => s.version === 2)!.state).toBe('changed');
+
+    const dir2 = await copyMigrations();
+    const { rm } = await import('node:fs/promises');
+    await rm(join(dir2, '0004_event_tables.sql'));
+    await expect(migrate({ sql, dir: dir2 })).rejects.toThrow(/0004_event_tables\.sql was applied but its file is gone/);
+  });
+
+  it('rolls back a failing migration and names the file and the error', async () => {
+    const { sql } = await emptyDb();
+    const dir = await copyMigrations();
+    await migrate({ sql, dir });
+    await writeFile(
+      join(dir, '0900_broken.sql'),
+      'create table half_done (id int);\ninsert into half_done values (1);\nselect * from no_such_table;\n',
+    );
+    const error = await migrate({ sql, dir }).catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/0900_broken\.sql failed at line 3: relation "no_such_table" does not exist/);
+    expect((error as Error).message).toMatch(/rolled back/);
+    const [t] = await sql`select to_regclass('half_done') as t`;
+    expect(t!.t).toBeNull();
+    const [v] = await sql`select max(version) as v from schema_migrations`;
+    expect(v!.v).toBeLessThan(900);
+  });
+
+  it('runs a no-transaction migration with CREATE INDEX CONCURRENTLY', async () => {
+    const { sql } = await emptyDb();
+    const dir = await copyMigrations();
+    await writeFile(
+      join(dir, '0901_concurrent_index.sql'),
+      `-- migrate:no-transaction
+create table if not exists conc_demo (id int, note text default 'a;b');
+create index concurrently if not exists conc_demo_id_idx on conc_demo (id);
+do $$ begin perform 1; end $$;
+`,
+    );
+    const result = await migrate({ sql, dir });
+    expect(result.applied.at(-1)!.name).toBe('concurrent_index');
+    const idx = await sql`select indexname from pg_indexes where indexname = 'conc_demo_id_idx'`;
+    expect(idx).toHaveLength(1);
+  });
+
+  it('two concurrent runs apply each migration exactly once, even with concurrent index builds', async () => {
+    const { url } = await emptyDb();
+    const dir = await copyMigrations();
+    await writeFile(
+      join(dir, '0902_slow_concurrent.sql'),
+      `-- migrate:no-transaction
+create table if not exists slow_demo as select g as id from generate_series(1, 50000) g;
+select pg_sleep(0.5);
+create index concurrently if not exists slow_demo_idx on slow_demo (id);
+`,
+    );
+    const a = createSql({ url, applicationName: 'migrate-a', max: 2 });
+    const b = createSql({ url, applicationName: 'migrate-b', max: 2 });
+    cleanups.push(async () => {
+      await a.end();
+      await b.end();
+    });
+    const logs: string[] = [];
+    const [ra, rb] = await Promise.all([
+      migrate({ sql: a, dir, log: (l) => logs.push(`a: ${l}`), lockPollMs: 50 }),
+      migrate({ sql: b, dir, log: (l) => logs.push(`b: ${l}`), lockPollMs: 50 }),
+    ]);
+    const total = ra.applied.length + rb.applied.length;
+    const files = (await migrationStatus({ sql: a, dir })).length;
+    expect(total).toBe(files);
+    expect(Math.min(ra.applied.length, rb.applied.length)).toBe(0);
+    expect(logs.some((l) => l.includes('another migrate run holds the lock'))).toBe(true);
+    const [c] = await a`select count(*)::int as n from schema_migrations`;
+    expect(c!.n).toBe(files);
+  });
+});

@@ -1,0 +1,40 @@
+export {
+  createSql,
+  databaseNameOf,
+  type Queryable,
+  redactUrl,
+  type Sql,
+  type SqlOptions,
+  type TransactionSql,
+  withDatabase,
+} from './client.ts';
+export { type AppendOptions, appendRows, type CopyValue, copyRows, encodeCopyField, encodeCopyRows } from './copy.ts';
+export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-tables.ts';
+export {
+  ensurePartitions,
+  isMissingPartitionError,
+  listPartitions,
+  PartitionCache,
+  type PartitionInfo,
+  type PartitionPolicy,
+  partitionPolicies,
+  partitionUpkeep,
+  type UpkeepAction,
+  type UpkeepOptions,
+} from './partitions.ts';
+export { isRetryableTransactionError, type TransactionOptions, withTransaction } from './transaction.ts';
+export { type MigrationFile, MigrationFileError, readMigrationFiles, splitStatements } from './migrations/files.ts';
+export {
+  type AppliedMigration,
+  type MigrateResult,
+  MigrationError,
+  type MigrationState,
+  type MigrationStatusRow,
+  type MigratorDeps,
+  migrate,
+  migrationStatus,
+  pad,
+} from './migrations/migrator.ts';
+
+/** Absolute path of the SQL migrations shipped in apps/migrator/migrations. */
+export const MIGRATIONS_DIR = new URL('../../../apps/migrator/migrations', import.meta.url).pathname;

@@ -1,0 +1,84 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest, preHandlerHookHandler } from 'fastify';
+import { HttpError } from './errors.ts';
+
+export interface TokenGrant {
+  /** Who the token belongs to, for logs (the token itself is never logged). */
+  name: string;
+  token: string;
+  scopes: string[];
+}
+
+export interface Principal {
+  name: string;
+  scopes: string[];
+}
+
+export interface Auth {
+  /** A preHandler that lets the request through only with a token holding `scope`. */
+  require(scope: string): preHandlerHookHandler;
+  /** Resolves the caller of a request, or throws 401. */
+  authenticate(request: FastifyRequest): Principal;
+  readonly disabled: boolean;
+}
+
+/** Parses AUTH_TOKENS: a JSON array of {name, token, scopes}. */
+export function parseTokenGrants(raw: string): TokenGrant[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new Error('AUTH_TOKENS must be a JSON array like [{"name":"bot","token":"…","scopes":["events:write"]}]');
+  }
+  if (!Array.isArray(value)) throw new Error('AUTH_TOKENS must be a JSON array');
+  return value.map((g, i) => {
+    const ok =
+      g &&
+      typeof g.name === 'string' &&
+      typeof g.token === 'string' &&
+      g.token.length >= 16 &&
+      Array.isArray(g.scopes) &&
+      g.scopes.every((s: unknown) => typeof s === 'string');
+    if (!ok) {
+      throw new Error(`AUTH_TOKENS[${i}] needs "name", a "token" of at least 16 characters and "scopes" (strings)`);
+    }
+    return { name: g.name, token: g.token, scopes: g.scopes };
+  });
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * Bearer-token auth with scopes. Tokens are compared as SHA-256 digests in constant time.
+ * It is off only when `disabled` is passed explicitly (AUTH_DISABLED=true).
+ */
+export function createAuth(grants: TokenGrant[], options: { disabled?: boolean } = {}): Auth {
+  const table = grants.map((g) => ({ name: g.name, scopes: g.scopes, digest: digest(g.token) }));
+  const disabled = options.disabled === true;
+
+  function authenticate(request: FastifyRequest): Principal {
+    if (disabled) return { name: 'anonymous (auth disabled)', scopes: ['*'] };
+    const header = request.headers.authorization;
+    if (!header) throw new HttpError(401, 'UNAUTHORIZED', 'missing Authorization header; send "Authorization: Bearer <token>"');
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) throw new HttpError(401, 'UNAUTHORIZED', 'Authorization header must be "Bearer <token>"');
+    const d = digest(m[1]!);
+    const grant = table.find((g) => timingSafeEqual(g.digest, d));
+    if (!grant) throw new HttpError(401, 'UNAUTHORIZED', 'unknown or revoked token');
+    return { name: grant.name, scopes: grant.scopes };
+  }
+
+  return {
+    disabled,
+    authenticate,
+    require(scope: string): preHandlerHookHandler {
+      return async (request) => {
+        const principal = authenticate(request);
+        if (!principal.scopes.includes(scope) && !principal.scopes.includes('*')) {
+          throw new HttpError(403, 'FORBIDDEN', `token "${principal.name}" lacks the "${scope}" scope`);
+        }
+        request.log.debug({ principal: principal.name, scope }, 'authorised');
+      };
+    },
+  };
+}

@@ -1,0 +1,16 @@
+export { type Auth, createAuth, type Principal, parseTokenGrants, type TokenGrant } from './auth.ts';
+export { type ConfigOf, ConfigError, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
+export { type ErrorBody, errorResponseSchema, HttpError, httpErrors, installErrorHandling } from './errors.ts';
+export { Counter, createMetricsRegistry, Gauge, Histogram, instrumentHttp, Registry } from './metrics.ts';
+export { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
+export { type RunOptions, runService } from './run.ts';
+export {
+  buildService,
+  errorResponses,
+  loggerOptions,
+  REDACT_PATHS,
+  type ServiceInstance,
+  type ServiceOptions,
+} from './service.ts';
+export { type CommonConfig, type ServiceRuntime, type StartOptions, startService } from './start.ts';
+export { Type } from 'typebox';

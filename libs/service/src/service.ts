@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import type { Registry } from 'prom-client';
+import { Type } from 'typebox';
+import type { Auth } from './auth.ts';
+import { errorResponseSchema, installErrorHandling } from './errors.ts';
+import { instrumentHttp } from './metrics.ts';
+import { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Sql } from '@spywatcher/db';
+
+export type ServiceInstance = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface ServiceOptions {
+  name: string;
+  version: string;
+  description: string;
+  /** The service's pool: probed by /ready ("postgres") and measured in /metrics. */
+  sql?: Sql;
+  /** The service's NATS connection: probed by /ready ("nats") and measured in /metrics. */
+  nats?: NatsConnection;
+  /** Further dependencies /ready probes; their names appear in the 503 body. */
+  readiness?: Record<string, ReadinessCheck>;
+  metrics: Registry;
+  auth: Auth;
+  /** pino options or an existing logger (tests pass `false` to keep output quiet). */
+  logger?: FastifyServerOptions['logger'];
+  loggerInstance?: FastifyBaseLogger;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit?: number;
+  /** OpenAPI tags with descriptions, shown as sections in /docs. */
+  tags?: { name: string; description: string }[];
+}
+
+/** Paths whose values pino replaces with "[Redacted]". */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  '*.password',
+  '*.token',
+  '*.accessToken',
+  '*.refreshToken',
+  '*.secret',
+  'password',
+  'token',
+  'config.DATABASE_URL',
+  'config.AUTH_TOKENS',
+];
+
+/** pino options with redaction, for services and CLIs alike. */
+export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+  return { level, redact: { paths: REDACT_PATHS, censor: '[Redacted]' } };
+}
+
+/**
+ * Builds a Fastify instance with what every SpyWatcher service shares: request ids,
+ * redacting logger, one error shape, OpenAPI at /openapi.json with docs at /docs,
+ * /health, /ready, /metrics. The service's own routes are registered by its app.ts.
+ */
+export async function buildService(options: ServiceOptions): Promise<ServiceInstance> {
+  const app = Fastify({
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    },
+    requestIdHeader: false,
+    bodyLimit: options.bodyLimit ?? 1_048_576,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as ServiceInstance;
+
+  const readiness: Record<string, ReadinessCheck> = {
+    ...(options.sql ? { postgres: postgresCheck(options.sql) } : {}),
+    ...(options.nats ? { nats: natsCheck(options.nats) } : {}),
+    ...options.readiness,
+  };
+  registerDependencyMetrics(options.metrics, {
+    sql: options.sql,
+    nats: options.nats,
+    applicationName: `spywatcher-${options.name}`,
+    poolMax: (options.sql as unknown as { options?: { max?: number } } | undefined)?.options?.max,
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  installErrorHandling(app);
+  instrumentHttp(app, options.metrics);
+  app.addSchema(errorResponseSchema);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: options.name, version: options.version, description: options.description },
+      tags: [{ name: 'operations', description: 'Health, readiness and metrics' }, ...(options.tags ?? [])],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A token from AUTH_TOKENS; each endpoint names the scope it needs.',
+          },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) ?? `def-${i}` },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get(
+    '/openapi.json',
+    { schema: { hide: true } },
+    async () => app.swagger(),
+  );
+
+  app.get(
+    '/health',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness: the process is up and serving HTTP',
+        response: { 200: Type.Object({ status: Type.Literal('ok'), service: Type.String(), uptimeS: Type.Number() }) },
+      },
+    },
+    async () => ({ status: 'ok' as const, service: options.name, uptimeS: Math.round(process.uptime()) }),
+  );
+
+  const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
+  app.get(
+    '/ready',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: every dependency (PostgreSQL, NATS) answers',
+        description: 'Answers 503 naming the dependency that is not reachable.',
+        response: {
+          200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), CheckResult) }),
+          503: Type.Object({
+            status: Type.Literal('not_ready'),
+            failing: Type.Array(Type.String()),
+            checks: Type.Record(Type.String(), CheckResult),
+          }),
+        },
+      },
+    },
+    async (_request, reply) => {
+      const entries = await Promise.all(
+        Object.entries(readiness).map(async ([name, check]) => {
+          const started = performance.now();
+          try {
+            await check();
+            return [name, { ok: true, ms: Math.round(performance.now() - started) }] as const;
+          } catch (error) {
+            return [
+              name,
+              { ok: false, error: (error as Error).message, ms: Math.round(performance.now() - started) },
+            ] as const;
+          }
+        }),
+      );
+      const checks = Object.fromEntries(entries);
+      const failing = entries.filter(([, r]) => !r.ok).map(([n]) => n);
+      if (failing.length > 0) return reply.status(503).send({ status: 'not_ready' as const, failing, checks });
+      return { status: 'ready' as const, checks };
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics (text exposition format)',
+        produces: ['text/plain'],
+      },
+    },
+    async (_request, reply) => {
+      reply.header('content-type', options.metrics.contentType);
+      return options.metrics.metrics();
+    },
+  );
+
+  return app;
+}
+
+/** Standard error responses to spread into a route's `response` schema. */
+export const errorResponses = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [c, { $ref: 'ErrorResponse#' }])) as Record<number, { $ref: string }>;

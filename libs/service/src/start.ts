@@ -1,0 +1,103 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createSql, type Sql } from '@spywatcher/db';
+import type { FastifyBaseLogger } from 'fastify';
+import { pino } from 'pino';
+import type { Registry } from 'prom-client';
+import { type Auth, createAuth, parseTokenGrants } from './auth.ts';
+import { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
+import { createMetricsRegistry } from './metrics.ts';
+import { REDACT_PATHS } from './service.ts';
+import { runService } from './run.ts';
+import type { ServiceInstance } from './service.ts';
+
+type Spec = Record<string, VarSpec<unknown>>;
+
+const serviceEnv = (name: string, defaultPort: number) => ({
+  ...commonEnv,
+  PORT: env.int(`HTTP port of the ${name} service`, defaultPort, { min: 0, max: 65535 }),
+});
+export type CommonConfig = ConfigOf<ReturnType<typeof serviceEnv>>;
+
+/** What main.ts hands to a service's buildApp: real connections, built once. */
+export interface ServiceRuntime<C> {
+  config: C;
+  sql: Sql;
+  nats: NatsConnection;
+  auth: Auth;
+  metrics: Registry;
+  logger: FastifyBaseLogger;
+}
+
+export interface StartOptions<S extends Spec> {
+  name: string;
+  /** The service's own variables; common ones (DATABASE_URL, NATS_URL, PORT, …) are added. */
+  env: S;
+  build: (runtime: ServiceRuntime<CommonConfig & ConfigOf<S>>) => Promise<{
+    app: ServiceInstance;
+    /** Background work to stop before NATS and PostgreSQL are closed. */
+    stop?: () => Promise<void>;
+  }>;
+  defaultPort: number;
+}
+
+/**
+ * The body of every service's main.ts: validate config (exit 2 naming the variable),
+ * connect to PostgreSQL and NATS, build the app, listen, and shut down cleanly on signals.
+ */
+export async function startService<S extends Spec>(options: StartOptions<S>): Promise<void> {
+  let config: CommonConfig & ConfigOf<S>;
+  let grants: ReturnType<typeof parseTokenGrants>;
+  try {
+    config = { ...loadConfig(serviceEnv(options.name, options.defaultPort)), ...loadConfig(options.env) };
+    try {
+      grants = parseTokenGrants(config.AUTH_TOKENS);
+    } catch (error) {
+      throw new ConfigError(['AUTH_TOKENS'], (error as Error).message);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${options.name}: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const logger = pino({
+    name: options.name,
+    level: config.LOG_LEVEL,
+    redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
+  }) as unknown as FastifyBaseLogger;
+  const applicationName = `spywatcher-${options.name}`;
+  const sql = createSql({
+    url: config.DATABASE_URL,
+    applicationName,
+    max: config.DATABASE_POOL_MAX,
+    statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+    pgbouncer: config.DATABASE_PGBOUNCER,
+  });
+  logger.info({ servers: config.NATS_URL }, 'connecting to NATS');
+  const nats = await connect({
+    servers: config.NATS_URL.split(',').map((s) => s.trim()),
+    name: applicationName,
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+  });
+  const metrics = createMetricsRegistry(options.name);
+  const auth = createAuth(grants, { disabled: config.AUTH_DISABLED });
+  if (auth.disabled) logger.warn('AUTH_DISABLED=true: every endpoint is open');
+  else if (grants.length === 0) logger.warn('AUTH_TOKENS is empty: protected endpoints will answer 401');
+
+  const { app, stop } = await options.build({ config, sql, nats, auth, metrics, logger });
+  await runService({
+    app,
+    host: config.HOST,
+    port: config.PORT,
+    logger,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    closers: [
+      ...(stop ? [{ name: 'background work', close: stop }] : []),
+      { name: 'nats', close: () => nats.drain() },
+      { name: 'postgres', close: () => sql.end({ timeout: 5 }) },
+    ],
+  });
+}

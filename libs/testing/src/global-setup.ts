@@ -1,0 +1,26 @@
+import type { TestProject } from 'vitest/node';
+import { resolveTestServices } from './services.ts';
+import { createTemplateDatabase } from './template.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A migrated database that test files clone (never connect to it directly). */
+    templateDatabaseUrl: string;
+    natsUrl: string;
+  }
+}
+
+/**
+ * Runs once per `vitest run`: finds PostgreSQL and NATS (env, testcontainers or local),
+ * migrates a template database, and hands both to the test files.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const services = await resolveTestServices();
+  const template = await createTemplateDatabase(services.databaseUrl);
+  project.provide('templateDatabaseUrl', template.url);
+  project.provide('natsUrl', services.natsUrl);
+  return async () => {
+    await template.drop();
+    await services.stop();
+  };
+}

@@ -1,0 +1,45 @@
+import { randomBytes } from 'node:crypto';
+import { createSql, MIGRATIONS_DIR, migrate, withDatabase } from '@spywatcher/db';
+
+function quote(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Creates an empty database on the server of `adminUrl` and returns its URL and a drop function. */
+export async function createEmptyDatabase(
+  adminUrl: string,
+  prefix = 'sw_test',
+  template?: string,
+): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const admin = createSql({ url: adminUrl, applicationName: 'spywatcher-tests', max: 1 });
+  try {
+    await admin.unsafe(`create database ${quote(name)}${template ? ` template ${quote(template)}` : ''}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    name,
+    url: withDatabase(adminUrl, name),
+    drop: async () => {
+      const a = createSql({ url: adminUrl, applicationName: 'spywatcher-tests', max: 1 });
+      try {
+        await a.unsafe(`drop database if exists ${quote(name)} with (force)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
+/** A database migrated to the latest version, used as the template every test file clones. */
+export async function createTemplateDatabase(adminUrl: string) {
+  const db = await createEmptyDatabase(adminUrl, 'sw_tpl');
+  const sql = createSql({ url: db.url, applicationName: 'spywatcher-tests', max: 2 });
+  try {
+    await migrate({ sql, dir: MIGRATIONS_DIR });
+  } finally {
+    await sql.end();
+  }
+  return db;
+}
