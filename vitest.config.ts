@@ -4,7 +4,13 @@ import { defineConfig } from 'vitest/config';
 // Each test file gets its own database cloned from a template migrated once in globalSetup.
 export default defineConfig({
   test: {
-    include: ['apps/*/src/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'libs/*/test/**/*.test.ts', 'tools/**/*.test.ts'],
+    include: [
+      'apps/*/src/**/*.test.ts',
+      'apps/*/test/**/*.test.ts',
+      'libs/*/src/**/*.test.ts',
+      'libs/*/test/**/*.test.ts',
+      'tools/**/*.test.ts',
+    ],
     exclude: ['**/node_modules/**'],
     globalSetup: ['libs/testing/src/global-setup.ts'],
     testTimeout: 60_000,

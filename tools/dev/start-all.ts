@@ -23,7 +23,16 @@ if (!env.AUTH_TOKENS && env.AUTH_DISABLED !== 'true') {
     {
       name: 'dev',
       token,
-      scopes: ['events:write', 'events:read', 'search:read', 'projections:write', 'ops:read', 'ops:write', 'ops:restore', 'imports:write'],
+      scopes: [
+        'events:write',
+        'events:read',
+        'search:read',
+        'projections:write',
+        'ops:read',
+        'ops:write',
+        'ops:restore',
+        'imports:write',
+      ],
     },
   ]);
   process.stdout.write(`development token (all scopes): ${token}\n`);
@@ -32,7 +41,9 @@ if (!env.AUTH_TOKENS && env.AUTH_DISABLED !== 'true') {
 function run(args: string[], cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd, env, stdio: 'inherit' });
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${args.join(' ')} exited with ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${args.join(' ')} exited with ${code}`)),
+    );
   });
 }
 
@@ -59,7 +70,9 @@ let stopping = false;
 async function stop(code: number): Promise<void> {
   stopping = true;
   for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('exit', r)))));
+  await Promise.all(
+    children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('exit', r)))),
+  );
   process.exit(code);
 }
 process.on('SIGINT', () => void stop(0));

@@ -1,6 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
-import { type Auth, buildService, type Registry, type ServiceInstance, type ServiceOptions } from '@spywatcher/service';
+import {
+  type Auth,
+  buildService,
+  type Registry,
+  type ServiceInstance,
+  type ServiceOptions,
+} from '@spywatcher/service';
 
 export interface IngestDeps {
   sql: Sql;
@@ -16,7 +22,8 @@ export async function buildApp(deps: IngestDeps): Promise<ServiceInstance> {
   const app = await buildService({
     name: 'ingest',
     version: '0.1.0',
-    description: 'Write side: validates, deduplicates and appends SpyWatcher events to the partitioned event log (NATS JetStream and HTTP).',
+    description:
+      'Write side: validates, deduplicates and appends SpyWatcher events to the partitioned event log (NATS JetStream and HTTP).',
     sql: deps.sql,
     nats: deps.nats,
     metrics: deps.metrics,

@@ -1,6 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
-import { type Auth, buildService, type Registry, type ServiceInstance, type ServiceOptions } from '@spywatcher/service';
+import {
+  type Auth,
+  buildService,
+  type Registry,
+  type ServiceInstance,
+  type ServiceOptions,
+} from '@spywatcher/service';
 import { migrationRoutes } from './routes/migrations.ts';
 
 export interface MigratorDeps {
@@ -17,7 +23,8 @@ export async function buildApp(deps: MigratorDeps): Promise<ServiceInstance> {
   const app = await buildService({
     name: 'migrator',
     version: '0.1.0',
-    description: 'Schema migrations, partition upkeep and legacy SQLite imports for the SpyWatcher event log.',
+    description:
+      'Schema migrations, partition upkeep and legacy SQLite imports for the SpyWatcher event log.',
     sql: deps.sql,
     nats: deps.nats,
     metrics: deps.metrics,

@@ -49,7 +49,9 @@ async function main(argv: string[]): Promise<number> {
       if (values['dry-run']) {
         if (result.planned.length === 0) log('nothing to apply');
         for (const p of result.planned) {
-          log(`would apply ${pad(p.version)}_${p.name}.sql${p.noTransaction ? ' (outside a transaction)' : ''}`);
+          log(
+            `would apply ${pad(p.version)}_${p.name}.sql${p.noTransaction ? ' (outside a transaction)' : ''}`,
+          );
         }
       } else {
         log(`${result.applied.length} migration(s) applied`);
@@ -59,7 +61,9 @@ async function main(argv: string[]): Promise<number> {
       if (values.json) log(JSON.stringify(rows, null, 2));
       else {
         for (const r of rows) {
-          log(`${r.state.padEnd(8)} ${pad(r.version)}_${r.name}.sql${r.appliedAt ? `  applied ${r.appliedAt} by ${r.appliedBy} in ${r.durationMs} ms` : ''}`);
+          log(
+            `${r.state.padEnd(8)} ${pad(r.version)}_${r.name}.sql${r.appliedAt ? `  applied ${r.appliedAt} by ${r.appliedBy} in ${r.durationMs} ms` : ''}`,
+          );
         }
         const bad = rows.filter((r) => r.state === 'changed' || r.state === 'missing');
         if (bad.length > 0) return 1;
@@ -88,7 +92,11 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  if (error instanceof MigrationError || error instanceof MigrationFileError || error instanceof ConfigError) {
+  if (
+    error instanceof MigrationError ||
+    error instanceof MigrationFileError ||
+    error instanceof ConfigError
+  ) {
     process.stderr.write(`error: ${error.message}\n`);
   } else if ((error as { code?: string }).code === 'ECONNREFUSED') {
     process.stderr.write(`error: cannot reach PostgreSQL: ${(error as Error).message}\n`);

@@ -35,7 +35,8 @@ describe('migrate', () => {
     expect(tables).toHaveLength(1);
     const second = await migrate({ sql, dir: MIGRATIONS_DIR });
     expect(second.applied).toEqual([]);
-    const history = await sql`select version, name, checksum, applied_at, duration_ms, applied_by from schema_migrations`;
+    const history =
+      await sql`select version, name, checksum, applied_at, duration_ms, applied_by from schema_migrations`;
     expect(history).toHaveLength(first.applied.length);
     expect(history[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -43,7 +44,9 @@ describe('migrate', () => {
   it('dry-run lists the plan and changes nothing', async () => {
     const { sql } = await emptyDb();
     const plan = await migrate({ sql, dir: MIGRATIONS_DIR, dryRun: true });
-    expect(plan.planned.map((p) => p.version)).toEqual([...plan.planned.map((p) => p.version)].sort((a, b) => a - b));
+    expect(plan.planned.map((p) => p.version)).toEqual(
+      [...plan.planned.map((p) => p.version)].sort((a, b) => a - b),
+    );
     expect(plan.planned.length).toBeGreaterThanOrEqual(4);
     const [t] = await sql`select to_regclass('schema_migrations') as t`;
     expect(t!.t).toBeNull();
@@ -54,14 +57,18 @@ describe('migrate', () => {
     const dir = await copyMigrations();
     await migrate({ sql, dir });
     await writeFile(join(dir, '0002_reference_tables.sql'), '-- edited\nselect 1;\n');
-    await expect(migrate({ sql, dir })).rejects.toThrow(/0002_reference_tables\.sql was edited after it was applied/);
+    await expect(migrate({ sql, dir })).rejects.toThrow(
+      /0002_reference_tables\.sql was edited after it was applied/,
+    );
     const status = await migrationStatus({ sql, dir });
     expect(status.find((s) => s.version === 2)!.state).toBe('changed');
 
     const dir2 = await copyMigrations();
     const { rm } = await import('node:fs/promises');
     await rm(join(dir2, '0004_event_tables.sql'));
-    await expect(migrate({ sql, dir: dir2 })).rejects.toThrow(/0004_event_tables\.sql was applied but its file is gone/);
+    await expect(migrate({ sql, dir: dir2 })).rejects.toThrow(
+      /0004_event_tables\.sql was applied but its file is gone/,
+    );
   });
 
   it('rolls back a failing migration and names the file and the error', async () => {
@@ -74,7 +81,9 @@ describe('migrate', () => {
     );
     const error = await migrate({ sql, dir }).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/0900_broken\.sql failed at line 3: relation "no_such_table" does not exist/);
+    expect((error as Error).message).toMatch(
+      /0900_broken\.sql failed at line 3: relation "no_such_table" does not exist/,
+    );
     expect((error as Error).message).toMatch(/rolled back/);
     const [t] = await sql`select to_regclass('half_done') as t`;
     expect(t!.t).toBeNull();

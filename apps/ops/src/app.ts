@@ -1,6 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
-import { type Auth, buildService, type Registry, type ServiceInstance, type ServiceOptions } from '@spywatcher/service';
+import {
+  type Auth,
+  buildService,
+  type Registry,
+  type ServiceInstance,
+  type ServiceOptions,
+} from '@spywatcher/service';
 
 export interface OpsDeps {
   sql: Sql;

@@ -1,6 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
-import { type Auth, buildService, type Registry, type ServiceInstance, type ServiceOptions } from '@spywatcher/service';
+import {
+  type Auth,
+  buildService,
+  type Registry,
+  type ServiceInstance,
+  type ServiceOptions,
+} from '@spywatcher/service';
 
 export interface SearchDeps {
   sql: Sql;
@@ -16,7 +22,8 @@ export async function buildApp(deps: SearchDeps): Promise<ServiceInstance> {
   const app = await buildService({
     name: 'search',
     version: '0.1.0',
-    description: 'Read side: Discord-style full-text message search, user timelines and analytics read models.',
+    description:
+      'Read side: Discord-style full-text message search, user timelines and analytics read models.',
     sql: deps.sql,
     nats: deps.nats,
     metrics: deps.metrics,

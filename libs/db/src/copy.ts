@@ -1,9 +1,18 @@
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Queryable } from './client.ts';
 
 /** A value that can be written in PostgreSQL's COPY text format. */
-export type CopyValue = string | number | bigint | boolean | Date | null | undefined | readonly string[] | object;
+export type CopyValue =
+  | string
+  | number
+  | bigint
+  | boolean
+  | Date
+  | null
+  | undefined
+  | readonly string[]
+  | object;
 
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 

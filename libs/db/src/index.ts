@@ -8,8 +8,32 @@ export {
   type TransactionSql,
   withDatabase,
 } from './client.ts';
-export { type AppendOptions, appendRows, type CopyValue, copyRows, encodeCopyField, encodeCopyRows } from './copy.ts';
+export {
+  type AppendOptions,
+  appendRows,
+  type CopyValue,
+  copyRows,
+  encodeCopyField,
+  encodeCopyRows,
+} from './copy.ts';
 export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-tables.ts';
+export {
+  type MigrationFile,
+  MigrationFileError,
+  readMigrationFiles,
+  splitStatements,
+} from './migrations/files.ts';
+export {
+  type AppliedMigration,
+  type MigrateResult,
+  MigrationError,
+  type MigrationState,
+  type MigrationStatusRow,
+  type MigratorDeps,
+  migrate,
+  migrationStatus,
+  pad,
+} from './migrations/migrator.ts';
 export {
   ensurePartitions,
   isMissingPartitionError,
@@ -23,18 +47,6 @@ export {
   type UpkeepOptions,
 } from './partitions.ts';
 export { isRetryableTransactionError, type TransactionOptions, withTransaction } from './transaction.ts';
-export { type MigrationFile, MigrationFileError, readMigrationFiles, splitStatements } from './migrations/files.ts';
-export {
-  type AppliedMigration,
-  type MigrateResult,
-  MigrationError,
-  type MigrationState,
-  type MigrationStatusRow,
-  type MigratorDeps,
-  migrate,
-  migrationStatus,
-  pad,
-} from './migrations/migrator.ts';
 
 /** Absolute path of the SQL migrations shipped in apps/migrator/migrations. */
 export const MIGRATIONS_DIR = new URL('../../../apps/migrator/migrations', import.meta.url).pathname;

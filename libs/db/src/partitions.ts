@@ -167,7 +167,9 @@ export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Pr
       });
     }
     const retention =
-      options.retention && policy.table in options.retention ? options.retention[policy.table] : policy.retentionDays;
+      options.retention && policy.table in options.retention
+        ? options.retention[policy.table]
+        : policy.retentionDays;
     if (options.skipRetention || retention === null || retention === undefined) continue;
     const cutoff = new Date(now.getTime() - retention * 86_400_000);
     for (const e of existing) {
@@ -200,4 +202,3 @@ export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Pr
 function quote(identifier: string): string {
   return `"${identifier.replace(/"/g, '""')}"`;
 }
-

@@ -28,7 +28,9 @@ export function parseTokenGrants(raw: string): TokenGrant[] {
   try {
     value = JSON.parse(raw);
   } catch {
-    throw new Error('AUTH_TOKENS must be a JSON array like [{"name":"bot","token":"…","scopes":["events:write"]}]');
+    throw new Error(
+      'AUTH_TOKENS must be a JSON array like [{"name":"bot","token":"…","scopes":["events:write"]}]',
+    );
   }
   if (!Array.isArray(value)) throw new Error('AUTH_TOKENS must be a JSON array');
   return value.map((g, i) => {
@@ -40,7 +42,9 @@ export function parseTokenGrants(raw: string): TokenGrant[] {
       Array.isArray(g.scopes) &&
       g.scopes.every((s: unknown) => typeof s === 'string');
     if (!ok) {
-      throw new Error(`AUTH_TOKENS[${i}] needs "name", a "token" of at least 16 characters and "scopes" (strings)`);
+      throw new Error(
+        `AUTH_TOKENS[${i}] needs "name", a "token" of at least 16 characters and "scopes" (strings)`,
+      );
     }
     return { name: g.name, token: g.token, scopes: g.scopes };
   });
@@ -59,7 +63,12 @@ export function createAuth(grants: TokenGrant[], options: { disabled?: boolean }
   function authenticate(request: FastifyRequest): Principal {
     if (disabled) return { name: 'anonymous (auth disabled)', scopes: ['*'] };
     const header = request.headers.authorization;
-    if (!header) throw new HttpError(401, 'UNAUTHORIZED', 'missing Authorization header; send "Authorization: Bearer <token>"');
+    if (!header)
+      throw new HttpError(
+        401,
+        'UNAUTHORIZED',
+        'missing Authorization header; send "Authorization: Bearer <token>"',
+      );
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw new HttpError(401, 'UNAUTHORIZED', 'Authorization header must be "Bearer <token>"');
     const d = digest(m[1]!);

@@ -64,7 +64,11 @@ export const env = {
       parse: (raw) => raw,
     };
   },
-  int(description: string, defaultValue: number | undefined, opts: { min?: number; max?: number } = {}): VarSpec<number> {
+  int(
+    description: string,
+    defaultValue: number | undefined,
+    opts: { min?: number; max?: number } = {},
+  ): VarSpec<number> {
     return {
       description,
       ...(defaultValue !== undefined ? { default: defaultValue } : {}),
@@ -128,7 +132,12 @@ export const env = {
           .filter(Boolean),
     };
   },
-  custom<T>(description: string, defaultValue: T | undefined, parse: (raw: string, name: string) => T, secret = false): VarSpec<T> {
+  custom<T>(
+    description: string,
+    defaultValue: T | undefined,
+    parse: (raw: string, name: string) => T,
+    secret = false,
+  ): VarSpec<T> {
     return { description, ...(defaultValue !== undefined ? { default: defaultValue } : {}), secret, parse };
   },
 };
@@ -136,14 +145,30 @@ export const env = {
 /** Variables every service reads. */
 export const commonEnv = {
   HOST: env.string('Address the HTTP server listens on', '127.0.0.1'),
-  LOG_LEVEL: env.oneOf('pino log level', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  LOG_LEVEL: env.oneOf('pino log level', 'info', [
+    'fatal',
+    'error',
+    'warn',
+    'info',
+    'debug',
+    'trace',
+    'silent',
+  ] as const),
   DATABASE_URL: env.url('PostgreSQL connection string', 'postgres://postgres@127.0.0.1:5432/postgres', [
     'postgres',
     'postgresql',
   ]),
-  DATABASE_POOL_MAX: env.int('Maximum PostgreSQL connections in this service\'s pool', 10, { min: 1, max: 500 }),
-  DATABASE_STATEMENT_TIMEOUT_MS: env.int('Statement timeout for this service\'s queries (0 = none)', 30_000, { min: 0 }),
-  DATABASE_PGBOUNCER: env.bool('Set when DATABASE_URL points at PgBouncer in transaction pooling mode (disables prepared statements)', false),
+  DATABASE_POOL_MAX: env.int("Maximum PostgreSQL connections in this service's pool", 10, {
+    min: 1,
+    max: 500,
+  }),
+  DATABASE_STATEMENT_TIMEOUT_MS: env.int("Statement timeout for this service's queries (0 = none)", 30_000, {
+    min: 0,
+  }),
+  DATABASE_PGBOUNCER: env.bool(
+    'Set when DATABASE_URL points at PgBouncer in transaction pooling mode (disables prepared statements)',
+    false,
+  ),
   NATS_URL: env.string('NATS server(s), comma-separated', 'nats://127.0.0.1:4222'),
   AUTH_TOKENS: env.custom<string>(
     'Bearer tokens and their scopes: JSON array of {"name","token","scopes":[...]} (see README, Authentication)',
@@ -152,5 +177,9 @@ export const commonEnv = {
     true,
   ),
   AUTH_DISABLED: env.bool('Turn bearer-token checks off (development only; must be set explicitly)', false),
-  SHUTDOWN_TIMEOUT_MS: env.int('Upper bound for a graceful shutdown before the process exits anyway', 10_000, { min: 100 }),
+  SHUTDOWN_TIMEOUT_MS: env.int(
+    'Upper bound for a graceful shutdown before the process exits anyway',
+    10_000,
+    { min: 100 },
+  ),
 };

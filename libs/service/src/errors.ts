@@ -83,11 +83,16 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.status(status).send({ error: { code: fe.code ?? 'BAD_REQUEST', message: fe.message } });
     }
     request.log.error({ err: error }, 'request failed');
-    return reply.status(500).send({ error: { code: 'INTERNAL', message: 'internal error; see the service log' } });
+    return reply
+      .status(500)
+      .send({ error: { code: 'INTERNAL', message: 'internal error; see the service log' } });
   });
   app.setNotFoundHandler((request, reply) => {
     reply.status(404).send({
-      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}; see /docs` },
+      error: {
+        code: 'NOT_FOUND',
+        message: `no route ${request.method} ${request.url.split('?')[0]}; see /docs`,
+      },
     });
   });
 }

@@ -1,6 +1,13 @@
+export { Type } from 'typebox';
 export { type Auth, createAuth, type Principal, parseTokenGrants, type TokenGrant } from './auth.ts';
-export { type ConfigOf, ConfigError, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
-export { type ErrorBody, errorResponseSchema, HttpError, httpErrors, installErrorHandling } from './errors.ts';
+export { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
+export {
+  type ErrorBody,
+  errorResponseSchema,
+  HttpError,
+  httpErrors,
+  installErrorHandling,
+} from './errors.ts';
 export { Counter, createMetricsRegistry, Gauge, Histogram, instrumentHttp, Registry } from './metrics.ts';
 export { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
 export { type RunOptions, runService } from './run.ts';
@@ -13,4 +20,3 @@ export {
   type ServiceOptions,
 } from './service.ts';
 export { type CommonConfig, type ServiceRuntime, type StartOptions, startService } from './start.ts';
-export { Type } from 'typebox';

@@ -37,7 +37,7 @@ export function registerDependencyMetrics(
     const sql = deps.sql;
     new Gauge({
       name: 'pg_pool_max_connections',
-      help: 'Configured size of this service\'s PostgreSQL pool',
+      help: "Configured size of this service's PostgreSQL pool",
       registers: [registry],
       collect() {
         this.set(deps.poolMax ?? 0);
@@ -45,7 +45,7 @@ export function registerDependencyMetrics(
     });
     new Gauge({
       name: 'pg_pool_connections',
-      help: 'Server connections opened under this service\'s application_name, by state (from pg_stat_activity)',
+      help: "Server connections opened under this service's application_name, by state (from pg_stat_activity)",
       labelNames: ['state'],
       registers: [registry],
       async collect() {

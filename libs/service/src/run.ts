@@ -18,7 +18,9 @@ export interface RunOptions {
  * in-flight requests finish (fastify.close), run the closers, exit 0. If that takes longer
  * than `shutdownTimeoutMs` the process exits 1 anyway so an orchestrator is never stuck.
  */
-export async function runService(options: RunOptions): Promise<{ shutdown: (signal: string) => Promise<void> }> {
+export async function runService(
+  options: RunOptions,
+): Promise<{ shutdown: (signal: string) => Promise<void> }> {
   const exit = options.exit ?? ((code: number) => process.exit(code));
   let stopping: Promise<void> | undefined;
 

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Sql } from '@spywatcher/db';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -16,8 +18,6 @@ import type { Auth } from './auth.ts';
 import { errorResponseSchema, installErrorHandling } from './errors.ts';
 import { instrumentHttp } from './metrics.ts';
 import { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
-import type { NatsConnection } from '@nats-io/transport-node';
-import type { Sql } from '@spywatcher/db';
 
 export type ServiceInstance = FastifyInstance<
   RawServerDefault,
@@ -76,7 +76,9 @@ export function loggerOptions(level: string): FastifyServerOptions['logger'] {
  */
 export async function buildService(options: ServiceOptions): Promise<ServiceInstance> {
   const app = Fastify({
-    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : { logger: options.logger ?? false }),
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
@@ -125,11 +127,7 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  app.get(
-    '/openapi.json',
-    { schema: { hide: true } },
-    async () => app.swagger(),
-  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.get(
     '/health',
@@ -137,13 +135,19 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
       schema: {
         tags: ['operations'],
         summary: 'Liveness: the process is up and serving HTTP',
-        response: { 200: Type.Object({ status: Type.Literal('ok'), service: Type.String(), uptimeS: Type.Number() }) },
+        response: {
+          200: Type.Object({ status: Type.Literal('ok'), service: Type.String(), uptimeS: Type.Number() }),
+        },
       },
     },
     async () => ({ status: 'ok' as const, service: options.name, uptimeS: Math.round(process.uptime()) }),
   );
 
-  const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
+  const CheckResult = Type.Object({
+    ok: Type.Boolean(),
+    error: Type.Optional(Type.String()),
+    ms: Type.Number(),
+  });
   app.get(
     '/ready',
     {
@@ -152,7 +156,10 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
         summary: 'Readiness: every dependency (PostgreSQL, NATS) answers',
         description: 'Answers 503 naming the dependency that is not reachable.',
         response: {
-          200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), CheckResult) }),
+          200: Type.Object({
+            status: Type.Literal('ready'),
+            checks: Type.Record(Type.String(), CheckResult),
+          }),
           503: Type.Object({
             status: Type.Literal('not_ready'),
             failing: Type.Array(Type.String()),
@@ -178,7 +185,8 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
       );
       const checks = Object.fromEntries(entries);
       const failing = entries.filter(([, r]) => !r.ok).map(([n]) => n);
-      if (failing.length > 0) return reply.status(503).send({ status: 'not_ready' as const, failing, checks });
+      if (failing.length > 0)
+        return reply.status(503).send({ status: 'not_ready' as const, failing, checks });
       return { status: 'ready' as const, checks };
     },
   );

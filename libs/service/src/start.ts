@@ -6,9 +6,9 @@ import type { Registry } from 'prom-client';
 import { type Auth, createAuth, parseTokenGrants } from './auth.ts';
 import { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
 import { createMetricsRegistry } from './metrics.ts';
-import { REDACT_PATHS } from './service.ts';
 import { runService } from './run.ts';
 import type { ServiceInstance } from './service.ts';
+import { REDACT_PATHS } from './service.ts';
 
 type Spec = Record<string, VarSpec<unknown>>;
 

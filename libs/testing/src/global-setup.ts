@@ -1,14 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { resolveTestServices } from './services.ts';
 import { createTemplateDatabase } from './template.ts';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    /** A migrated database that test files clone (never connect to it directly). */
-    templateDatabaseUrl: string;
-    natsUrl: string;
-  }
-}
+import './provided.ts';
 
 /**
  * Runs once per `vitest run`: finds PostgreSQL and NATS (env, testcontainers or local),

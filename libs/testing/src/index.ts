@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createSql, databaseNameOf, type Sql, withDatabase } from '@spywatcher/db';
 import { inject } from 'vitest';
 import { createEmptyDatabase } from './template.ts';
+import './provided.ts';
 
 export { createEmptyDatabase, createTemplateDatabase } from './template.ts';
 

@@ -4,9 +4,12 @@ import { errorResponses, type ServiceInstance, Type } from '@spywatcher/service'
 const MigrationRow = Type.Object({
   version: Type.Integer({ examples: [4] }),
   name: Type.String({ examples: ['event_tables'] }),
-  state: Type.Union([Type.Literal('applied'), Type.Literal('pending'), Type.Literal('changed'), Type.Literal('missing')], {
-    description: 'changed: edited after being applied; missing: applied but its file is gone',
-  }),
+  state: Type.Union(
+    [Type.Literal('applied'), Type.Literal('pending'), Type.Literal('changed'), Type.Literal('missing')],
+    {
+      description: 'changed: edited after being applied; missing: applied but its file is gone',
+    },
+  ),
   appliedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   durationMs: Type.Union([Type.Integer(), Type.Null()]),
   appliedBy: Type.Union([Type.String(), Type.Null()]),
@@ -20,7 +23,8 @@ export function migrationRoutes(app: ServiceInstance, deps: { sql: Sql; migratio
       schema: {
         tags: ['migrations'],
         summary: 'Schema migration status',
-        description: 'Every migration file and every applied version, with its state. Same data as `nx run migrator:status`.',
+        description:
+          'Every migration file and every applied version, with its state. Same data as `nx run migrator:status`.',
         response: {
           200: Type.Object({
             current: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest applied version' }),

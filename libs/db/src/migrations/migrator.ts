@@ -99,7 +99,9 @@ function refuseDrift(rows: MigrationStatusRow[]): void {
   const changed = rows.filter((r) => r.state === 'changed');
   const missing = rows.filter((r) => r.state === 'missing');
   const problems = [
-    ...changed.map((r) => `${pad(r.version)}_${r.name}.sql was edited after it was applied (checksum differs)`),
+    ...changed.map(
+      (r) => `${pad(r.version)}_${r.name}.sql was edited after it was applied (checksum differs)`,
+    ),
     ...missing.map((r) => `${pad(r.version)}_${r.name}.sql was applied but its file is gone`),
   ];
   if (problems.length > 0) {
@@ -128,21 +130,28 @@ export interface MigrateResult {
  * because a backend blocked in that call holds a snapshot, and CREATE INDEX CONCURRENTLY in the
  * running migrator would wait for that snapshot while the waiter waits for the lock: a deadlock.
  */
-export async function migrate(deps: MigratorDeps & { dryRun?: boolean; lockPollMs?: number }): Promise<MigrateResult> {
+export async function migrate(
+  deps: MigratorDeps & { dryRun?: boolean; lockPollMs?: number },
+): Promise<MigrateResult> {
   const log = deps.log ?? (() => {});
   const files = await readMigrationFiles(deps.dir);
   if (deps.dryRun) {
     const status = await migrationStatus(deps);
     refuseDrift(status);
     const pending = files.filter((f) => status.find((s) => s.version === f.version)?.state === 'pending');
-    return { applied: [], planned: pending.map((f) => ({ version: f.version, name: f.name, noTransaction: f.noTransaction })) };
+    return {
+      applied: [],
+      planned: pending.map((f) => ({ version: f.version, name: f.name, noTransaction: f.noTransaction })),
+    };
   }
 
   const conn = await deps.sql.reserve();
   try {
     let waited = false;
     for (;;) {
-      const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${MIGRATE_LOCK_KEY}) as locked`;
+      const [row] = await conn<
+        { locked: boolean }[]
+      >`select pg_try_advisory_lock(${MIGRATE_LOCK_KEY}) as locked`;
       if (row?.locked) break;
       if (!waited) log('another migrate run holds the lock; waiting for it to finish');
       waited = true;

@@ -1,0 +1,10 @@
+// What globalSetup hands to every test file through vitest's provide/inject.
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A migrated database that test files clone (never connect to it directly). */
+    templateDatabaseUrl: string;
+    natsUrl: string;
+  }
+}
+
+export {};
