@@ -1,0 +1,9 @@
+import { fileURLToPath } from 'node:url';
+import { describeServiceContract } from '@spywatcher/testing/service-contract';
+import { buildApp } from '../src/app.ts';
+
+describeServiceContract({
+  name: 'ingest',
+  build: (rt) => buildApp(rt),
+  mainPath: fileURLToPath(new URL('../src/main.ts', import.meta.url)),
+});
