@@ -1,9 +1,48 @@
+import { PartitionCache } from '@spywatcher/db';
 import { startService } from '@spywatcher/service';
 import { buildApp } from './app.ts';
+import { ingestEnv } from './config.ts';
+import type { IngestConsumer } from './consumer.ts';
+import { startIngestPipeline } from './ingest.ts';
+import { createIngestMetrics } from './metrics.ts';
 
 await startService({
   name: 'ingest',
   defaultPort: 3001,
-  env: {},
-  build: async (rt) => ({ app: await buildApp({ ...rt, loggerInstance: rt.logger }) }),
+  env: ingestEnv,
+  build: async (rt) => {
+    const c = rt.config;
+    const names = { prefix: c.NATS_SUBJECT_PREFIX, stream: c.NATS_STREAM };
+    const cache = new PartitionCache();
+    const ingestMetrics = createIngestMetrics(rt.metrics);
+    let consumer: IngestConsumer | undefined;
+    if (c.INGEST_CONSUMER) {
+      consumer = await startIngestPipeline({
+        sql: rt.sql,
+        nc: rt.nats,
+        names,
+        cache,
+        metrics: ingestMetrics,
+        logger: rt.logger,
+        duplicateWindowMs: c.NATS_DUPLICATE_WINDOW_MS,
+        maxAgeMs: c.NATS_MAX_AGE_MS,
+        durable: c.INGEST_DURABLE,
+        batchSize: c.INGEST_BATCH_SIZE,
+        batchTimeMs: c.INGEST_BATCH_TIME_MS,
+        maxDeliver: c.INGEST_MAX_DELIVER,
+        ackWaitMs: c.INGEST_ACK_WAIT_MS,
+      });
+    }
+    const app = await buildApp({
+      ...rt,
+      loggerInstance: rt.logger,
+      names,
+      cache,
+      ingestMetrics,
+      maxEvents: c.INGEST_HTTP_MAX_EVENTS,
+      maxBytes: c.INGEST_HTTP_MAX_BYTES,
+    });
+    // Graceful shutdown stops consuming (the batch in hand commits and acks) before NATS drains.
+    return { app, stop: consumer ? () => consumer.stop() : undefined };
+  },
 });

@@ -1,0 +1,31 @@
+import { env } from '@spywatcher/service';
+
+/** The ingest service's own variables (the common ones come from the service kit). */
+export const ingestEnv = {
+  NATS_STREAM: env.string('JetStream stream holding the events', 'SPYWATCHER_EVENTS'),
+  NATS_SUBJECT_PREFIX: env.string('Prefix of every subject (<prefix>.events.<type>, …)', 'spywatcher'),
+  NATS_DUPLICATE_WINDOW_MS: env.int('Window in which JetStream drops a repeated Nats-Msg-Id', 120_000, {
+    min: 1000,
+  }),
+  NATS_MAX_AGE_MS: env.int('How long events stay in the stream', 7 * 24 * 3600 * 1000, { min: 60_000 }),
+  INGEST_CONSUMER: env.bool('Consume the stream (false: serve HTTP only)', true),
+  INGEST_DURABLE: env.string('Name of the durable pull consumer', 'ingest'),
+  INGEST_BATCH_SIZE: env.int('Events appended per transaction at most', 1000, { min: 1, max: 10_000 }),
+  INGEST_BATCH_TIME_MS: env.int('Longest wait for a batch to fill before appending what is there', 50, {
+    min: 1,
+    max: 10_000,
+  }),
+  INGEST_MAX_DELIVER: env.int(
+    'Deliveries of a message that keeps failing to store before it goes to the dead subject',
+    20,
+    { min: 1 },
+  ),
+  INGEST_ACK_WAIT_MS: env.int('Time JetStream waits for an ack before redelivering', 30_000, { min: 1000 }),
+  INGEST_HTTP_MAX_EVENTS: env.int('Events accepted in one POST /v1/events (413 beyond)', 1000, {
+    min: 1,
+    max: 100_000,
+  }),
+  INGEST_HTTP_MAX_BYTES: env.int('Bytes accepted in one POST /v1/events body (413 beyond)', 5 * 1024 * 1024, {
+    min: 1024,
+  }),
+};

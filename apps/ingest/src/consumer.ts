@@ -1,0 +1,350 @@
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  JetStreamApiError,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { isEventType, type PartitionCache, type Sql } from '@spywatcher/db';
+import {
+  describeErrors,
+  type EventFieldError,
+  type NatsNames,
+  type SpywatcherEvent,
+  subjects,
+  validateEvent,
+} from '@spywatcher/events';
+import type { FastifyBaseLogger } from 'fastify';
+import type { IngestMetrics } from './metrics.ts';
+import { publishStored } from './notify.ts';
+import { isDataError, type StoreOutcome, storeEvents } from './store.ts';
+
+export interface ConsumerOptions {
+  sql: Sql;
+  nc: NatsConnection;
+  names: NatsNames;
+  cache: PartitionCache;
+  metrics: IngestMetrics;
+  logger: FastifyBaseLogger;
+  durable: string;
+  batchSize: number;
+  batchTimeMs: number;
+  /** Deliveries of a message that keeps failing to store before it is dead-lettered. */
+  maxDeliver: number;
+  ackWaitMs: number;
+  /**
+   * Test seam: runs after the commit and before the acks. Throwing here simulates a crash
+   * between the two (the messages are not acked and come back).
+   */
+  afterCommit?: (outcome: StoreOutcome) => void | Promise<void>;
+}
+
+export interface IngestConsumer {
+  /** Stops pulling, lets the batch in hand finish (commit + ack), and returns. */
+  stop(): Promise<void>;
+  /** True while the loop is consuming without errors. */
+  healthy(): boolean;
+}
+
+/** A dead letter: the original payload as received, and why it could not be stored. */
+export interface DeadLetter {
+  reason: 'invalid' | 'undeliverable';
+  message: string;
+  errors?: EventFieldError[];
+  subject: string;
+  stream_seq: number;
+  deliveries: number;
+  failed_at: string;
+  payload: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CONSUMER_NOT_FOUND = 10014;
+
+/** Redelivery delay after a transient failure: 1 s, 2 s, 4 s … capped at 60 s. */
+export function redeliveryDelayMs(deliveryCount: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, deliveryCount - 1));
+}
+
+async function ensureDurable(jsm: JetStreamManager, o: ConsumerOptions): Promise<void> {
+  const config = {
+    durable_name: o.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: subjects(o.names).allEvents,
+    ack_wait: o.ackWaitMs * 1_000_000,
+    // Unlimited at the server: ingest counts deliveries itself and dead-letters with the
+    // reason, so a message is never dropped silently by max_deliver.
+    max_deliver: -1,
+    max_ack_pending: Math.max(10_000, o.batchSize * 4),
+  };
+  try {
+    await jsm.consumers.info(o.names.stream, o.durable);
+    const { durable_name: _d, deliver_policy: _p, ...update } = config;
+    await jsm.consumers.update(o.names.stream, o.durable, update);
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === CONSUMER_NOT_FOUND) {
+      await jsm.consumers.add(o.names.stream, config);
+    } else {
+      throw error;
+    }
+  }
+}
+
+interface Parsed {
+  msg: JsMsg;
+  event?: SpywatcherEvent;
+  type: string;
+  errors?: EventFieldError[];
+}
+
+function parse(msg: JsMsg, prefix: string): Parsed {
+  const subjectType = msg.subject.slice(`${prefix}.events.`.length);
+  let value: unknown;
+  try {
+    value = JSON.parse(msg.string());
+  } catch {
+    return {
+      msg,
+      type: subjectType,
+      errors: [{ field: '', code: 'invalid_type', reason: 'payload is not valid JSON' }],
+    };
+  }
+  const result = validateEvent(value);
+  if (!result.ok) return { msg, type: result.type ?? subjectType, errors: result.errors };
+  if (result.event.type !== subjectType) {
+    return {
+      msg,
+      type: result.event.type,
+      errors: [
+        {
+          field: '/type',
+          code: 'invalid_value',
+          reason: `type "${result.event.type}" was published on the subject of "${subjectType}"`,
+        },
+      ],
+    };
+  }
+  return { msg, type: subjectType, event: result.event };
+}
+
+/**
+ * The NATS half of ingest: a durable pull consumer, batches by count and time, validation,
+ * one transaction per batch, acks only after the commit, dead letters with the reason.
+ */
+export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer> {
+  const js = jetstream(o.nc);
+  const jsm = await jetstreamManager(o.nc);
+  await ensureDurable(jsm, o);
+  const s = subjects(o.names);
+  const typeLabel = (t: string) => (isEventType(t) ? t : 'unknown');
+
+  o.metrics.setLagSource(async () => {
+    const info = await jsm.consumers.info(o.names.stream, o.durable);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  });
+
+  let stopped = false;
+  let current: ConsumerMessages | undefined;
+  let ok = true;
+  let failures = 0;
+
+  async function deadLetter(
+    p: Parsed,
+    letter: Omit<DeadLetter, 'subject' | 'stream_seq' | 'deliveries' | 'failed_at' | 'payload'>,
+  ) {
+    const body: DeadLetter = {
+      ...letter,
+      subject: p.msg.subject,
+      stream_seq: p.msg.seq,
+      deliveries: p.msg.info.deliveryCount,
+      failed_at: new Date().toISOString(),
+      payload: p.msg.string(),
+    };
+    // Awaiting the JetStream ack of the dead letter before acking the original is what makes
+    // "nothing dropped without a trace" hold; the msgID keeps a repeat from doubling it.
+    await js.publish(s.dead(typeLabel(p.type)), JSON.stringify(body), {
+      msgID: `dead-${o.names.stream}-${p.msg.seq}`,
+    });
+    o.metrics.dead.inc({ type: typeLabel(p.type), reason: letter.reason });
+  }
+
+  async function handleInvalid(invalid: Parsed[]) {
+    await Promise.all(
+      invalid.map(async (p) => {
+        o.metrics.rejected.inc({ type: typeLabel(p.type), source: 'nats', code: p.errors![0]!.code });
+        try {
+          await deadLetter(p, { reason: 'invalid', message: describeErrors(p.errors!), errors: p.errors });
+          p.msg.ack();
+        } catch (error) {
+          o.logger.warn({ err: error }, 'could not publish a dead letter; the message will be redelivered');
+          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount));
+        }
+      }),
+    );
+  }
+
+  async function handleTransientFailure(valid: Parsed[], error: unknown) {
+    await Promise.all(
+      valid.map(async (p) => {
+        if (p.msg.info.deliveryCount >= o.maxDeliver) {
+          try {
+            await deadLetter(p, {
+              reason: 'undeliverable',
+              message: `could not be stored after ${p.msg.info.deliveryCount} deliveries: ${(error as Error).message}`,
+            });
+            p.msg.ack();
+            return;
+          } catch {
+            // fall through: nak and try again later
+          }
+        }
+        p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount));
+      }),
+    );
+  }
+
+  function acknowledge(batch: Parsed[], outcome: StoreOutcome) {
+    for (const p of batch) {
+      const type = p.type;
+      if (outcome.storedIds.has(p.event!.id)) {
+        o.metrics.stored.inc({ type, source: 'nats' });
+        outcome.storedIds.delete(p.event!.id); // a repeat within the batch counts as a duplicate
+      } else {
+        o.metrics.duplicate.inc({ type, source: 'nats' });
+      }
+      p.msg.ack();
+    }
+  }
+
+  async function storeValid(valid: Parsed[]) {
+    if (valid.length === 0) return;
+    const started = performance.now();
+    let outcome: StoreOutcome;
+    try {
+      outcome = await storeEvents(
+        o.sql,
+        o.cache,
+        valid.map((p) => p.event!),
+      );
+    } catch (error) {
+      if (isDataError(error) && valid.length > 1) {
+        // One row the schema allowed but the table refused: store the others one by one.
+        for (const p of valid) await storeValid([p]);
+        return;
+      }
+      if (isDataError(error)) {
+        const p = valid[0]!;
+        o.metrics.rejected.inc({ type: p.type, source: 'nats', code: 'invalid_value' });
+        await deadLetter(p, {
+          reason: 'invalid',
+          message: `refused by PostgreSQL: ${(error as Error).message}`,
+        });
+        p.msg.ack();
+        return;
+      }
+      throw error;
+    }
+    o.metrics.appendSeconds.observe({ source: 'nats' }, (performance.now() - started) / 1000);
+    if (o.afterCommit) await o.afterCommit(outcome);
+    acknowledge(valid, outcome);
+    publishStored(o.nc, o.names, outcome.stored);
+  }
+
+  async function processBatch(msgs: JsMsg[]) {
+    o.metrics.batchSize.observe({ source: 'nats' }, msgs.length);
+    const parsed = msgs.map((m) => parse(m, o.names.prefix));
+    for (const p of parsed) o.metrics.received.inc({ type: typeLabel(p.type), source: 'nats' });
+    const valid = parsed.filter((p) => p.event);
+    const invalid = parsed.filter((p) => !p.event);
+    if (invalid.length > 0) await handleInvalid(invalid);
+    try {
+      await storeValid(valid);
+      failures = 0;
+      ok = true;
+    } catch (error) {
+      failures++;
+      ok = false;
+      o.logger.warn({ err: error, batch: valid.length, failures }, 'storing a batch failed; will retry');
+      await handleTransientFailure(valid, error);
+      // Do not spin on a dead database: back off before the next batch.
+      await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+    }
+  }
+
+  async function consumeOnce() {
+    const consumer = await js.consumers.get(o.names.stream, o.durable);
+    const messages = await consumer.consume({ max_messages: o.batchSize * 2 });
+    current = messages;
+    if (stopped) {
+      await messages.close();
+      return;
+    }
+    const iter = messages[Symbol.asyncIterator]();
+    let next: Promise<IteratorResult<JsMsg>> | undefined;
+    const TIMEOUT = Symbol('timeout');
+    for (;;) {
+      const batch: JsMsg[] = [];
+      let deadline = 0;
+      while (batch.length < o.batchSize) {
+        next ??= iter.next();
+        let r: IteratorResult<JsMsg> | typeof TIMEOUT;
+        if (batch.length === 0) {
+          r = await next;
+        } else {
+          const wait = deadline - performance.now();
+          if (wait <= 0) break;
+          let timer: NodeJS.Timeout | undefined;
+          r = await Promise.race([
+            next,
+            new Promise<typeof TIMEOUT>((resolve) => {
+              timer = setTimeout(() => resolve(TIMEOUT), wait);
+            }),
+          ]);
+          clearTimeout(timer);
+        }
+        if (r === TIMEOUT) break;
+        next = undefined;
+        if (r.done) {
+          if (batch.length > 0) await processBatch(batch);
+          return;
+        }
+        if (batch.length === 0) deadline = performance.now() + o.batchTimeMs;
+        batch.push(r.value);
+      }
+      await processBatch(batch);
+      if (stopped) return;
+    }
+  }
+
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        await consumeOnce();
+      } catch (error) {
+        if (stopped) break;
+        ok = false;
+        o.logger.warn({ err: error }, 'consuming failed; retrying');
+        await sleep(1000);
+        try {
+          await ensureDurable(jsm, o);
+        } catch {
+          // NATS still away: the next round retries
+        }
+      }
+    }
+  })();
+
+  return {
+    async stop() {
+      stopped = true;
+      await current?.close().catch(() => {});
+      await loop;
+    },
+    healthy: () => ok,
+  };
+}
