@@ -20,9 +20,11 @@ function escapeText(text: string): string {
   return text.replace(/[\\\n\r\t]/g, (c) => ESCAPES[c]!);
 }
 
-/** Array literal for text[]: every element double-quoted so commas, braces and NULL are data. */
-function arrayLiteral(values: readonly (string | null)[]): string {
-  const items = values.map((v) => (v === null ? 'NULL' : `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`));
+/** Array literal for text[] (or int[]): every element double-quoted so commas, braces and NULL are data. */
+function arrayLiteral(values: readonly unknown[]): string {
+  const items = values.map((v) =>
+    v === null || v === undefined ? 'NULL' : `"${String(v).replace(/["\\]/g, (c) => `\\${c}`)}"`,
+  );
   return `{${items.join(',')}}`;
 }
 
@@ -33,7 +35,11 @@ export function encodeCopyField(value: CopyValue): string {
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (typeof value === 'boolean') return value ? 't' : 'f';
   if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return escapeText(arrayLiteral(value as (string | null)[]));
+  // An array of scalars is a PostgreSQL array; one holding objects can only be jsonb. A jsonb
+  // array of scalars is ambiguous: pass it as a JSON string (JSON.stringify) instead.
+  if (Array.isArray(value) && !value.some((v) => v !== null && typeof v === 'object')) {
+    return escapeText(arrayLiteral(value));
+  }
   return escapeText(JSON.stringify(value));
 }
 

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import {
+  appendRows,
+  createSql,
+  ensurePartitions,
+  isMissingPartitionError,
+  listPartitions,
+  PartitionCache,
+  partitionUpkeep,
+  type Sql,
+  withTransaction,
+} from '@spywatcher/db';
+import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+
+// Each test gets its own database (a cheap template clone): partition sets never leak between tests.
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+async function freshDb(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  cleanups.push(db.drop);
+  return db;
+}
+
+const typingColumns = ['id', 'occurred_at', 'user_id', 'username', 'channel_id', 'channel_name', 'guild_id'];
+const typingRow = (at: Date) => [randomUUID(), at, '1', 'nelly', '2', 'general', '3'];
+
+async function partitionNames(sql: Sql, parent: string): Promise<string[]> {
+  return (await listPartitions(sql)).filter((p) => p.parent === parent).map((p) => p.name);
+}
+
+describe('partition upkeep', () => {
+  it('creates the current period and the next ones ahead, and a second run has nothing to do', async () => {
+    const { sql } = await freshDb();
+    const now = new Date('2030-01-15T12:00:00Z');
+    const actions = await partitionUpkeep(sql, { now, ahead: 2, skipRetention: true });
+    expect(actions.every((a) => a.action === 'create')).toBe(true);
+
+    expect(await partitionNames(sql, 'message_events')).toEqual(
+      expect.arrayContaining([
+        'message_events_p20300101',
+        'message_events_p20300201',
+        'message_events_p20300301',
+      ]),
+    );
+    // Weekly tables: weeks start on Monday (2030-01-14), in UTC.
+    expect(await partitionNames(sql, 'typing_events')).toEqual(
+      expect.arrayContaining([
+        'typing_events_p20300114',
+        'typing_events_p20300121',
+        'typing_events_p20300128',
+      ]),
+    );
+    const created = actions.filter((a) => a.table === 'message_events');
+    expect(created.map((a) => [a.from, a.to])).toContainEqual([
+      '2030-02-01T00:00:00.000Z',
+      '2030-03-01T00:00:00.000Z',
+    ]);
+
+    expect(await partitionUpkeep(sql, { now, ahead: 2, skipRetention: true })).toEqual([]);
+  });
+
+  it('retention drops only partitions whose whole range is expired; dry-run changes nothing', async () => {
+    const { sql } = await freshDb();
+    const now = new Date('2030-06-15T00:00:00Z');
+    // message_events keeps 90 days: cutoff 2030-03-17. March ends after it, February before it.
+    await ensurePartitions(sql, 'message', [
+      new Date('2016-03-05T00:00:00Z'),
+      new Date('2030-02-10T00:00:00Z'),
+      new Date('2030-03-20T00:00:00Z'),
+    ]);
+    // deleted_message_events keeps 30 days (weekly): cutoff 2030-05-16.
+    await ensurePartitions(sql, 'deleted_message', [
+      new Date('2030-05-06T00:00:00Z'), // week 2030-05-06 .. 05-13: expired
+      new Date('2030-05-14T00:00:00Z'), // week 2030-05-13 .. 05-20: still holds kept rows
+    ]);
+    const before = await listPartitions(sql);
+
+    const plan = await partitionUpkeep(sql, { now, ahead: 1, dryRun: true });
+    const drops = plan.filter((a) => a.action === 'drop').map((a) => a.partition);
+    expect(drops.sort()).toEqual(
+      ['deleted_message_events_p20300506', 'message_events_p20160301', 'message_events_p20300201'].sort(),
+    );
+    expect(await listPartitions(sql)).toEqual(before);
+
+    await partitionUpkeep(sql, { now, ahead: 1 });
+    const messages = await partitionNames(sql, 'message_events');
+    expect(messages).not.toContain('message_events_p20160301');
+    expect(messages).not.toContain('message_events_p20300201');
+    expect(messages).toContain('message_events_p20300301');
+    const deleted = await partitionNames(sql, 'deleted_message_events');
+    expect(deleted).not.toContain('deleted_message_events_p20300506');
+    expect(deleted).toContain('deleted_message_events_p20300513');
+    // Detached and dropped, not merely detached.
+    const [orphan] = await sql`select to_regclass('message_events_p20160301') as t`;
+    expect(orphan!.t).toBeNull();
+  });
+
+  it('a retention override of null keeps everything', async () => {
+    const { sql } = await freshDb();
+    await ensurePartitions(sql, 'message', [new Date('2016-03-05T00:00:00Z')]);
+    const actions = await partitionUpkeep(sql, {
+      now: new Date('2030-06-15T00:00:00Z'),
+      retention: { message_events: null },
+      dryRun: true,
+    });
+    expect(actions.filter((a) => a.action === 'drop' && a.table === 'message_events')).toEqual([]);
+  });
+});
+
+describe('partitions on demand', () => {
+  it('stores an event from 2016 after ensurePartitions, and a row with no partition is a missing-partition error', async () => {
+    const { sql } = await freshDb();
+    const old = new Date('2016-07-04T09:30:00Z');
+
+    const missing = await withTransaction(sql, (tx) =>
+      appendRows(tx, { table: 'typing_events', columns: typingColumns, rows: [typingRow(old)] }),
+    ).catch((error: unknown) => error);
+    expect(isMissingPartitionError(missing)).toBe(true);
+
+    const cache = new PartitionCache();
+    expect(await ensurePartitions(sql, 'typing', [old, new Date('2016-07-05T00:00:00Z')], cache)).toEqual([
+      'typing_events_p20160704',
+    ]);
+    const ids = await withTransaction(sql, (tx) =>
+      appendRows(tx, {
+        table: 'typing_events',
+        columns: typingColumns,
+        rows: [typingRow(old)],
+        returning: 'id',
+      }),
+    );
+    expect(ids).toHaveLength(1);
+    // Known now: neither the cache nor the database creates it again.
+    expect(await ensurePartitions(sql, 'typing', [old], cache)).toEqual([]);
+    expect(await ensurePartitions(sql, 'typing', [old])).toEqual([]);
+  });
+
+  it('other check violations are not mistaken for a missing partition', async () => {
+    const { sql } = await freshDb();
+    const at = new Date('2024-01-10T00:00:00Z');
+    await ensurePartitions(sql, 'typing', [at]);
+    const row = typingRow(at);
+    row[2] = ''; // user_id <> '' is a CHECK constraint: also SQLSTATE 23514
+    const error = await sql
+      .begin((tx) => appendRows(tx, { table: 'typing_events', columns: typingColumns, rows: [row] }))
+      .catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('23514');
+    expect(isMissingPartitionError(error)).toBe(false);
+  });
+
+  it('many writers creating the same missing partition at once create exactly one, without errors', async () => {
+    const db = await freshDb();
+    const writers = 8;
+    const pools = Array.from({ length: writers }, () =>
+      createSql({ url: db.url, applicationName: 'partition-race', max: 1 }),
+    );
+    cleanups.push(async () => {
+      await Promise.all(pools.map((p) => p.end()));
+    });
+    // Connect every writer first so the calls below really overlap.
+    await Promise.all(pools.map((p) => p`select 1`));
+
+    const at = new Date('2017-11-21T08:00:00Z');
+    const results = await Promise.all(pools.map((p) => ensurePartitions(p, 'reaction_time', [at])));
+
+    expect(results.flat()).toEqual(['reaction_time_events_p20171101']);
+    const names = await partitionNames(db.sql, 'reaction_time_events');
+    expect(names.filter((n) => n === 'reaction_time_events_p20171101')).toHaveLength(1);
+  });
+});
