@@ -7,6 +7,7 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import { registerProjections } from './projections/index.ts';
 
 export interface SearchDeps {
   sql: Sql;
@@ -31,5 +32,6 @@ export async function buildApp(deps: SearchDeps): Promise<ServiceInstance> {
     logger: deps.logger,
     loggerInstance: deps.loggerInstance,
   });
+  await registerProjections(app, deps);
   return app;
 }

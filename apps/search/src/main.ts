@@ -1,9 +1,20 @@
 import { startService } from '@spywatcher/service';
 import { buildApp } from './app.ts';
+import { projectionEnv, startProjectionRunner } from './projections/index.ts';
 
 await startService({
   name: 'search',
   defaultPort: 3002,
-  env: {},
-  build: async (rt) => ({ app: await buildApp({ ...rt, loggerInstance: rt.logger }) }),
+  env: { ...projectionEnv },
+  build: async (rt) => ({
+    app: await buildApp({ ...rt, loggerInstance: rt.logger }),
+    // The projection runner lives in the read side (see README, "Projections and analytics").
+    stop: rt.config.PROJECTIONS_RUNNER
+      ? startProjectionRunner({
+          ...rt,
+          pollMs: rt.config.PROJECTIONS_POLL_MS,
+          batchSize: rt.config.PROJECTIONS_BATCH_SIZE,
+        }).stop
+      : undefined,
+  }),
 });

@@ -1,0 +1,269 @@
+import type { Queryable } from '@spywatcher/db';
+import { FAST_REACTION_MS } from './definitions.ts';
+
+/**
+ * The analytics questions, answered from the read models. Windows are whole UTC days (`from` and
+ * `to` inclusive) because the read models aggregate per day (per hour for the heatmap): that is
+ * what makes any window answerable from aggregates and equal to the same question asked of the
+ * raw event tables (apps/search/test/analytics-raw.ts asks it; the tests compare).
+ *
+ * Each query ends in a "final" SELECT shared with the raw version: only how the per-user totals
+ * are obtained differs (aggregates here, event rows there).
+ */
+
+export interface WindowParams {
+  guildId?: string;
+  /** YYYY-MM-DD, inclusive. */
+  from: string;
+  /** YYYY-MM-DD, inclusive. */
+  to: string;
+  limit: number;
+}
+
+export interface AnalyticsParams extends WindowParams {
+  minTyping?: number;
+  channelId?: string;
+  userId?: string;
+  minReactions?: number;
+  threshold?: number;
+  minScore?: number;
+}
+
+/** Positional parameters collected while a query's text is assembled (values never go in the text). */
+export class Params {
+  readonly values: unknown[] = [];
+  p(value: unknown, cast = ''): string {
+    this.values.push(value);
+    return `$${this.values.length}${cast}`;
+  }
+}
+
+export type AnalyticsName =
+  | 'ghosts'
+  | 'lurkers'
+  | 'heatmap'
+  | 'channel-diversity'
+  | 'multi-client'
+  | 'reaction-stats'
+  | 'role-drift'
+  | 'behavior-shifts'
+  | 'client-drift'
+  | 'suspicion';
+
+export const ISO = (col: string) => `to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** Condition on a day column for the window. */
+export const dayWindow = (q: Params, a: WindowParams, col = 'day') =>
+  `${col} between ${q.p(a.from, '::date')} and ${q.p(a.to, '::date')}`;
+
+/** Condition on a timestamptz column for the window (index-friendly). */
+export const timeWindow = (q: Params, a: WindowParams, col = 'occurred_at') =>
+  `${col} >= ${q.p(a.from, '::date')}::timestamp at time zone 'UTC' and ${col} < (${q.p(a.to, '::date')} + 1)::timestamp at time zone 'UTC'`;
+
+export const guildFilter = (q: Params, a: WindowParams, col = 'guild_id') =>
+  a.guildId === undefined ? '' : `and ${col} = ${q.p(a.guildId)}`;
+
+/** First day of the "this week" part of a shift window: the last 7 days up to `to`. */
+export const recentStart = (q: Params, a: WindowParams) => `(${q.p(a.to, '::date')} - 6)`;
+/** Number of weeks before the recent one, as numeric. */
+export const earlierWeeks = (q: Params, a: WindowParams) =>
+  `((${q.p(a.to, '::date')} - ${q.p(a.from, '::date')} + 1 - 7) / 7.0)`;
+
+/**
+ * Final SELECTs, each over a CTE `t` whose columns the comment names. `$limit` and other
+ * parameters are appended by the caller through `q`.
+ */
+export const FINAL = {
+  /** t(user_id, typing, messages) */
+  ghosts: (q: Params, a: AnalyticsParams) => `
+    select user_id as "userId", typing::int as typing, messages::int as messages,
+      round(typing::numeric / greatest(messages, 1), 3)::float8 as ratio
+    from t where typing >= ${q.p(a.minTyping ?? 10, '::int')} and typing > messages
+    order by ratio desc, typing desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, presences, presence_days, active) */
+  lurkers: (q: Params, a: AnalyticsParams) => `
+    select user_id as "userId", presences::int as presences, presence_days::int as "presenceDays"
+    from t where presences > 0 and active = 0
+    order by presences desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(weekday, hour, messages, typing, reactions) summed already */
+  heatmap: (q: Params, a: AnalyticsParams) => `
+    select weekday::int as weekday, hour::int as hour, messages::int as messages, typing::int as typing,
+      reactions::int as reactions, (messages + typing + reactions)::int as total
+    from t order by weekday, hour limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, channels, events) */
+  channelDiversity: (q: Params, a: AnalyticsParams) => `
+    select user_id as "userId", channels::int as channels, events::int as events
+    from t order by channels desc, events desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, clients, events, first_at, last_at): one row per user and client combination */
+  multiClient: (q: Params, a: AnalyticsParams) => `
+    select user_id as "userId", sum(events)::int as events,
+      ${ISO('min(first_at)')} as "firstAt", ${ISO('max(last_at)')} as "lastAt",
+      json_agg(json_build_object('clients', clients, 'events', events::int,
+        'firstAt', ${ISO('first_at')}, 'lastAt', ${ISO('last_at')}) order by clients) as combinations
+    from t group by user_id
+    order by events desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, delta_ms, n): how many reactions of each delta */
+  reactionStats: (q: Params, a: AnalyticsParams) => `
+    , c as (
+      select user_id, delta_ms, n,
+        sum(n) over (partition by user_id order by delta_ms) as cum,
+        sum(n) over (partition by user_id) as total
+      from t
+    )
+    select user_id as "userId", total::int as reactions,
+      round(sum(delta_ms::numeric * n) / total, 1)::float8 as "avgMs",
+      min(delta_ms) filter (where cum * 2 >= total) as "medianMs",
+      coalesce(sum(n) filter (where delta_ms < ${FAST_REACTION_MS}), 0)::int as "fastReactions"
+    from c group by user_id, total
+    having total >= ${q.p(a.minReactions ?? 1, '::int')}
+    order by "fastReactions" desc, reactions desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, changes, added, removed, change_days) */
+  roleDrift: (q: Params, a: AnalyticsParams) => `
+    select user_id as "userId", changes::int as changes, added::int as "rolesAdded",
+      removed::int as "rolesRemoved", change_days::int as "changeDays"
+    from t where changes > 0
+    order by changes desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, recent, earlier): activity in the last 7 days and before */
+  behaviorShifts: (q: Params, a: AnalyticsParams) => `
+    , s as (
+      select user_id, coalesce(recent, 0) as recent, coalesce(earlier, 0) as earlier,
+        round(coalesce(earlier, 0) / ${earlierWeeks(q, a)}, 3) as weekly
+      from t
+    ), d as (
+      select *, round((recent - weekly) / greatest(weekly, 1), 3) as change from s where recent + earlier > 0
+    )
+    select user_id as "userId", recent::int as "thisWeek", weekly::float8 as "previousWeeklyAverage",
+      change::float8 as change, case when change >= 0 then 'up' else 'down' end as direction
+    from d where abs(change) >= ${q.p(a.threshold ?? 1, '::numeric')}
+    order by abs(change) desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, client, recent, earlier): presences per client in the last 7 days and before */
+  clientDrift: (q: Params, a: AnalyticsParams) => `
+    , s as (
+      select user_id, client, coalesce(recent, 0)::numeric as recent, coalesce(earlier, 0)::numeric as earlier,
+        sum(coalesce(recent, 0)) over (partition by user_id) as rt,
+        sum(coalesce(earlier, 0)) over (partition by user_id) as et
+      from t
+    ), d as (
+      select user_id, round(0.5 * sum(abs(recent / rt - earlier / et)), 3) as distance,
+        json_object_agg(client, round(recent / rt, 3) order by client) as this_week,
+        json_object_agg(client, round(earlier / et, 3) order by client) as previous
+      from s where rt > 0 and et > 0 group by user_id
+    )
+    select user_id as "userId", distance::float8 as distance, this_week as "thisWeek", previous as "previousWeeks"
+    from d where distance >= ${q.p(a.threshold ?? 0.5, '::numeric')}
+    order by distance desc, user_id limit ${q.p(a.limit, '::int')}`,
+  /** t(user_id, messages, typing, fast, multi, roles, deleted) */
+  suspicion: (q: Params, a: AnalyticsParams) => `
+    , s as (
+      select *,
+        round(30 * least(1, typing::numeric / (10 * (messages + 1))), 2) as p_ghost,
+        round(25 * least(1, fast::numeric / 10), 2) as p_fast,
+        round(20 * least(1, multi::numeric / 20), 2) as p_multi,
+        round(15 * least(1, roles::numeric / 5), 2) as p_roles,
+        round(10 * least(1, deleted::numeric / (messages + 1)), 2) as p_deleted
+      from t
+    ), d as (select *, p_ghost + p_fast + p_multi + p_roles + p_deleted as score from s)
+    select user_id as "userId", score::float8 as score,
+      json_build_object(
+        'ghost', json_build_object('points', p_ghost, 'typing', typing, 'messages', messages),
+        'fastReactions', json_build_object('points', p_fast, 'count', fast),
+        'multiClient', json_build_object('points', p_multi, 'count', multi),
+        'roleChurn', json_build_object('points', p_roles, 'count', roles),
+        'deletions', json_build_object('points', p_deleted, 'count', deleted, 'messages', messages)
+      ) as components
+    from d where score >= ${q.p(a.minScore ?? 0, '::numeric')}
+    order by score desc, user_id limit ${q.p(a.limit, '::int')}`,
+};
+
+type Query = (q: Params, a: AnalyticsParams) => string;
+
+/** Read-model versions: the per-user totals come from the aggregates. */
+export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
+  ghosts: (q, a) => `
+    with t as (
+      select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
+      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+    ) ${FINAL.ghosts(q, a)}`,
+  lurkers: (q, a) => `
+    with t as (
+      select user_id, sum(presences)::bigint as presences,
+        count(distinct day) filter (where presences > 0) as presence_days,
+        sum(messages + typing + reactions)::bigint as active
+      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+    ) ${FINAL.lurkers(q, a)}`,
+  heatmap: (q, a) => {
+    const scope = a.userId !== undefined ? 'user' : a.channelId !== undefined ? 'channel' : 'guild';
+    const key = a.userId ?? a.channelId ?? a.guildId;
+    return `
+    with t as (
+      select extract(dow from hour at time zone 'UTC') as weekday, extract(hour from hour at time zone 'UTC') as hour,
+        sum(messages) as messages, sum(typing) as typing, sum(reactions) as reactions
+      from rm_heatmap_hourly
+      where scope = '${scope}' ${key === undefined ? '' : `and key = ${q.p(key)}`} ${guildFilter(q, a)}
+        and ${timeWindow(q, a, 'hour')}
+      group by 1, 2
+    ) ${FINAL.heatmap(q, a)}`;
+  },
+  'channel-diversity': (q, a) => `
+    with t as (
+      select user_id, count(distinct channel_id) as channels, sum(events) as events
+      from rm_user_channel_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+    ) ${FINAL.channelDiversity(q, a)}`,
+  'multi-client': (q, a) => `
+    with t as (
+      select user_id, clients, sum(events) as events, min(first_at) as first_at, max(last_at) as last_at
+      from rm_multi_client_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id, clients
+    ) ${FINAL.multiClient(q, a)}`,
+  'reaction-stats': (q, a) => `
+    with t as (
+      select user_id, delta_ms, sum(reactions) as n
+      from rm_reaction_deltas where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id, delta_ms
+    ) ${FINAL.reactionStats(q, a)}`,
+  'role-drift': (q, a) => `
+    with t as (
+      select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
+        count(distinct day) filter (where role_changes > 0) as change_days
+      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+    ) ${FINAL.roleDrift(q, a)}`,
+  'behavior-shifts': (q, a) => `
+    with t as (
+      select user_id,
+        sum(messages + typing + reactions) filter (where day >= ${recentStart(q, a)}) as recent,
+        sum(messages + typing + reactions) filter (where day < ${recentStart(q, a)}) as earlier
+      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+    ) ${FINAL.behaviorShifts(q, a)}`,
+  'client-drift': (q, a) => `
+    with t as (
+      select user_id, client,
+        sum(presences) filter (where day >= ${recentStart(q, a)}) as recent,
+        sum(presences) filter (where day < ${recentStart(q, a)}) as earlier
+      from rm_client_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id, client
+    ) ${FINAL.clientDrift(q, a)}`,
+  suspicion: (q, a) => `
+    with t as (
+      select user_id, sum(messages)::bigint as messages, sum(typing)::bigint as typing,
+        sum(fast_reactions)::bigint as fast, sum(multi_client)::bigint as multi,
+        sum(role_changes)::bigint as roles, sum(deleted_messages)::bigint as deleted
+      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+    ) ${FINAL.suspicion(q, a)}`,
+};
+
+export async function runAnalytics(
+  sql: Queryable,
+  queries: Record<AnalyticsName, Query>,
+  name: AnalyticsName,
+  params: AnalyticsParams,
+): Promise<Record<string, unknown>[]> {
+  const q = new Params();
+  const text = queries[name](q, params);
+  return [...(await sql.unsafe<Record<string, unknown>[]>(text, q.values as never[]))];
+}

@@ -1,0 +1,27 @@
+import type { Sql } from '@spywatcher/db';
+import { type Auth, env, type Registry, type ServiceInstance } from '@spywatcher/service';
+import { analyticsRoutes } from '../routes/analytics.ts';
+import { projectionRoutes } from '../routes/projections.ts';
+import { registerProjectionMetrics } from './status.ts';
+
+export { type ProjectionRunner, startProjectionRunner } from './runner.ts';
+
+/** The search service's own variables for the projection runner. */
+export const projectionEnv = {
+  PROJECTIONS_RUNNER: env.bool('Run the projection runner in this search instance', true),
+  PROJECTIONS_POLL_MS: env.int('Safety-net poll interval of the projection runner (ms)', 5000, { min: 100 }),
+  PROJECTIONS_BATCH_SIZE: env.int('Events per projection batch (one transaction each)', 5000, {
+    min: 1,
+    max: 1_000_000,
+  }),
+};
+
+/** Analytics and projection routes plus the projection status gauges. */
+export async function registerProjections(
+  app: ServiceInstance,
+  deps: { sql: Sql; auth: Auth; metrics: Registry },
+): Promise<void> {
+  registerProjectionMetrics(deps.metrics, deps.sql);
+  await analyticsRoutes(app, deps);
+  await projectionRoutes(app, deps);
+}

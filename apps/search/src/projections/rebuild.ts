@@ -1,0 +1,258 @@
+import { randomUUID } from 'node:crypto';
+import { eventTable, listPartitions, type Sql, withTransaction } from '@spywatcher/db';
+import type { Projection } from './definitions.ts';
+import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
+
+export interface RebuildProgress {
+  phase: string;
+  eventsDone: number;
+  eventsTotal: number;
+}
+
+export interface RebuildReport {
+  projection: string;
+  /** Events folded in the bulk pass (estimated from planner statistics) plus the tail batches. */
+  events: number;
+  partitions: number;
+  bulkSeconds: number;
+  tailEvents: number;
+  swapSeconds: number;
+  seconds: number;
+}
+
+export interface RebuildJob {
+  id: string;
+  projection: string;
+  status: 'running' | 'succeeded' | 'failed';
+  phase: string;
+  eventsDone: number;
+  eventsTotal: number;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+  report: RebuildReport | null;
+}
+
+export class RebuildConflictError extends Error {
+  readonly runningJobId: string;
+  constructor(projection: string, id: string) {
+    super(`a rebuild of "${projection}" is already running (job ${id})`);
+    this.runningJobId = id;
+  }
+}
+
+/**
+ * Rebuilds a projection without downtime:
+ * 1. creates empty `<table>__next` copies of its tables (the live ones keep serving);
+ * 2. bulk pass: folds every partition of every event table it reads, set-based, restricted to
+ *    transactions below the xmin taken at the start (a fixed, fully committed prefix of the log);
+ *    the `__next` checkpoint is then the last row of that prefix;
+ * 3. tails the log into `__next` in batches until caught up;
+ * 4. in one transaction holding the projection's lock (the live runner pauses for it): applies the
+ *    last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
+ *    checkpoints. Readers see the old tables until that commit and the new ones after it.
+ */
+export async function rebuildProjection(
+  sql: Sql,
+  projection: Projection,
+  options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void | Promise<void> } = {},
+): Promise<RebuildReport> {
+  const started = performance.now();
+  const batchSize = options.batchSize ?? 20_000;
+  const target = nextTarget(projection);
+  const progress = async (p: RebuildProgress) => options.onProgress?.(p);
+
+  await withTransaction(sql, async (tx) => {
+    for (const table of projection.tables) {
+      await tx.unsafe(`drop table if exists ${target.table(table)}`);
+      await tx.unsafe(`create table ${target.table(table)} (like ${table} including all)`);
+    }
+    await tx`delete from projection_checkpoints where projection = ${target.checkpoint}`;
+    await ensureCheckpoints(tx, target.checkpoint, projection.types);
+  });
+
+  const [snap] = await sql<{ xmin: string }[]>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`;
+  const xmin = snap!.xmin;
+  const parents = new Set(projection.types.map((t) => eventTable(t) as string));
+  const partitions = (await listPartitions(sql)).filter((p) => parents.has(p.parent));
+  const estimates = new Map(
+    (
+      await sql<{ name: string; n: number }[]>`
+        select relname as name, greatest(reltuples, 0)::float8 as n from pg_class
+        where relname = any(${partitions.map((p) => p.name)}::text[])
+      `
+    ).map((r) => [r.name, r.n]),
+  );
+  const eventsTotal = Math.round(partitions.reduce((a, p) => a + (estimates.get(p.name) ?? 0), 0));
+  let eventsDone = 0;
+  let done = 0;
+  const bulkStarted = performance.now();
+  for (const type of projection.types) {
+    for (const partition of partitions.filter((p) => p.parent === eventTable(type))) {
+      await withTransaction(sql, async (tx) => {
+        for (const statement of projection.apply(
+          type,
+          `(select * from ${partition.name} where tx < $1::xid8)`,
+          target.table,
+        )) {
+          await tx.unsafe(statement, [xmin]);
+        }
+      });
+      done++;
+      eventsDone += Math.round(estimates.get(partition.name) ?? 0);
+      await progress({
+        phase: `bulk ${done}/${partitions.length} partitions`,
+        eventsDone,
+        eventsTotal: Math.max(eventsTotal, eventsDone),
+      });
+    }
+    const [last] = await sql.unsafe<{ tx: string; position: string }[]>(
+      `select tx::text as tx, position::text as position from ${eventTable(type)}
+       where tx < $1::xid8 order by tx desc, position desc limit 1`,
+      [xmin],
+    );
+    if (last) {
+      await sql`
+        update projection_checkpoints set tx = ${last.tx}::xid8, position = ${last.position}::bigint,
+          updated_at = now()
+        where projection = ${target.checkpoint} and event_type = ${type}
+      `;
+    }
+  }
+  const bulkSeconds = (performance.now() - bulkStarted) / 1000;
+
+  await progress({ phase: 'catching up', eventsDone, eventsTotal: Math.max(eventsTotal, eventsDone) });
+  let tailEvents = await catchUp(sql, projection, target, batchSize);
+
+  await progress({ phase: 'swapping', eventsDone, eventsTotal: Math.max(eventsTotal, eventsDone) });
+  const swapStarted = performance.now();
+  await withTransaction(sql, async (tx) => {
+    // Blocks the live runner's next batch (it uses a try-lock and simply skips) until commit.
+    await tx`select pg_advisory_xact_lock(hashtext(${lockKey(projection.name)}))`;
+    for (const type of projection.types) {
+      for (;;) {
+        const n = await applyNextBatch(tx, projection, target, type, batchSize);
+        tailEvents += n;
+        if (n < batchSize) break;
+      }
+    }
+    for (const table of projection.tables) {
+      await tx.unsafe(`alter table ${table} rename to ${table}__old`);
+      await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
+      await tx.unsafe(`drop table ${table}__old`);
+    }
+    await tx`delete from projection_checkpoints where projection = ${projection.name}`;
+    await tx`update projection_checkpoints set projection = ${projection.name} where projection = ${target.checkpoint}`;
+  });
+  const swapSeconds = (performance.now() - swapStarted) / 1000;
+  eventsDone += tailEvents;
+  await progress({ phase: 'done', eventsDone, eventsTotal: eventsDone });
+  return {
+    projection: projection.name,
+    events: eventsDone,
+    partitions: partitions.length,
+    bulkSeconds: round(bulkSeconds),
+    tailEvents,
+    swapSeconds: round(swapSeconds),
+    seconds: round((performance.now() - started) / 1000),
+  };
+}
+
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+interface JobRow {
+  id: string;
+  projection: string;
+  status: RebuildJob['status'];
+  phase: string;
+  events_done: string;
+  events_total: string;
+  started_at: Date;
+  finished_at: Date | null;
+  error: string | null;
+  report: RebuildReport | null;
+}
+
+const toJob = (r: JobRow): RebuildJob => ({
+  id: r.id,
+  projection: r.projection,
+  status: r.status,
+  phase: r.phase,
+  eventsDone: Number(r.events_done),
+  eventsTotal: Number(r.events_total),
+  startedAt: r.started_at.toISOString(),
+  finishedAt: r.finished_at?.toISOString() ?? null,
+  error: r.error,
+  report: r.report,
+});
+
+export async function getRebuildJob(sql: Sql, id: string): Promise<RebuildJob | undefined> {
+  const [row] = await sql<JobRow[]>`select * from projection_rebuilds where id = ${id}`;
+  return row ? toJob(row) : undefined;
+}
+
+/** A running job that has not reported progress for this long belongs to a process that died. */
+const ABANDONED_AFTER_S = 60;
+
+/**
+ * Records a rebuild job and runs it in the background of this process. Returns the job and a
+ * promise of its end (the CLI awaits it; the HTTP API answers 202 right away).
+ */
+export async function startRebuildJob(
+  sql: Sql,
+  projection: Projection,
+  options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void } = {},
+): Promise<{ job: RebuildJob; done: Promise<RebuildJob> }> {
+  const id = randomUUID();
+  const row = await withTransaction(sql, async (tx) => {
+    await tx`
+      update projection_rebuilds set status = 'failed', finished_at = now(),
+        error = ${`abandoned: no progress for ${ABANDONED_AFTER_S} s`}
+      where projection = ${projection.name} and status = 'running'
+        and updated_at < now() - make_interval(secs => ${ABANDONED_AFTER_S})
+    `;
+    const [running] = await tx<{ id: string }[]>`
+      select id from projection_rebuilds where projection = ${projection.name} and status = 'running'
+    `;
+    if (running) throw new RebuildConflictError(projection.name, running.id);
+    const [created] = await tx<JobRow[]>`
+      insert into projection_rebuilds (id, projection, status, phase)
+      values (${id}, ${projection.name}, 'running', 'starting') returning *
+    `;
+    return created!;
+  }).catch((error) => {
+    if ((error as { code?: string }).code === '23505') {
+      throw new RebuildConflictError(projection.name, 'unknown');
+    }
+    throw error;
+  });
+
+  const done = (async () => {
+    try {
+      const report = await rebuildProjection(sql, projection, {
+        batchSize: options.batchSize,
+        onProgress: async (p) => {
+          options.onProgress?.(p);
+          await sql`
+            update projection_rebuilds set phase = ${p.phase}, events_done = ${p.eventsDone},
+              events_total = ${p.eventsTotal}, updated_at = now()
+            where id = ${id}
+          `;
+        },
+      });
+      await sql`
+        update projection_rebuilds set status = 'succeeded', phase = 'done', finished_at = now(),
+          updated_at = now(), report = ${sql.json(report as never)}
+        where id = ${id}
+      `;
+    } catch (error) {
+      await sql`
+        update projection_rebuilds set status = 'failed', finished_at = now(), updated_at = now(),
+          error = ${(error as Error).message}
+        where id = ${id}
+      `.catch(() => {});
+    }
+    return (await getRebuildJob(sql, id))!;
+  })();
+  return { job: toJob(row), done };
+}

@@ -1,0 +1,132 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Sql } from '@spywatcher/db';
+import { DEFAULT_NATS_NAMES, type NatsNames, subjects } from '@spywatcher/events';
+import { Counter, Histogram, type Registry } from '@spywatcher/service';
+import type { FastifyBaseLogger } from 'fastify';
+import { PROJECTIONS, type Projection } from './definitions.ts';
+import { catchUp, ensureCheckpoints, liveTarget } from './tail.ts';
+
+export interface RunnerOptions {
+  sql: Sql;
+  nats?: NatsConnection;
+  names?: NatsNames;
+  metrics?: Registry;
+  logger?: FastifyBaseLogger;
+  projections?: readonly Projection[];
+  /** Slow safety-net poll, so a lost `stored` notification only delays. */
+  pollMs?: number;
+  batchSize?: number;
+}
+
+export interface ProjectionRunner {
+  /** Runs every projection until caught up (also what a wake-up or poll triggers). */
+  runOnce(): Promise<number>;
+  /** Asks for a run soon; runs requested while one is going coalesce into one more. */
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the runner: listens on `<prefix>.stored.>` and polls every `pollMs`; each wake-up
+ * applies batches of every projection until nothing is left below the oldest in-flight
+ * transaction. Several runners (several search instances) are safe: each batch takes a
+ * per-projection advisory lock and moves the checkpoint compare-and-set.
+ */
+export function startProjectionRunner(options: RunnerOptions): ProjectionRunner {
+  const projections = options.projections ?? PROJECTIONS;
+  const batchSize = options.batchSize ?? 5000;
+  const log = options.logger;
+  const registers = options.metrics ? [options.metrics] : [];
+  const applied = new Counter({
+    name: 'projection_events_applied_total',
+    help: 'Events folded into read models, by projection',
+    labelNames: ['projection'],
+    registers,
+  });
+  const batchSeconds = new Histogram({
+    name: 'projection_batch_duration_seconds',
+    help: 'Time to apply one batch (read, fold, move checkpoint, commit), by projection',
+    labelNames: ['projection'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const failures = new Counter({
+    name: 'projection_failures_total',
+    help: 'Runs of a projection that failed (retried on the next wake-up or poll)',
+    labelNames: ['projection'],
+    registers,
+  });
+
+  let stopped = false;
+  let running: Promise<number> | undefined;
+  let again = false;
+  let initialised = false;
+
+  async function runAll(): Promise<number> {
+    if (!initialised) {
+      for (const p of projections) await ensureCheckpoints(options.sql, p.name, p.types);
+      initialised = true;
+    }
+    let total = 0;
+    for (const p of projections) {
+      if (stopped) break;
+      try {
+        total += await catchUp(options.sql, p, liveTarget(p), batchSize, (_type, n, s) => {
+          applied.inc({ projection: p.name }, n);
+          batchSeconds.observe({ projection: p.name }, s);
+        });
+      } catch (error) {
+        failures.inc({ projection: p.name });
+        log?.error({ err: error, projection: p.name }, 'projection run failed; retrying later');
+      }
+    }
+    return total;
+  }
+
+  function runOnce(): Promise<number> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let total = 0;
+      do {
+        again = false;
+        total += await runAll();
+      } while (again && !stopped);
+      return total;
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  function wake(): void {
+    if (stopped) return;
+    runOnce().catch((error) => log?.error({ err: error }, 'projection run failed'));
+  }
+
+  let subscription: Subscription | undefined;
+  if (options.nats) {
+    subscription = options.nats.subscribe(subjects(options.names ?? DEFAULT_NATS_NAMES).allStored, {
+      callback: (error) => {
+        if (error) log?.warn({ err: error }, 'stored-notification subscription error');
+        else wake();
+      },
+    });
+  }
+  const timer = setInterval(wake, options.pollMs ?? 5000);
+  timer.unref();
+  wake();
+
+  return {
+    runOnce,
+    wake,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      subscription?.unsubscribe();
+      await running?.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import { type EventType, eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import type { Projection } from './definitions.ts';
+
+/** A position in one event table's log: rows are ordered by (tx, position). */
+export interface Checkpoint {
+  tx: string;
+  position: string;
+}
+
+export const START: Checkpoint = { tx: '0', position: '0' };
+
+/** Where a projection's batches go: the live tables, or the `__next` ones a rebuild fills. */
+export interface Target {
+  /** Name of the checkpoint rows (the projection's name, or `<name>__next`). */
+  checkpoint: string;
+  table: (base: string) => string;
+}
+
+export const liveTarget = (p: Projection): Target => ({ checkpoint: p.name, table: (t) => t });
+export const nextTarget = (p: Projection): Target => ({
+  checkpoint: `${p.name}__next`,
+  table: (t) => `${t}__next`,
+});
+
+/** Events of one table strictly after $1/$2 and up to $3/$4 (inclusive), as a subquery. */
+export const rangeSource = (table: string) =>
+  `(select * from ${table} where (tx, position) > ($1::xid8, $2::bigint) and (tx, position) <= ($3::xid8, $4::bigint))`;
+
+export async function ensureCheckpoints(sql: Queryable, name: string, types: readonly EventType[]) {
+  await sql`
+    insert into projection_checkpoints (projection, event_type)
+    select ${name}, unnest(${types as string[]}::text[])
+    on conflict do nothing
+  `;
+}
+
+export async function readCheckpoint(sql: Queryable, name: string, type: EventType): Promise<Checkpoint> {
+  const [row] = await sql<Checkpoint[]>`
+    select tx::text as tx, position::text as position from projection_checkpoints
+    where projection = ${name} and event_type = ${type}
+  `;
+  return row ?? START;
+}
+
+/**
+ * The end of the next batch after `from`: at most `limit` rows, and only rows written by
+ * transactions older than the oldest one still in flight (pg_snapshot_xmin). A transaction that
+ * started earlier but commits later has a smaller tx, so it is below xmin only once it has
+ * finished: its rows cannot appear behind a checkpoint that already moved past them.
+ */
+export async function nextBatchEnd(
+  sql: Queryable,
+  type: EventType,
+  from: Checkpoint,
+  limit: number,
+): Promise<{ end: Checkpoint; count: number } | undefined> {
+  const table = eventTable(type);
+  const rows = await sql.unsafe<{ tx: string; position: string; n: number }[]>(
+    `with b as (
+       select tx, position from ${table}
+       where (tx, position) > ($1::xid8, $2::bigint) and tx < pg_snapshot_xmin(pg_current_snapshot())
+       order by tx, position limit $3
+     )
+     select l.tx::text as tx, l.position::text as position, (select count(*) from b)::int as n
+     from (select tx, position from b order by tx desc, position desc limit 1) l`,
+    [from.tx, from.position, limit],
+  );
+  const row = rows[0];
+  return row ? { end: { tx: row.tx, position: row.position }, count: row.n } : undefined;
+}
+
+/** Moves a checkpoint from `from` to `to`, failing if someone else moved it meanwhile. */
+export async function advanceCheckpoint(
+  sql: Queryable,
+  name: string,
+  type: EventType,
+  from: Checkpoint,
+  to: Checkpoint,
+  applied: number,
+): Promise<void> {
+  const result = await sql`
+    update projection_checkpoints
+    set tx = ${to.tx}::xid8, position = ${to.position}::bigint,
+        events_applied = events_applied + ${applied}, updated_at = now()
+    where projection = ${name} and event_type = ${type}
+      and tx = ${from.tx}::xid8 and position = ${from.position}::bigint
+  `;
+  if (result.count !== 1) {
+    throw new Error(`checkpoint of ${name}/${type} moved concurrently; batch rolled back`);
+  }
+}
+
+/** Applies the next batch of `type` inside the caller's transaction. Returns the events applied. */
+export async function applyNextBatch(
+  tx: Queryable,
+  projection: Projection,
+  target: Target,
+  type: EventType,
+  limit: number,
+): Promise<number> {
+  const from = await readCheckpoint(tx, target.checkpoint, type);
+  const batch = await nextBatchEnd(tx, type, from, limit);
+  if (!batch) return 0;
+  const params = [from.tx, from.position, batch.end.tx, batch.end.position];
+  for (const statement of projection.apply(type, rangeSource(eventTable(type)), target.table)) {
+    await tx.unsafe(statement, params);
+  }
+  await advanceCheckpoint(tx, target.checkpoint, type, from, batch.end, batch.count);
+  return batch.count;
+}
+
+/** Advisory lock key shared by everything that writes a projection's live tables. */
+export const lockKey = (checkpoint: string) => `projection:${checkpoint}`;
+
+/**
+ * One batch in its own transaction: checkpoint and read-model change commit together. When
+ * another process holds the projection (a second search instance, or a rebuild swapping tables)
+ * this returns `undefined` without waiting.
+ */
+export async function applyBatchTransaction(
+  sql: Sql,
+  projection: Projection,
+  target: Target,
+  type: EventType,
+  limit: number,
+): Promise<number | undefined> {
+  return withTransaction(sql, async (tx) => {
+    const [lock] = await tx<{ ok: boolean }[]>`
+      select pg_try_advisory_xact_lock(hashtext(${lockKey(target.checkpoint)})) as ok
+    `;
+    if (!lock?.ok) return undefined;
+    return applyNextBatch(tx, projection, target, type, limit);
+  });
+}
+
+/** Applies batches of every type until none is left below xmin. Returns the events applied. */
+export async function catchUp(
+  sql: Sql,
+  projection: Projection,
+  target: Target,
+  limit: number,
+  onBatch?: (type: EventType, count: number, seconds: number) => void,
+): Promise<number> {
+  let total = 0;
+  for (const type of projection.types) {
+    for (;;) {
+      const started = performance.now();
+      const n = await applyBatchTransaction(sql, projection, target, type, limit);
+      if (n === undefined || n === 0) break;
+      total += n;
+      onBatch?.(type, n, (performance.now() - started) / 1000);
+      if (n < limit) break;
+    }
+  }
+  return total;
+}
