@@ -7,12 +7,20 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import { registerHealthMetrics } from './health-metrics.ts';
+import type { Ops } from './ops.ts';
+import { backupRoutes } from './routes/backups.ts';
+import { healthRoutes } from './routes/health.ts';
+import { jobRoutes } from './routes/jobs.ts';
+import { maintenanceRoutes } from './routes/maintenance.ts';
+import { restoreRoutes } from './routes/restores.ts';
 
 export interface OpsDeps {
   sql: Sql;
   nats: NatsConnection;
   auth: Auth;
   metrics: Registry;
+  ops: Ops;
   logger?: ServiceOptions['logger'];
   loggerInstance?: ServiceOptions['loggerInstance'];
 }
@@ -29,6 +37,19 @@ export async function buildApp(deps: OpsDeps): Promise<ServiceInstance> {
     auth: deps.auth,
     logger: deps.logger,
     loggerInstance: deps.loggerInstance,
+    tags: [
+      { name: 'backups', description: 'pg_dump backups proven restorable by verification' },
+      { name: 'restores', description: 'Safe restores into a database' },
+      { name: 'maintenance', description: 'VACUUM, ANALYZE and REINDEX with a dry-run plan' },
+      { name: 'jobs', description: 'Long-running operations: status, progress, cancel' },
+      { name: 'health', description: 'Database health report' },
+    ],
   });
+  const metrics = registerHealthMetrics(deps.metrics, () => deps.ops.health());
+  backupRoutes(app, deps);
+  restoreRoutes(app, deps);
+  maintenanceRoutes(app, deps);
+  jobRoutes(app, deps);
+  healthRoutes(app, { ...deps, onReport: metrics.record });
   return app;
 }

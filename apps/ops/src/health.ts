@@ -1,0 +1,614 @@
+import { listPartitions, partitionPolicies, type Sql } from '@spywatcher/db';
+import { estimateIndexBloat, estimateTableBloat, type IndexBloat, type TableBloat } from './bloat.ts';
+import type { BackupCatalogue } from './catalogue.ts';
+
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface Finding {
+  check: string;
+  severity: Severity;
+  subject: string;
+  message: string;
+  action: string;
+}
+
+export interface HealthThresholds {
+  longQueryMs: number;
+  idleInTransactionMs: number;
+  backupMaxAgeHours: number;
+  verifiedMaxAgeHours: number;
+}
+
+export const DEFAULT_THRESHOLDS: HealthThresholds = {
+  longQueryMs: 60_000,
+  idleInTransactionMs: 60_000,
+  backupMaxAgeHours: 26,
+  verifiedMaxAgeHours: 8 * 24,
+};
+
+const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
+const MIB = 1_048_576;
+
+/** One database health report: every section plus the findings, worst first. */
+export async function healthReport(
+  sql: Sql,
+  catalogue: BackupCatalogue | null,
+  thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
+) {
+  const started = performance.now();
+  const findings: Finding[] = [];
+  const add = (f: Finding) => findings.push(f);
+  const [
+    db,
+    sizes,
+    partitionSizes,
+    indexSizes,
+    tableBloat,
+    indexBloat,
+    unused,
+    duplicates,
+    activity,
+    blocking,
+    connections,
+    vacuum,
+    wraparound,
+    partitions,
+    backups,
+  ] = await Promise.all([
+    databaseFacts(sql),
+    tableSizes(sql),
+    sql<{ parent: string; name: string; bytes: string }[]>`
+      select p.relname as parent, c.relname as name, pg_total_relation_size(c.oid) as bytes
+      from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
+      where c.relkind = 'r' order by 3 desc limit 20
+    `,
+    sql<{ index: string; table: string; bytes: string }[]>`
+      select c.relname as index, t.relname as table, pg_relation_size(c.oid) as bytes
+      from pg_index i join pg_class c on c.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
+      join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'i' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+      order by 3 desc limit 20
+    `,
+    estimateTableBloat(sql),
+    estimateIndexBloat(sql),
+    unusedIndexes(sql),
+    duplicateIndexes(sql),
+    sessions(sql, thresholds),
+    blockingLocks(sql),
+    connectionStats(sql),
+    vacuumStats(sql),
+    wraparoundAge(sql),
+    partitionCoverage(sql),
+    backupAges(catalogue),
+  ]);
+
+  // sizes and bloat
+  for (const b of tableBloat) {
+    if (b.bloatRatio >= 0.4 && b.bloatBytes >= MIB) {
+      add({
+        check: 'table_bloat',
+        severity: b.bloatRatio >= 0.7 && b.bloatBytes >= 100 * MIB ? 'critical' : 'warning',
+        subject: `${b.schema}.${b.table}`,
+        message: `about ${Math.round(b.bloatRatio * 100)}% of ${b.table}${b.parent ? ` (partition of ${b.parent})` : ''} is empty space (${mib(b.bloatBytes)} of ${mib(b.sizeBytes)})`,
+        action: `VACUUM it (POST /v1/maintenance/vacuum {"tables":["${b.schema}.${b.table}"]}) so the space is reused; only VACUUM FULL or pg_repack returns it to the OS`,
+      });
+    }
+  }
+  for (const b of indexBloat) {
+    if (b.bloatRatio >= 0.4 && b.bloatBytes >= MIB) {
+      add({
+        check: 'index_bloat',
+        severity: 'warning',
+        subject: `${b.schema}.${b.index}`,
+        message: `index ${b.index} on ${b.table} is about ${Math.round(b.bloatRatio * 100)}% bloated (${mib(b.bloatBytes)} of ${mib(b.sizeBytes)})`,
+        action: 'POST /v1/maintenance/reindex (REINDEX INDEX CONCURRENTLY, no write lock)',
+      });
+    }
+  }
+  const since = unused.statsResetAt
+    ? `since statistics were reset at ${unused.statsResetAt}`
+    : 'since statistics began (never reset)';
+  for (const u of unused.indexes) {
+    add({
+      check: 'unused_index',
+      severity: u.sizeBytes >= 10 * MIB ? 'warning' : 'info',
+      subject: `${u.schema}.${u.index}`,
+      message: `index ${u.index} on ${u.table} (${mib(u.sizeBytes)}) has had no scans ${since}`,
+      action: `if no rare report needs it, drop it to speed up writes: DROP INDEX CONCURRENTLY ${u.schema}.${u.index} (in a migration)`,
+    });
+  }
+  for (const d of duplicates) {
+    add({
+      check: d.kind === 'duplicate' ? 'duplicate_index' : 'redundant_index',
+      severity: 'warning',
+      subject: `${d.schema}.${d.index}`,
+      message:
+        d.kind === 'duplicate'
+          ? `index ${d.index} on ${d.table} is identical to ${d.coveredBy}`
+          : `index ${d.index} on ${d.table} is a leading-column prefix of ${d.coveredBy}, which serves the same lookups`,
+      action: `drop ${d.index} in a migration (DROP INDEX CONCURRENTLY)`,
+    });
+  }
+  for (const q of activity.long) {
+    add({
+      check: 'long_query',
+      severity: q.durationS * 1000 >= thresholds.longQueryMs * 10 ? 'critical' : 'warning',
+      subject: `pid ${q.pid}`,
+      message: `query running for ${q.durationS.toFixed(1)} s from ${q.application || 'unknown application'}: ${q.query}`,
+      action: `find out why it is slow (EXPLAIN); if it must stop: select pg_cancel_backend(${q.pid})`,
+    });
+  }
+  for (const q of activity.idle) {
+    add({
+      check: 'idle_in_transaction',
+      severity: 'warning',
+      subject: `pid ${q.pid}`,
+      message: `session idle in a transaction for ${q.durationS.toFixed(1)} s (${q.application || 'unknown application'}); it holds locks and stops VACUUM from cleaning up`,
+      action: `fix the client to commit or roll back promptly; to end it now: select pg_terminate_backend(${q.pid}); consider idle_in_transaction_session_timeout`,
+    });
+  }
+  for (const b of blocking) {
+    add({
+      check: 'blocking_lock',
+      severity: b.waitingS >= 60 ? 'critical' : 'warning',
+      subject: `pid ${b.blockedPid}`,
+      message: `pid ${b.blockedPid} (${b.blockedApplication || 'unknown'}) has waited ${b.waitingS.toFixed(1)} s for a ${b.waitEvent ?? 'lock'} held by pid ${b.blockingPids.join(', ')}: ${b.blockedQuery}`,
+      action: `look at what pid ${b.blockingPids[0]} is doing; if it is stuck: select pg_terminate_backend(${b.blockingPids[0]})`,
+    });
+  }
+  const used = connections.total / Math.max(connections.max, 1);
+  if (used >= 0.75) {
+    add({
+      check: 'connections',
+      severity: used >= 0.9 ? 'critical' : 'warning',
+      subject: 'max_connections',
+      message: `${connections.total} of ${connections.max} connections in use (${Math.round(used * 100)}%)`,
+      action: 'put PgBouncer in front (DATABASE_PGBOUNCER=true) or lower DATABASE_POOL_MAX per service',
+    });
+  }
+  if (db.cacheHitRatio !== null && db.blocksTotal >= 100_000 && db.cacheHitRatio < 0.99) {
+    add({
+      check: 'cache_hit_ratio',
+      severity: db.cacheHitRatio < 0.9 ? 'critical' : 'warning',
+      subject: db.name,
+      message: `cache hit ratio is ${(db.cacheHitRatio * 100).toFixed(2)}% (below 99%)`,
+      action:
+        'raise shared_buffers (see infra/postgres/postgresql.conf) or look for sequential scans of large tables',
+    });
+  }
+  for (const v of vacuum) {
+    if (v.deadTuples >= 10_000 && v.deadRatio >= 0.2) {
+      add({
+        check: 'dead_tuples',
+        severity: v.deadRatio >= 0.5 ? 'critical' : 'warning',
+        subject: `${v.schema}.${v.table}`,
+        message: `${v.deadTuples} dead tuples (${Math.round(v.deadRatio * 100)}%); last vacuum ${v.lastVacuum ?? 'never'}, last autovacuum ${v.lastAutovacuum ?? 'never'}`,
+        action: `POST /v1/maintenance/vacuum {"tables":["${v.schema}.${v.table}"]}; if it keeps happening, lower autovacuum_vacuum_scale_factor for the table`,
+      });
+    }
+  }
+  if (wraparound.databaseAge >= 1_000_000_000 || wraparound.databaseAge >= 2 * wraparound.freezeMaxAge) {
+    add({
+      check: 'xid_wraparound',
+      severity: wraparound.databaseAge >= 1_500_000_000 ? 'critical' : 'warning',
+      subject: wraparound.oldestTable ?? db.name,
+      message: `oldest unfrozen transaction id is ${wraparound.databaseAge} transactions old (PostgreSQL stops writes near 2,000,000,000)`,
+      action: `VACUUM (FREEZE) ${wraparound.oldestTable ?? 'the oldest tables'}; check nothing (an old transaction, a replication slot) holds the horizon back`,
+    });
+  }
+  for (const p of partitions) {
+    if (!p.current) {
+      add({
+        check: 'partition_coverage',
+        severity: 'critical',
+        subject: p.table,
+        message: `${p.table} has no partition for the current ${p.period}; writers will create it on demand, but upkeep is not running`,
+        action:
+          'run partition upkeep (nx run migrator:partitions) and check the ops schedule OPS_SCHEDULE_PARTITIONS',
+      });
+    } else if (p.ahead < 1) {
+      add({
+        check: 'partition_coverage',
+        severity: 'warning',
+        subject: p.table,
+        message: `${p.table} has no partition for the next ${p.period}`,
+        action: 'run partition upkeep (nx run migrator:partitions)',
+      });
+    }
+    if (p.expired.length > 0) {
+      add({
+        check: 'partition_retention',
+        severity: 'warning',
+        subject: p.table,
+        message: `${p.expired.length} partition(s) of ${p.table} are past the ${p.retentionDays}-day retention: ${p.expired.slice(0, 5).join(', ')}`,
+        action: 'run partition upkeep (nx run migrator:partitions) to drop them',
+      });
+    }
+  }
+  if (catalogue) {
+    const hours = (s: number | null) => (s === null ? null : s / 3600);
+    const lastH = hours(backups.lastSuccessAgeS);
+    if (lastH === null || lastH > thresholds.backupMaxAgeHours) {
+      add({
+        check: 'backup_age',
+        severity: lastH === null || lastH > 3 * thresholds.backupMaxAgeHours ? 'critical' : 'warning',
+        subject: 'backups',
+        message: lastH === null ? 'there is no backup' : `the last backup is ${lastH.toFixed(1)} hours old`,
+        action: 'POST /v1/backups (or nx run ops:backup) and check OPS_SCHEDULE_BACKUP',
+      });
+    }
+    const verH = hours(backups.lastVerifiedAgeS);
+    if (verH === null || verH > thresholds.verifiedMaxAgeHours) {
+      add({
+        check: 'backup_verified_age',
+        severity: 'warning',
+        subject: 'backups',
+        message:
+          verH === null
+            ? 'no backup has been verified by a restore'
+            : `the last verified backup is ${verH.toFixed(1)} hours old`,
+        action: 'POST /v1/backups/{id}/verify for the newest backup and check OPS_SCHEDULE_VERIFY',
+      });
+    }
+  }
+
+  const rank = { critical: 0, warning: 1, info: 2 } as const;
+  findings.sort((a, b) => rank[a.severity] - rank[b.severity] || a.check.localeCompare(b.check));
+  const status: 'ok' | Severity = findings.some((f) => f.severity === 'critical')
+    ? 'critical'
+    : findings.some((f) => f.severity === 'warning')
+      ? 'warning'
+      : 'ok';
+  return {
+    generatedAt: new Date().toISOString(),
+    durationMs: Math.round(performance.now() - started),
+    database: db.name,
+    status,
+    findings,
+    sizes: {
+      databaseBytes: db.sizeBytes,
+      tables: sizes,
+      partitions: partitionSizes.map((p) => ({ parent: p.parent, name: p.name, bytes: num(p.bytes) })),
+      indexes: indexSizes.map((i) => ({ index: i.index, table: i.table, bytes: num(i.bytes) })),
+    },
+    bloat: {
+      tables: tableBloat.slice(0, 20).map(stripOid),
+      indexes: indexBloat.slice(0, 20) as IndexBloat[],
+    },
+    unusedIndexes: unused,
+    duplicateIndexes: duplicates,
+    longQueries: activity.long,
+    idleInTransaction: activity.idle,
+    blockingLocks: blocking,
+    connections,
+    cacheHitRatio: db.cacheHitRatio,
+    vacuum: vacuum.slice(0, 20),
+    wraparound,
+    partitions,
+    backups,
+  };
+}
+
+export type HealthReport = Awaited<ReturnType<typeof healthReport>>;
+
+function stripOid(b: TableBloat) {
+  const { oid: _oid, ...rest } = b;
+  return rest;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / MIB).toFixed(1)} MiB`;
+}
+
+async function databaseFacts(sql: Sql) {
+  const [r] = await sql<{ name: string; size: string; hit: string; read: string }[]>`
+    select current_database() as name, pg_database_size(current_database()) as size,
+           blks_hit as hit, blks_read as read
+    from pg_stat_database where datname = current_database()
+  `;
+  const hit = num(r!.hit);
+  const total = hit + num(r!.read);
+  return {
+    name: r!.name,
+    sizeBytes: num(r!.size),
+    blocksTotal: total,
+    cacheHitRatio: total > 0 ? hit / total : null,
+  };
+}
+
+async function tableSizes(sql: Sql) {
+  const rows = await sql<
+    {
+      schema: string;
+      table: string;
+      partitioned: boolean;
+      partitions: number;
+      total: string;
+      heap: string;
+      indexes: string;
+    }[]
+  >`
+    select n.nspname as schema, c.relname as table, c.relkind = 'p' as partitioned,
+           t.partitions, t.total, t.heap, t.indexes
+    from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    cross join lateral (
+      select count(*) filter (where level > 0)::int as partitions,
+             coalesce(sum(pg_total_relation_size(relid)), 0) as total,
+             coalesce(sum(pg_table_size(relid)), 0) as heap,
+             coalesce(sum(pg_indexes_size(relid)), 0) as indexes
+      from pg_partition_tree(c.oid)
+    ) t
+    where c.relkind in ('r', 'p', 'm') and not c.relispartition
+      and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+    order by t.total desc
+    limit 50
+  `;
+  return rows.map((r) => ({
+    schema: r.schema,
+    table: r.table,
+    partitioned: r.partitioned,
+    partitions: r.partitions,
+    totalBytes: num(r.total),
+    tableBytes: num(r.heap),
+    indexBytes: num(r.indexes),
+  }));
+}
+
+/**
+ * Indexes without scans. Partition indexes are summed into their partitioned parent index, so
+ * one unused index on the event log is one finding, not one per partition. Indexes behind
+ * primary keys, unique and exclusion constraints are never reported: they enforce rules.
+ */
+async function unusedIndexes(sql: Sql) {
+  const [reset] = await sql<{ reset: Date | null }[]>`
+    select stats_reset as reset from pg_stat_database where datname = current_database()
+  `;
+  const rows = await sql<{ schema: string; index: string; table: string; size: string }[]>`
+    with leaf as (
+      select s.indexrelid, s.idx_scan,
+             coalesce((select inhparent from pg_inherits where inhrelid = s.indexrelid limit 1), s.indexrelid) as root
+      from pg_stat_user_indexes s
+    ), roots as (
+      select root, sum(idx_scan) as scans, sum(pg_relation_size(indexrelid)) as size from leaf group by root
+    )
+    select n.nspname as schema, ic.relname as index, tc.relname as table, r.size
+    from roots r
+    join pg_index i on i.indexrelid = r.root
+    join pg_class ic on ic.oid = i.indexrelid
+    join pg_class tc on tc.oid = i.indrelid
+    join pg_namespace n on n.oid = ic.relnamespace
+    where r.scans = 0 and not i.indisprimary and not i.indisunique and not i.indisexclusion
+    order by r.size desc, 2
+  `;
+  return {
+    statsResetAt: reset?.reset?.toISOString() ?? null,
+    indexes: rows.map((r) => ({ schema: r.schema, index: r.index, table: r.table, sizeBytes: num(r.size) })),
+  };
+}
+
+/** Identical indexes, and B-tree indexes whose columns are a leading prefix of another's. */
+async function duplicateIndexes(sql: Sql) {
+  const rows = await sql<
+    { schema: string; index: string; table: string; covered_by: string; kind: 'duplicate' | 'redundant' }[]
+  >`
+    select n.nspname as schema, ac.relname as index, tc.relname as table, bc.relname as covered_by,
+           case when a.indkey::text = b.indkey::text then 'duplicate' else 'redundant' end as kind
+    from pg_index a
+    join pg_index b on b.indrelid = a.indrelid and b.indexrelid <> a.indexrelid
+    join pg_class ac on ac.oid = a.indexrelid
+    join pg_class bc on bc.oid = b.indexrelid
+    join pg_class tc on tc.oid = a.indrelid
+    join pg_namespace n on n.oid = ac.relnamespace
+    join pg_am am on am.oid = ac.relam
+    where ac.relam = bc.relam
+      and not tc.relispartition
+      and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+      and a.indpred is null and b.indpred is null and a.indexprs is null and b.indexprs is null
+      and not a.indisprimary and not a.indisunique and not a.indisexclusion
+      and (
+        (a.indkey::text = b.indkey::text and a.indclass::text = b.indclass::text
+          and (b.indisprimary or b.indisunique or a.indexrelid > b.indexrelid))
+        or (am.amname = 'btree' and b.indkey::text like a.indkey::text || ' %'
+            and b.indclass::text like a.indclass::text || ' %')
+      )
+    order by 1, 2
+  `;
+  return rows.map((r) => ({
+    schema: r.schema,
+    index: r.index,
+    table: r.table,
+    coveredBy: r.covered_by,
+    kind: r.kind,
+  }));
+}
+
+async function sessions(sql: Sql, t: HealthThresholds) {
+  const rows = await sql<
+    {
+      pid: number;
+      application: string;
+      user: string;
+      state: string;
+      seconds: number;
+      idle_seconds: number;
+      query: string;
+    }[]
+  >`
+    select pid, application_name as application, usename as user, state,
+           extract(epoch from now() - query_start)::float8 as seconds,
+           extract(epoch from now() - state_change)::float8 as idle_seconds,
+           left(query, 300) as query
+    from pg_stat_activity
+    where backend_type = 'client backend' and pid <> pg_backend_pid()
+      and ((state = 'active' and now() - query_start > ${t.longQueryMs} * interval '1 millisecond')
+        or (state like 'idle in transaction%' and now() - state_change > ${t.idleInTransactionMs} * interval '1 millisecond'))
+    order by seconds desc
+  `;
+  return {
+    long: rows
+      .filter((r) => r.state === 'active')
+      .map((r) => ({
+        pid: r.pid,
+        application: r.application,
+        user: r.user,
+        durationS: r.seconds,
+        query: r.query,
+      })),
+    idle: rows
+      .filter((r) => r.state !== 'active')
+      .map((r) => ({
+        pid: r.pid,
+        application: r.application,
+        user: r.user,
+        durationS: r.idle_seconds,
+        state: r.state,
+        query: r.query,
+      })),
+  };
+}
+
+async function blockingLocks(sql: Sql) {
+  const rows = await sql<
+    {
+      pid: number;
+      blockers: number[];
+      application: string;
+      wait_event: string | null;
+      seconds: number;
+      query: string;
+    }[]
+  >`
+    select pid, pg_blocking_pids(pid) as blockers, application_name as application,
+           wait_event_type || ':' || wait_event as wait_event,
+           extract(epoch from now() - coalesce(state_change, query_start))::float8 as seconds,
+           left(query, 300) as query
+    from pg_stat_activity
+    where wait_event_type = 'Lock' and cardinality(pg_blocking_pids(pid)) > 0
+    order by seconds desc
+  `;
+  return rows.map((r) => ({
+    blockedPid: r.pid,
+    blockingPids: r.blockers,
+    blockedApplication: r.application,
+    waitEvent: r.wait_event,
+    waitingS: r.seconds,
+    blockedQuery: r.query,
+  }));
+}
+
+async function connectionStats(sql: Sql) {
+  const rows = await sql<{ state: string; application: string; n: number }[]>`
+    select coalesce(state, 'unknown') as state, application_name as application, count(*)::int as n
+    from pg_stat_activity where backend_type = 'client backend'
+    group by 1, 2
+  `;
+  const [{ max } = { max: 100 }] = await sql<
+    { max: number }[]
+  >`select current_setting('max_connections')::int as max`;
+  const byState: Record<string, number> = {};
+  const byApplication: Record<string, number> = {};
+  let total = 0;
+  for (const r of rows) {
+    byState[r.state] = (byState[r.state] ?? 0) + r.n;
+    const app = r.application || '(none)';
+    byApplication[app] = (byApplication[app] ?? 0) + r.n;
+    total += r.n;
+  }
+  return { max, total, byState, byApplication };
+}
+
+async function vacuumStats(sql: Sql) {
+  const rows = await sql<
+    {
+      schema: string;
+      table: string;
+      live: string;
+      dead: string;
+      last_vacuum: Date | null;
+      last_autovacuum: Date | null;
+      last_analyze: Date | null;
+      last_autoanalyze: Date | null;
+    }[]
+  >`
+    select schemaname as schema, relname as table, n_live_tup as live, n_dead_tup as dead,
+           last_vacuum, last_autovacuum, last_analyze, last_autoanalyze
+    from pg_stat_user_tables
+    order by n_dead_tup desc, relname
+    limit 200
+  `;
+  return rows.map((r) => {
+    const live = num(r.live);
+    const dead = num(r.dead);
+    return {
+      schema: r.schema,
+      table: r.table,
+      liveTuples: live,
+      deadTuples: dead,
+      deadRatio: dead / Math.max(live + dead, 1),
+      lastVacuum: r.last_vacuum?.toISOString() ?? null,
+      lastAutovacuum: r.last_autovacuum?.toISOString() ?? null,
+      lastAnalyze: r.last_analyze?.toISOString() ?? null,
+      lastAutoanalyze: r.last_autoanalyze?.toISOString() ?? null,
+    };
+  });
+}
+
+async function wraparoundAge(sql: Sql) {
+  const [d] = await sql<{ age: number; freeze: number }[]>`
+    select age(datfrozenxid) as age, current_setting('autovacuum_freeze_max_age')::int as freeze
+    from pg_database where datname = current_database()
+  `;
+  const [t] = await sql<{ name: string; age: number }[]>`
+    select n.nspname || '.' || c.relname as name, age(c.relfrozenxid) as age
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'm', 't') and c.relfrozenxid <> '0'
+    order by 2 desc limit 1
+  `;
+  return {
+    databaseAge: num(d?.age),
+    freezeMaxAge: num(d?.freeze),
+    oldestTable: t?.name ?? null,
+    oldestTableAge: t ? num(t.age) : null,
+  };
+}
+
+/** For each event table: a partition for now, how many periods ahead exist, and which are expired. */
+async function partitionCoverage(sql: Sql) {
+  const [exists] = await sql<{ t: string | null }[]>`select to_regclass('event_partitioning')::text as t`;
+  if (!exists?.t) return [];
+  const [policies, parts] = await Promise.all([partitionPolicies(sql), listPartitions(sql)]);
+  const now = Date.now();
+  return policies.map((p) => {
+    const mine = parts.filter((x) => x.parent === p.table);
+    const cutoff = p.retentionDays === null ? null : now - p.retentionDays * 86_400_000;
+    return {
+      table: p.table,
+      period: p.period,
+      retentionDays: p.retentionDays,
+      partitions: mine.length,
+      current: mine.some((x) => x.from.getTime() <= now && now < x.to.getTime()),
+      ahead: mine.filter((x) => x.from.getTime() > now).length,
+      newestEndsAt:
+        mine.length > 0 ? new Date(Math.max(...mine.map((x) => x.to.getTime()))).toISOString() : null,
+      expired: cutoff === null ? [] : mine.filter((x) => x.to.getTime() <= cutoff).map((x) => x.name),
+    };
+  });
+}
+
+async function backupAges(catalogue: BackupCatalogue | null) {
+  const list = catalogue ? await catalogue.list() : [];
+  const now = Date.now();
+  const last = list[0];
+  const verified = list.find((b) => b.verification?.ok);
+  const age = (iso: string | undefined) => (iso ? Math.round((now - new Date(iso).getTime()) / 1000) : null);
+  return {
+    count: list.length,
+    lastSuccessId: last?.id ?? null,
+    lastSuccessAt: last?.createdAt ?? null,
+    lastSuccessAgeS: age(last?.createdAt),
+    lastVerifiedId: verified?.id ?? null,
+    lastVerifiedAt: verified?.verification?.verifiedAt ?? null,
+    lastVerifiedAgeS: age(verified?.createdAt),
+  };
+}

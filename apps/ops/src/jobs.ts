@@ -1,0 +1,315 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Sql } from '@spywatcher/db';
+import { DEFAULT_NATS_NAMES, type NatsNames, subjects, uuidv7 } from '@spywatcher/events';
+
+export type JobStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type JobTrigger = 'http' | 'nats' | 'schedule' | 'cli' | 'internal';
+
+export interface JobProgress {
+  percent: number;
+  message?: string;
+}
+
+export interface Job {
+  id: string;
+  kind: string;
+  status: JobStatus;
+  trigger: JobTrigger;
+  params: Record<string, unknown>;
+  progress: JobProgress;
+  result: unknown;
+  error: string | null;
+  requestedBy: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface JobContext {
+  id: string;
+  /** Aborted when the job is cancelled or the service stops. */
+  signal: AbortSignal;
+  progress(percent: number, message?: string): void;
+  /** The PostgreSQL backend doing the job's work, so a cancel can pg_cancel_backend it. */
+  setBackendPid(pid: number | null): void;
+}
+
+export interface JobSpec {
+  kind: string;
+  trigger: JobTrigger;
+  params?: Record<string, unknown>;
+  /** Jobs sharing a key never run at the same time (enforced by a unique index). */
+  exclusiveKey?: string;
+  requestedBy?: string;
+}
+
+export class JobConflictError extends Error {
+  readonly runningJobId: string | null;
+  constructor(message: string, runningJobId: string | null) {
+    super(message);
+    this.name = 'JobConflictError';
+    this.runningJobId = runningJobId;
+  }
+}
+
+export class JobCancelledError extends Error {
+  constructor(message = 'cancelled on request') {
+    super(message);
+    this.name = 'JobCancelledError';
+  }
+}
+
+interface Running {
+  job: Job;
+  controller: AbortController;
+  backendPid: number | null;
+  done: Promise<Job>;
+  cancelReason?: string;
+}
+
+export interface JobRunnerOptions {
+  sql: Sql;
+  nats?: NatsConnection;
+  names?: NatsNames;
+  /** Scrubs secrets from error messages before they are stored or published. */
+  redact?: (text: string) => string;
+  onError?: (job: Job, error: unknown) => void;
+  /** Milliseconds between progress writes to PostgreSQL (NATS gets every update). */
+  persistEveryMs?: number;
+}
+
+/**
+ * Runs jobs in this process and keeps their state in `ops_jobs`. Every state change is written
+ * as an upsert, so a job survives even the database being swapped under it (a restore of the
+ * live database), and published on `<prefix>.ops.jobs.<id>`.
+ */
+export class JobRunner {
+  private readonly running = new Map<string, Running>();
+  private readonly opts: JobRunnerOptions;
+  private stopping = false;
+
+  constructor(opts: JobRunnerOptions) {
+    this.opts = opts;
+  }
+
+  /** At start-up: whatever is still "running" was cut off by a stop of the service. */
+  async markInterrupted(
+    reason = 'interrupted: the ops service stopped while the job was running',
+  ): Promise<number> {
+    const rows = await this.opts.sql`
+      update ops_jobs set status = 'failed', error = ${reason}, finished_at = now(), updated_at = now()
+      where status = 'running' returning id
+    `;
+    return rows.length;
+  }
+
+  async start<R>(
+    spec: JobSpec,
+    work: (ctx: JobContext) => Promise<R>,
+  ): Promise<{ job: Job; done: Promise<Job> }> {
+    if (this.stopping) throw new JobConflictError('the ops service is shutting down', null);
+    const now = new Date().toISOString();
+    const job: Job = {
+      id: uuidv7(),
+      kind: spec.kind,
+      status: 'running',
+      trigger: spec.trigger,
+      params: spec.params ?? {},
+      progress: { percent: 0, message: 'starting' },
+      result: null,
+      error: null,
+      requestedBy: spec.requestedBy ?? null,
+      createdAt: now,
+      startedAt: now,
+      finishedAt: null,
+    };
+    try {
+      await this.persist(job, spec.exclusiveKey ?? null, null);
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505' && spec.exclusiveKey) {
+        const [other] = await this.opts.sql<{ id: string }[]>`
+          select id from ops_jobs where exclusive_key = ${spec.exclusiveKey} and status = 'running'
+        `;
+        throw new JobConflictError(
+          `a ${spec.kind} job is already running${other ? ` (${other.id})` : ''}; wait for it or cancel it`,
+          other?.id ?? null,
+        );
+      }
+      throw error;
+    }
+    const controller = new AbortController();
+    const entry: Running = { job, controller, backendPid: null, done: Promise.resolve(job) };
+    this.running.set(job.id, entry);
+    this.publish(job);
+
+    let lastWrite = 0;
+    let pendingWrite: Promise<void> = Promise.resolve();
+    const ctx: JobContext = {
+      id: job.id,
+      signal: controller.signal,
+      progress: (percent, message) => {
+        job.progress = { percent: Math.max(0, Math.min(100, Math.round(percent * 10) / 10)), message };
+        this.publish(job);
+        const t = Date.now();
+        if (t - lastWrite >= (this.opts.persistEveryMs ?? 500)) {
+          lastWrite = t;
+          pendingWrite = pendingWrite
+            .then(() => this.persist(job, spec.exclusiveKey ?? null, entry.backendPid))
+            .catch(() => {});
+        }
+      },
+      setBackendPid: (pid) => {
+        entry.backendPid = pid;
+        pendingWrite = pendingWrite
+          .then(() => this.persist(job, spec.exclusiveKey ?? null, pid))
+          .catch(() => {});
+      },
+    };
+
+    entry.done = (async () => {
+      try {
+        const result = await work(ctx);
+        if (controller.signal.aborted) throw new JobCancelledError(entry.cancelReason);
+        job.status = 'succeeded';
+        job.result = result ?? null;
+        job.progress = { percent: 100, message: 'done' };
+      } catch (error) {
+        const cancelled = controller.signal.aborted || error instanceof JobCancelledError;
+        job.status = cancelled ? 'cancelled' : 'failed';
+        const message = cancelled
+          ? (entry.cancelReason ?? 'cancelled on request')
+          : (error as Error)?.message || String(error);
+        job.error = this.opts.redact ? this.opts.redact(message) : message;
+        if (!cancelled) this.opts.onError?.(job, error);
+      }
+      job.finishedAt = new Date().toISOString();
+      await pendingWrite;
+      try {
+        await this.persist(job, spec.exclusiveKey ?? null, null);
+      } catch (error) {
+        this.opts.onError?.(job, error);
+      }
+      this.publish(job);
+      this.running.delete(job.id);
+      return job;
+    })();
+    return { job: { ...job }, done: entry.done };
+  }
+
+  async get(id: string): Promise<Job | null> {
+    const [row] = await this.opts.sql<JobRow[]>`select * from ops_jobs where id = ${id}`;
+    return row ? fromRow(row) : null;
+  }
+
+  async list(filter: { kind?: string; status?: string; limit?: number } = {}): Promise<Job[]> {
+    const sql = this.opts.sql;
+    const rows = await sql<JobRow[]>`
+      select * from ops_jobs
+      where true
+        ${filter.kind ? sql`and kind = ${filter.kind}` : sql``}
+        ${filter.status ? sql`and status = ${filter.status}` : sql``}
+      order by created_at desc, id desc
+      limit ${filter.limit ?? 50}
+    `;
+    return rows.map(fromRow);
+  }
+
+  /** Cancels a job running in this process; false when it is not running here. */
+  async cancel(id: string, reason = 'cancelled on request'): Promise<boolean> {
+    const entry = this.running.get(id);
+    if (!entry) return false;
+    entry.cancelReason = reason;
+    entry.controller.abort(new JobCancelledError(reason));
+    if (entry.backendPid !== null) {
+      await this.opts.sql`select pg_cancel_backend(${entry.backendPid}::int)`;
+    }
+    return true;
+  }
+
+  /** Resolves when the job finishes (it must be running in this process). */
+  wait(id: string): Promise<Job> | null {
+    return this.running.get(id)?.done ?? null;
+  }
+
+  runningIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** Cancels what still runs (recorded as cancelled by the shutdown) and waits for it. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const entries = [...this.running.values()];
+    await Promise.all(
+      entries.map((e) => this.cancel(e.job.id, 'cancelled: the ops service was shutting down')),
+    );
+    await Promise.allSettled(entries.map((e) => e.done));
+  }
+
+  private async persist(job: Job, exclusiveKey: string | null, backendPid: number | null): Promise<void> {
+    const sql = this.opts.sql;
+    await sql`
+      insert into ops_jobs (id, kind, status, trigger, exclusive_key, params, progress, result, error,
+                            requested_by, backend_pid, created_at, started_at, finished_at, updated_at)
+      values (${job.id}, ${job.kind}, ${job.status}, ${job.trigger}, ${exclusiveKey}, ${sql.json(job.params as never)},
+              ${sql.json(job.progress as never)}, ${job.result === null ? null : sql.json(job.result as never)},
+              ${job.error}, ${job.requestedBy}, ${backendPid}, ${job.createdAt}, ${job.startedAt},
+              ${job.finishedAt}, now())
+      on conflict (id) do update set
+        status = excluded.status, progress = excluded.progress, result = excluded.result,
+        error = excluded.error, backend_pid = excluded.backend_pid,
+        finished_at = excluded.finished_at, updated_at = now()
+    `;
+  }
+
+  private publish(job: Job): void {
+    const nats = this.opts.nats;
+    if (!nats || nats.isClosed()) return;
+    try {
+      nats.publish(
+        subjects(this.opts.names ?? DEFAULT_NATS_NAMES).opsJob(job.id),
+        JSON.stringify({
+          id: job.id,
+          kind: job.kind,
+          status: job.status,
+          progress: job.progress,
+          error: job.error,
+          result: job.status === 'running' ? undefined : job.result,
+        }),
+      );
+    } catch {
+      // progress events are best effort; the job row is the record
+    }
+  }
+}
+
+interface JobRow {
+  id: string;
+  kind: string;
+  status: JobStatus;
+  trigger: JobTrigger;
+  params: Record<string, unknown>;
+  progress: JobProgress;
+  result: unknown;
+  error: string | null;
+  requested_by: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+function fromRow(r: JobRow): Job {
+  return {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    trigger: r.trigger,
+    params: r.params,
+    progress: r.progress,
+    result: r.result,
+    error: r.error,
+    requestedBy: r.requested_by,
+    createdAt: r.created_at.toISOString(),
+    startedAt: r.started_at?.toISOString() ?? null,
+    finishedAt: r.finished_at?.toISOString() ?? null,
+  };
+}

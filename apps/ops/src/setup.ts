@@ -1,0 +1,99 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { type Sql, withDatabase } from '@spywatcher/db';
+import type { NatsNames } from '@spywatcher/events';
+import type { ConfigOf } from '@spywatcher/service';
+import { BackupCatalogue } from './catalogue.ts';
+import type { opsEnv } from './config.ts';
+import { JobRunner } from './jobs.ts';
+import { serveOpsRequests } from './nats-requests.ts';
+import { createOffsite } from './offsite.ts';
+import { Ops } from './ops.ts';
+import { pgEnv, redactSecrets } from './pg-tools.ts';
+import { type ScheduleConfig, startSchedule } from './schedule.ts';
+
+export type OpsConfig = ConfigOf<typeof opsEnv> & { DATABASE_URL: string };
+
+/** Wires the ops domain from configuration; opens nothing by itself. */
+export function createOps(
+  config: OpsConfig,
+  deps: { sql: Sql; nats?: NatsConnection; names: NatsNames; onError?: (msg: string, err: unknown) => void },
+): Ops {
+  const { password } = pgEnv(config.DATABASE_URL);
+  const runner = new JobRunner({
+    sql: deps.sql,
+    nats: deps.nats,
+    names: deps.names,
+    redact: (text) => redactSecrets(text, [password]),
+    onError: (job, err) => deps.onError?.(`job ${job.id} (${job.kind}) failed`, err),
+  });
+  return new Ops({
+    sql: deps.sql,
+    runner,
+    backups: {
+      sql: deps.sql,
+      databaseUrl: config.DATABASE_URL,
+      adminUrl: withDatabase(config.DATABASE_URL, config.OPS_ADMIN_DATABASE),
+      catalogue: new BackupCatalogue(config.BACKUP_DIR),
+      pgDump: config.PG_DUMP_PATH,
+      pgRestore: config.PG_RESTORE_PATH,
+      compression: config.BACKUP_COMPRESSION,
+      lockWaitTimeoutMs: config.BACKUP_LOCK_WAIT_TIMEOUT_MS,
+      restoreJobs: config.RESTORE_JOBS,
+      offsite: config.OPS_S3_BUCKET
+        ? createOffsite({
+            bucket: config.OPS_S3_BUCKET,
+            endpoint: config.OPS_S3_ENDPOINT || undefined,
+            region: config.OPS_S3_REGION,
+            prefix: config.OPS_S3_PREFIX,
+            forcePathStyle: config.OPS_S3_FORCE_PATH_STYLE,
+            verify: config.OPS_S3_VERIFY,
+          })
+        : undefined,
+    },
+    retention: { keepDays: config.BACKUP_KEEP_DAYS, keepCount: config.BACKUP_KEEP_COUNT },
+    thresholds: {
+      longQueryMs: config.HEALTH_LONG_QUERY_MS,
+      idleInTransactionMs: config.HEALTH_IDLE_IN_TRANSACTION_MS,
+      backupMaxAgeHours: config.HEALTH_BACKUP_MAX_AGE_HOURS,
+      verifiedMaxAgeHours: config.HEALTH_VERIFIED_MAX_AGE_HOURS,
+    },
+  });
+}
+
+export function scheduleOf(config: OpsConfig): ScheduleConfig {
+  return {
+    backup: config.OPS_SCHEDULE_BACKUP,
+    verify: config.OPS_SCHEDULE_VERIFY,
+    maintenance: config.OPS_SCHEDULE_MAINTENANCE,
+    partitions: config.OPS_SCHEDULE_PARTITIONS,
+    retention: config.OPS_SCHEDULE_RETENTION,
+  };
+}
+
+type Log = (level: 'info' | 'warn' | 'error', msg: string, extra?: object) => void;
+
+/**
+ * The service's background work: fail jobs a previous run left "running", answer NATS
+ * requests, run the schedule. Returns the function that stops it all.
+ */
+export async function startBackground(
+  ops: Ops,
+  deps: { nats?: NatsConnection; names: NatsNames; schedule?: ScheduleConfig; log: Log },
+): Promise<{ stop: () => Promise<void>; interrupted: number; next: () => Record<string, string | null> }> {
+  const interrupted = await ops.runner.markInterrupted();
+  if (interrupted > 0) deps.log('warn', `${interrupted} job(s) cut off by the last stop were marked failed`);
+  await ops.catalogue.ensureDir();
+  const sub = deps.nats
+    ? serveOpsRequests(deps.nats, deps.names, ops, (msg, err) => deps.log('error', msg, { err }))
+    : null;
+  const schedule = deps.schedule ? startSchedule(ops, deps.schedule, deps.log) : null;
+  return {
+    interrupted,
+    next: () => schedule?.next() ?? {},
+    stop: async () => {
+      schedule?.stop();
+      sub?.unsubscribe();
+      await ops.runner.stop();
+    },
+  };
+}
