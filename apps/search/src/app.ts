@@ -8,9 +8,14 @@ import {
   type ServiceOptions,
 } from '@spywatcher/service';
 import { registerProjections } from './projections/index.ts';
+import { messageRoutes } from './routes/messages.ts';
+import { searchRoutes } from './routes/search.ts';
+import { timelineRoutes } from './routes/timeline.ts';
 
 export interface SearchDeps {
   sql: Sql;
+  /** Pool for search reads (a replica via SEARCH_DATABASE_URL); defaults to `sql`; closed with the app. */
+  searchSql?: Sql;
   nats: NatsConnection;
   auth: Auth;
   metrics: Registry;
@@ -33,5 +38,9 @@ export async function buildApp(deps: SearchDeps): Promise<ServiceInstance> {
     loggerInstance: deps.loggerInstance,
   });
   await registerProjections(app, deps);
+  if (deps.searchSql) app.addHook('onClose', async () => deps.searchSql!.end({ timeout: 5 }));
+  searchRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });
+  messageRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });
+  timelineRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });
   return app;
 }

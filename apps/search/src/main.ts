@@ -1,13 +1,14 @@
 import { startService } from '@spywatcher/service';
 import { buildApp } from './app.ts';
 import { projectionEnv, startProjectionRunner } from './projections/index.ts';
+import { createSearchSql, searchEnv } from './search/pool.ts';
 
 await startService({
   name: 'search',
   defaultPort: 3002,
-  env: { ...projectionEnv },
+  env: { ...projectionEnv, ...searchEnv },
   build: async (rt) => ({
-    app: await buildApp({ ...rt, loggerInstance: rt.logger }),
+    app: await buildApp({ ...rt, searchSql: createSearchSql(rt.config), loggerInstance: rt.logger }),
     // The projection runner lives in the read side (see README, "Projections and analytics").
     stop: rt.config.PROJECTIONS_RUNNER
       ? startProjectionRunner({

@@ -1,0 +1,429 @@
+import type { Queryable } from '@spywatcher/db';
+import {
+  CursorError,
+  decodeCursor,
+  encodeCursor,
+  type NewestCursor,
+  type RelevanceCursor,
+  type TimeKey,
+} from './cursor.ts';
+import type { HasValue, ParsedQuery, Ref, TextNode } from './parser.ts';
+import { positiveWords } from './parser.ts';
+import { and, type Fragment, MARK_START, MARK_STOP, snippetHtml, timeText } from './sql.ts';
+import { suggestWords, type WordSuggestion } from './suggest.ts';
+
+/** Totals are exact up to this many matches and reported as "1000+" beyond. */
+export const COUNT_CAP = 1000;
+/** Relevance ranks the newest this-many matches at a time (a window), never the whole corpus. */
+export const RELEVANCE_WINDOW = 1000;
+
+export type SortOrder = 'newest' | 'relevance';
+
+export interface SearchOptions {
+  sort?: SortOrder;
+  limit?: number;
+  cursor?: string;
+  /** Skip the capped count (e.g. when paging and the caller kept the first total). */
+  count?: boolean;
+}
+
+export interface MessageHit {
+  id: string;
+  messageId: string | null;
+  occurredAt: string;
+  userId: string;
+  username: string;
+  channelId: string;
+  channelName: string;
+  guildId: string;
+  content: string;
+  attachmentCount: number;
+  snippet: string;
+  deleted: boolean;
+  score?: number;
+}
+
+export interface SearchResult {
+  results: MessageHit[];
+  total: { count: number; capped: boolean; display: string } | null;
+  nextCursor: string | null;
+  didYouMean: { query: string; words: WordSuggestion[] } | null;
+}
+
+export class SearchInputError extends Error {
+  readonly position: number | undefined;
+  readonly expected: string | undefined;
+  constructor(message: string, position?: number, expected?: string) {
+    super(message);
+    this.name = 'SearchInputError';
+    this.position = position;
+    this.expected = expected;
+  }
+}
+
+/** The tsquery of a text node, built in SQL from parameters (never from spliced text). */
+function tsqueryOf(sql: Queryable, node: TextNode): Fragment {
+  switch (node.kind) {
+    case 'word':
+      // the parser allows only letters and digits in a prefix, so ":*" cannot meet tsquery syntax
+      return node.prefix
+        ? sql`to_tsquery('public.sw_chat', ${node.text} || ':*')`
+        : sql`plainto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
+    case 'phrase':
+      return sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
+    case 'not':
+      return sql`(!! ${tsqueryOf(sql, node.node)})`;
+    case 'and':
+      return node.nodes.map((n) => tsqueryOf(sql, n)).reduce((a, b) => sql`(${a} && ${b})`);
+    case 'or':
+      return node.nodes.map((n) => tsqueryOf(sql, n)).reduce((a, b) => sql`(${a} || ${b})`);
+  }
+}
+
+/** Only negations: such a query cannot use the text index and is walked newest-first. */
+function hasPositiveText(node: TextNode | null): boolean {
+  if (!node) return false;
+  switch (node.kind) {
+    case 'not':
+      return false;
+    case 'and':
+    case 'or':
+      return node.nodes.some(hasPositiveText);
+    default:
+      return true;
+  }
+}
+
+interface Resolved {
+  tsquery: string | null;
+  users: { include: string[][]; exclude: string[] };
+  channels: { include: string[]; exclude: string[] };
+  mentions: { include: string[][]; exclude: string[] };
+}
+
+async function resolveRefs(
+  sql: Queryable,
+  refs: Ref[],
+  kind: 'user' | 'channel',
+): Promise<{ ref: Ref; ids: string[] }[]> {
+  return Promise.all(
+    refs.map(async (ref) => {
+      if (ref.id !== undefined) return { ref, ids: [ref.id] };
+      const rows =
+        kind === 'user'
+          ? await sql<{ id: string }[]>`
+              select distinct id from (
+                (select user_id as id from message_events where lower(username) = lower(${ref.name!}) limit 5000)
+                union all
+                select discord_id from users where lower(username) = lower(${ref.name!})
+              ) s limit 100`
+          : await sql<{ id: string }[]>`
+              select distinct id from (
+                select channel_id as id from message_events where lower(channel_name) = lower(${ref.name!}) limit 5000
+              ) s limit 100`;
+      return { ref, ids: rows.map((r) => r.id) };
+    }),
+  );
+}
+
+/** Turns names into ids and the text into a tsquery (one short statement each). */
+async function resolve(sql: Queryable, q: ParsedQuery): Promise<Resolved> {
+  const [tsq, fromIn, fromEx, inIn, inEx, menIn, menEx] = await Promise.all([
+    q.text ? sql<{ q: string }[]>`select (${tsqueryOf(sql, q.text)})::text as q` : Promise.resolve(null),
+    resolveRefs(sql, q.from.include, 'user'),
+    resolveRefs(sql, q.from.exclude, 'user'),
+    resolveRefs(sql, q.in.include, 'channel'),
+    resolveRefs(sql, q.in.exclude, 'channel'),
+    resolveRefs(sql, q.mentions.include, 'user'),
+    resolveRefs(sql, q.mentions.exclude, 'user'),
+  ]);
+  let tsquery: string | null = null;
+  if (tsq) {
+    tsquery = tsq[0]!.q;
+    if (tsquery === '') {
+      const first = firstPosition(q.text!);
+      throw new SearchInputError(
+        `the query has no searchable words at position ${first}`,
+        first,
+        'a word with letters or digits',
+      );
+    }
+  }
+  return {
+    tsquery,
+    // several from: are alternatives (like Discord); each name may stand for several ids
+    users: {
+      include: fromIn.length ? [fromIn.flatMap((r) => r.ids)] : [],
+      exclude: fromEx.flatMap((r) => r.ids),
+    },
+    channels: { include: inIn.flatMap((r) => r.ids), exclude: inEx.flatMap((r) => r.ids) },
+    // several mentions: must all be mentioned
+    mentions: { include: menIn.map((r) => r.ids), exclude: menEx.flatMap((r) => r.ids) },
+  };
+}
+
+function firstPosition(node: TextNode): number {
+  switch (node.kind) {
+    case 'and':
+    case 'or':
+      return firstPosition(node.nodes[0]!);
+    default:
+      return node.position;
+  }
+}
+
+const HAS_SQL: Record<HasValue, (sql: Queryable) => Fragment> = {
+  link: (sql) => sql`m.has_link`,
+  mention: (sql) => sql`m.has_mention`,
+  emoji: (sql) => sql`m.has_emoji`,
+  code: (sql) => sql`m.has_code`,
+  attachment: (sql) => sql`m.attachment_count > 0`,
+};
+
+const deletedExists = (sql: Queryable) =>
+  sql`exists (select 1 from deleted_message_events d where d.message_id = m.message_id)`;
+
+/** Every condition of the query on `message_events m` (no cursor). */
+function conditions(sql: Queryable, q: ParsedQuery, r: Resolved): Fragment[] {
+  const c: Fragment[] = [];
+  if (r.tsquery !== null) c.push(sql`m.tsv @@ ${r.tsquery}::tsquery`);
+  for (const ids of r.users.include) c.push(sql`m.user_id = any(${ids}::text[])`);
+  if (r.users.exclude.length) c.push(sql`m.user_id <> all(${r.users.exclude}::text[])`);
+  if (q.in.include.length) c.push(sql`m.channel_id = any(${r.channels.include}::text[])`);
+  if (r.channels.exclude.length) c.push(sql`m.channel_id <> all(${r.channels.exclude}::text[])`);
+  if (q.guild.include.length) c.push(sql`m.guild_id = any(${q.guild.include}::text[])`);
+  if (q.guild.exclude.length) c.push(sql`m.guild_id <> all(${q.guild.exclude}::text[])`);
+  for (const ids of r.mentions.include) c.push(sql`m.mention_ids && ${ids}::text[]`);
+  if (r.mentions.exclude.length) c.push(sql`not (m.mention_ids && ${r.mentions.exclude}::text[])`);
+  for (const h of q.has.include) c.push(HAS_SQL[h](sql));
+  for (const h of q.has.exclude) c.push(sql`not ${HAS_SQL[h](sql)}`);
+  if (q.since) c.push(sql`m.occurred_at >= ${q.since}::timestamptz`);
+  if (q.until) c.push(sql`m.occurred_at < ${q.until}::timestamptz`);
+  if (q.deleted === true) c.push(sql`m.message_id is not null and ${deletedExists(sql)}`);
+  if (q.deleted === false) c.push(sql`not (m.message_id is not null and ${deletedExists(sql)})`);
+  return c;
+}
+
+/** Keyset bound below `key` in (occurred_at desc, id desc); the plain time bound lets partitions be pruned. */
+function before(sql: Queryable, key: TimeKey, inclusive = false): Fragment {
+  return inclusive
+    ? sql`m.occurred_at <= ${key.t}::timestamptz and (m.occurred_at, m.id) <= (${key.t}::timestamptz, ${key.i}::uuid)`
+    : sql`m.occurred_at <= ${key.t}::timestamptz and (m.occurred_at, m.id) < (${key.t}::timestamptz, ${key.i}::uuid)`;
+}
+
+const columns = (sql: Queryable) => sql`
+  m.id::text as id, m.message_id, m.occurred_at, ${timeText(sql, sql`m.occurred_at`)} as t, m.user_id, m.username,
+  m.channel_id, m.channel_name, m.guild_id, m.content, m.attachment_count`;
+
+interface Row {
+  id: string;
+  message_id: string | null;
+  t: string;
+  user_id: string;
+  username: string;
+  channel_id: string;
+  channel_name: string;
+  guild_id: string;
+  content: string;
+  attachment_count: number;
+  headline: string;
+  deleted: boolean;
+  rank?: string;
+}
+
+/** Snippet and "deleted later" for the returned page only. */
+function decorate(sql: Queryable, tsquery: string | null): Fragment {
+  const headline =
+    tsquery === null
+      ? sql`left(translate(p.content, ${MARK_START + MARK_STOP}, ''), 200)`
+      : sql`ts_headline('public.sw_chat', translate(p.content, ${MARK_START + MARK_STOP}, ''), ${tsquery}::tsquery,
+          ${`StartSel=${MARK_START}, StopSel=${MARK_STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`})`;
+  return sql`${headline} as headline,
+    (p.message_id is not null and exists (
+      select 1 from deleted_message_events d where d.message_id = p.message_id)) as deleted`;
+}
+
+function toHit(row: Row): MessageHit {
+  const hit: MessageHit = {
+    id: row.id,
+    messageId: row.message_id,
+    occurredAt: row.t,
+    userId: row.user_id,
+    username: row.username,
+    channelId: row.channel_id,
+    channelName: row.channel_name,
+    guildId: row.guild_id,
+    content: row.content,
+    attachmentCount: row.attachment_count,
+    snippet: snippetHtml(row.headline),
+    deleted: row.deleted,
+  };
+  if (row.rank !== undefined) hit.score = Number(row.rank);
+  return hit;
+}
+
+async function countCapped(sql: Queryable, where: Fragment): Promise<SearchResult['total']> {
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from (select 1 from message_events m where ${where} limit ${COUNT_CAP + 1}) s`;
+  const n = row!.n;
+  return n > COUNT_CAP
+    ? { count: COUNT_CAP, capped: true, display: `${COUNT_CAP}+` }
+    : { count: n, capped: false, display: String(n) };
+}
+
+async function newestPage(
+  sql: Queryable,
+  where: Fragment,
+  tsquery: string | null,
+  limit: number,
+  cursor: NewestCursor | null,
+): Promise<{ rows: Row[]; next: string | null }> {
+  const bound = cursor ? sql`and ${before(sql, cursor)}` : sql``;
+  const rows = await sql<Row[]>`
+    select p.*, ${decorate(sql, tsquery)}
+    from (
+      select ${columns(sql)}
+      from message_events m
+      where ${where} ${bound}
+      order by m.occurred_at desc, m.id desc
+      limit ${limit + 1}
+    ) p
+    order by p.occurred_at desc, p.id desc`;
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    rows: page,
+    next: rows.length > limit && last ? encodeCursor({ k: 'new', t: last.t, i: last.id }) : null,
+  };
+}
+
+/**
+ * Relevance over bounded windows: a window is the newest RELEVANCE_WINDOW matches at or below
+ * an anchor; rows are ranked inside it, and once it is used up the next window starts below its
+ * oldest row. The anchor is fixed by the first page, so messages arriving later never shift pages.
+ */
+async function relevancePage(
+  sql: Queryable,
+  where: Fragment,
+  tsquery: string,
+  limit: number,
+  cursor: RelevanceCursor | null,
+): Promise<{ rows: Row[]; next: string | null }> {
+  const out: (Row & { w: TimeKey })[] = [];
+  let window: { key: TimeKey; inclusive: boolean } | null = cursor
+    ? { key: cursor.w, inclusive: true }
+    : null;
+  let after: RelevanceCursor | null = cursor;
+  for (let round = 0; round < 3 && out.length <= limit; round++) {
+    const bound = window ? sql`and ${before(sql, window.key, window.inclusive)}` : sql``;
+    const afterRank = after
+      ? sql`where (c.rank, c.occurred_at, c.id::uuid) < (${after.r}::numeric, ${after.t}::timestamptz, ${after.i}::uuid)`
+      : sql``;
+    const rows = await sql<
+      (Row & { n: number; newest_t: string; newest_i: string; oldest_t: string; oldest_i: string })[]
+    >`
+      with cand as materialized (
+        select ${columns(sql)}, round(ts_rank(m.tsv, ${tsquery}::tsquery, 1)::numeric, 9) as rank
+        from message_events m
+        where ${where} ${bound}
+        order by m.occurred_at desc, m.id desc
+        limit ${RELEVANCE_WINDOW}
+      ),
+      edge as (
+        select count(*)::int as n,
+          (select t from cand order by occurred_at desc, id desc limit 1) as newest_t,
+          (select id from cand order by occurred_at desc, id desc limit 1) as newest_i,
+          (select t from cand order by occurred_at, id limit 1) as oldest_t,
+          (select id from cand order by occurred_at, id limit 1) as oldest_i
+        from cand
+      )
+      select p.*, edge.*, ${decorate(sql, tsquery)}
+      from (
+        select c.* from cand c ${afterRank}
+        order by c.rank desc, c.occurred_at desc, c.id desc
+        limit ${limit + 1 - out.length}
+      ) p cross join edge
+      order by p.rank desc, p.occurred_at desc, p.id desc`;
+    // the window's edges come with every row; with no row left in this window ask for them alone
+    const edge =
+      rows[0] ??
+      (
+        await sql<{ n: number; newest_t: string; newest_i: string; oldest_t: string; oldest_i: string }[]>`
+          select count(*)::int as n,
+            (array_agg(t order by occurred_at desc, id desc))[1] as newest_t,
+            (array_agg(id order by occurred_at desc, id desc))[1] as newest_i,
+            (array_agg(t order by occurred_at, id))[1] as oldest_t,
+            (array_agg(id order by occurred_at, id))[1] as oldest_i
+          from (
+            select m.id::text as id, m.occurred_at, ${timeText(sql, sql`m.occurred_at`)} as t
+            from message_events m
+            where ${where} ${bound}
+            order by m.occurred_at desc, m.id desc
+            limit ${RELEVANCE_WINDOW}
+          ) s`
+      )[0]!;
+    if (edge.n === 0) break;
+    const anchor: TimeKey = window?.inclusive ? window.key : { t: edge.newest_t, i: edge.newest_i };
+    for (const r of rows) out.push({ ...r, w: anchor });
+    if (edge.n < RELEVANCE_WINDOW) break; // the last window: nothing older matches
+    window = { key: { t: edge.oldest_t, i: edge.oldest_i }, inclusive: false };
+    after = null;
+  }
+  const page = out.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    rows: page,
+    next:
+      out.length > limit && last
+        ? encodeCursor({ k: 'rel', r: last.rank!, t: last.t, i: last.id, w: last.w })
+        : null,
+  };
+}
+
+/**
+ * Runs a parsed query: one page newest-first (default) or by relevance, a capped count and,
+ * when nothing matches, did-you-mean suggestions. `sql` should be a pool whose statements are
+ * planned with their actual values (see README: the search pool does not prepare statements).
+ */
+export async function searchMessages(
+  sql: Queryable,
+  q: ParsedQuery,
+  options: SearchOptions = {},
+  input?: string,
+): Promise<SearchResult> {
+  const sort = options.sort ?? 'newest';
+  const limit = Math.min(Math.max(options.limit ?? 25, 1), 100);
+  let cursor: NewestCursor | RelevanceCursor | null = null;
+  const relevance = sort === 'relevance' && hasPositiveText(q.text);
+  try {
+    if (options.cursor) cursor = decodeCursor(options.cursor, relevance ? 'rel' : 'new');
+  } catch (error) {
+    if (error instanceof CursorError) throw new SearchInputError(error.message);
+    throw error;
+  }
+  const r = await resolve(sql, q);
+  const where = and(sql, conditions(sql, q, r));
+  const [page, total] = await Promise.all([
+    relevance
+      ? relevancePage(sql, where, r.tsquery!, limit, cursor as RelevanceCursor | null)
+      : newestPage(sql, where, r.tsquery, limit, cursor as NewestCursor | null),
+    options.count === false ? Promise.resolve(null) : countCapped(sql, where),
+  ]);
+  let didYouMean: SearchResult['didYouMean'] = null;
+  if (total?.count === 0 && !cursor) {
+    const words = await suggestWords(sql, positiveWords(q.text));
+    if (words.length > 0) didYouMean = { query: rewrite(input, words), words };
+  }
+  return { results: page.rows.map(toHit), total, nextCursor: page.next, didYouMean };
+}
+
+/** The query as typed with each unknown word replaced by its best suggestion. */
+function rewrite(input: string | undefined, words: WordSuggestion[]): string {
+  if (input === undefined) return words.map((w) => w.suggestions[0] ?? w.word).join(' ');
+  let out = input;
+  for (const w of [...words].sort((a, b) => b.position - a.position)) {
+    if (w.suggestions.length === 0) continue;
+    out = out.slice(0, w.position) + w.suggestions[0] + out.slice(w.position + w.word.length);
+  }
+  return out;
+}

@@ -1,0 +1,205 @@
+/**
+ * A small deterministic chat corpus for the search tests, built from pieces whose tokens are
+ * known, so a query can be answered by brute force in JS and compared with the database.
+ */
+import { copyRows, ensurePartitions, type Queryable } from '@spywatcher/db';
+import type { HasValue, TextNode } from '../src/search/parser.ts';
+
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function uuidFrom(rand: () => number): string {
+  const hex = Array.from({ length: 32 }, () => Math.floor(rand() * 16).toString(16)).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+export const COMMON = ['the', 'and', 'deploy', 'server', 'game', 'tonight', 'lol', 'build'];
+export const RARE = ['zebra', 'quartz', 'nebula', 'walrus'];
+export const ACCENTED = ['café', 'naïve', 'résumé', 'crème'];
+export const EMOJI = ['pepega', 'kekw'];
+export const HOSTS = ['youtube.com', 'github.com'];
+
+export interface CorpusMessage {
+  id: string;
+  occurredAt: Date;
+  messageId: string;
+  userId: string;
+  username: string;
+  channelId: string;
+  channelName: string;
+  guildId: string;
+  content: string;
+  attachmentCount: number;
+  /** the lexemes in order, as sw_message_tsv produces them */
+  tokens: string[];
+  mentions: string[];
+  has: Record<HasValue, boolean>;
+}
+
+export const USERS = [
+  { id: '100000000000000001', name: 'alice' },
+  { id: '100000000000000002', name: 'bob' },
+  { id: '100000000000000003', name: 'carol' },
+  { id: '100000000000000004', name: 'dave' },
+];
+export const CHANNELS = [
+  { id: '200000000000000001', name: 'general', guild: '300000000000000001' },
+  { id: '200000000000000002', name: 'dev', guild: '300000000000000001' },
+  { id: '200000000000000003', name: 'general', guild: '300000000000000002' },
+];
+
+const fold = (w: string) => w.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+
+export function generateCorpus(n: number, seed = 42, start = Date.UTC(2026, 0, 1)): CorpusMessage[] {
+  const rand = prng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+  const out: CorpusMessage[] = [];
+  for (let k = 0; k < n; k++) {
+    const user = pick(USERS);
+    const channel = pick(CHANNELS);
+    const parts: string[] = [];
+    const tokens: string[] = [];
+    const tail: string[] = [];
+    const mentions: string[] = [];
+    const has = { link: false, mention: false, emoji: false, attachment: false, code: false };
+    const words = 1 + Math.floor(rand() * 6);
+    for (let w = 0; w < words; w++) {
+      const r = rand();
+      if (r < 0.55) {
+        const word = pick(COMMON);
+        parts.push(rand() < 0.1 ? word.toUpperCase() : word);
+        tokens.push(word);
+      } else if (r < 0.6) {
+        const word = pick(RARE);
+        parts.push(word);
+        tokens.push(word);
+      } else if (r < 0.7) {
+        const word = pick(ACCENTED);
+        parts.push(word);
+        tokens.push(fold(word));
+      } else if (r < 0.77) {
+        const u = pick(USERS);
+        parts.push(`<@${u.id}>`);
+        if (!mentions.includes(u.id)) mentions.push(u.id);
+        has.mention = true;
+      } else if (r < 0.83) {
+        const host = pick(HOSTS);
+        parts.push(`https://www.${host}/watch?v=${Math.floor(rand() * 1000)}`);
+        tokens.push(host);
+        tail.push(...host.split('.'));
+        has.link = true;
+      } else if (r < 0.89) {
+        const e = pick(EMOJI);
+        parts.push(`<:${e}:${400000000000000000 + Math.floor(rand() * 1000)}>`);
+        tokens.push(e);
+        has.emoji = true;
+      } else if (r < 0.93) {
+        const word = pick(COMMON);
+        parts.push(`\`${word}\``);
+        tokens.push(word);
+        has.code = true;
+      } else {
+        const word = `w${Math.floor(rand() * 300)}x`;
+        parts.push(`${word}!`);
+        tokens.push(word);
+      }
+    }
+    const attachmentCount = rand() < 0.05 ? 1 : 0;
+    has.attachment = attachmentCount > 0;
+    // some share the previous message's time, so ties on time are exercised
+    const previous = out[out.length - 1];
+    const occurredAt = previous && rand() < 0.08 ? previous.occurredAt : new Date(start + k * 3_600_000);
+    out.push({
+      id: uuidFrom(rand),
+      occurredAt,
+      messageId: String(500000000000000000n + BigInt(k)),
+      userId: user.id,
+      username: user.name,
+      channelId: channel.id,
+      channelName: channel.name,
+      guildId: channel.guild,
+      content: parts.join(' '),
+      attachmentCount,
+      tokens: [...tokens, ...tail],
+      mentions,
+      has,
+    });
+  }
+  return out;
+}
+
+export const MESSAGE_COLUMNS = [
+  'id',
+  'occurred_at',
+  'message_id',
+  'user_id',
+  'username',
+  'channel_id',
+  'channel_name',
+  'guild_id',
+  'content',
+  'attachment_count',
+] as const;
+
+export async function loadCorpus(sql: Queryable, messages: CorpusMessage[]): Promise<void> {
+  await ensurePartitions(
+    sql,
+    'message',
+    messages.map((m) => m.occurredAt),
+  );
+  await copyRows(
+    sql,
+    'message_events',
+    MESSAGE_COLUMNS,
+    messages.map((m) => [
+      m.id,
+      m.occurredAt,
+      m.messageId,
+      m.userId,
+      m.username,
+      m.channelId,
+      m.channelName,
+      m.guildId,
+      m.content,
+      m.attachmentCount,
+    ]),
+  );
+}
+
+/** Brute-force evaluation of a text node against a message's tokens. */
+export function matchesText(node: TextNode, tokens: string[]): boolean {
+  switch (node.kind) {
+    case 'word': {
+      const w = fold(node.text);
+      return node.prefix ? tokens.some((t) => t.startsWith(w)) : tokens.includes(w);
+    }
+    case 'phrase': {
+      const ws = node.text.split(/\s+/).filter(Boolean).map(fold);
+      for (let i = 0; i + ws.length <= tokens.length; i++) {
+        if (ws.every((w, j) => tokens[i + j] === w)) return true;
+      }
+      return false;
+    }
+    case 'not':
+      return !matchesText(node.node, tokens);
+    case 'and':
+      return node.nodes.every((n) => matchesText(n, tokens));
+    case 'or':
+      return node.nodes.some((n) => matchesText(n, tokens));
+  }
+}
+
+/** Newest first, ties by id descending: the order the API promises. */
+export function newestFirst(a: CorpusMessage, b: CorpusMessage): number {
+  const dt = b.occurredAt.getTime() - a.occurredAt.getTime();
+  if (dt !== 0) return dt;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
