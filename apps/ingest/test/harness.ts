@@ -15,7 +15,9 @@ export const auth = createAuth([
   { name: 'writer', token: WRITER, scopes: ['events:write', 'events:read'] },
   { name: 'reader', token: READER, scopes: ['events:read'] },
 ]);
-export const quietLogger = pino({ level: 'silent' }) as unknown as ConsumerOptions['logger'];
+export const quietLogger = pino({
+  level: process.env.TEST_LOG ?? 'silent',
+}) as unknown as ConsumerOptions['logger'];
 
 export interface Ingest {
   sql: Sql;
