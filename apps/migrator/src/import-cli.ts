@@ -1,0 +1,246 @@
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { createSql, type Sql } from '@spywatcher/db';
+import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
+import cliProgress from 'cli-progress';
+import { type ImportReport, type ProgressEvent, runImport } from './import/importer.ts';
+import { createRun, finishRun, markRunning, progressRecorder } from './import/runs.ts';
+import { ImportError } from './import/source.ts';
+
+const USAGE = `usage: nx run migrator:import-sqlite -- --from FILE [options]
+       (or: node apps/migrator/src/import-cli.ts --from FILE [options])
+
+Imports a legacy SpyWatcher SQLite (Prisma) database into the event log. Safe to run again:
+it continues where the last run stopped and never imports a row twice.
+
+options:
+  --from FILE          the legacy SQLite file (required)
+  --dry-run            read, validate and convert every row; report; write nothing
+  --no-verify          skip the row-count and content-hash comparison after the import
+  --verify-only        only verify what earlier runs imported from FILE
+  --max-rejects N      rejected rows allowed before the exit code says failure (default 0)
+  --reject-file FILE   NDJSON file for rejected rows (default FILE.rejects.ndjson)
+  --batch-rows N       rows per committed batch (default 5000)
+  --json               print the report as one JSON line at the end
+
+exit codes: 0 ok, 1 error, 2 bad configuration, 3 more rejects than --max-rejects,
+            4 verification found differences, 64 bad usage
+environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
+
+function progressBars() {
+  const tty = process.stderr.isTTY === true;
+  if (!tty) return plainProgress();
+  const multibar = new cliProgress.MultiBar(
+    {
+      stream: process.stderr,
+      format:
+        '{table} |{bar}| {percentage}% | {value}/{total} rows | {speed} rows/s | ETA {eta_formatted} | rejected {rejected}',
+      hideCursor: tty,
+      clearOnComplete: false,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<string, { bar: cliProgress.SingleBar; started: number }>();
+  return {
+    onProgress(e: ProgressEvent) {
+      const seconds = () => (performance.now() - (bars.get(e.table)?.started ?? performance.now())) / 1000;
+      if (e.phase === 'start') {
+        const bar = multibar.create(Math.max(e.total, 1), 0, {
+          table: e.table.padEnd(19),
+          speed: 0,
+          rejected: 0,
+        });
+        bars.set(e.table, { bar, started: performance.now() });
+        return;
+      }
+      const entry = bars.get(e.table);
+      if (!entry) return;
+      const s = seconds();
+      entry.bar.update(e.done, { speed: s > 0 ? Math.round(e.done / s) : 0, rejected: e.rejected });
+      if (e.phase === 'done') {
+        entry.bar.setTotal(Math.max(e.done, 1));
+        entry.bar.update(Math.max(e.done, 1));
+      }
+    },
+    stop: () => multibar.stop(),
+  };
+}
+
+/** Without a terminal (CI, logs): one line per table when it is done. */
+function plainProgress() {
+  const started = new Map<string, number>();
+  return {
+    onProgress(e: ProgressEvent) {
+      if (e.phase === 'start') started.set(e.table, performance.now());
+      if (e.phase !== 'done') return;
+      const s = (performance.now() - (started.get(e.table) ?? performance.now())) / 1000;
+      process.stderr.write(
+        `${e.table}: ${e.done} rows in ${s.toFixed(1)} s (${s > 0 ? Math.round(e.done / s) : 0} rows/s), ${e.rejected} rejected\n`,
+      );
+    },
+    stop: () => {},
+  };
+}
+
+function printSummary(report: ImportReport): void {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out('');
+  out(`${report.dryRun ? 'dry run of' : 'import of'} ${report.from} (source ${report.sourceKey})`);
+  out(
+    `${'table'.padEnd(20)}${'read'.padStart(10)}${(report.dryRun ? 'ok' : 'imported').padStart(10)}${'rejected'.padStart(10)}${'in total'.padStart(11)}  verification / findings`,
+  );
+  for (const t of report.tables) {
+    const findings = Object.entries(t.findings)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    const v = t.verification
+      ? t.verification.ok
+        ? `ok (${t.verification.targetRows} rows, hash ${t.verification.targetHash})`
+        : `MISMATCH: ${t.verification.message}`
+      : '';
+    out(
+      `${t.table.padEnd(20)}${String(t.read).padStart(10)}${String(t.imported).padStart(10)}${String(report.dryRun ? t.rejected : t.totalRejected).padStart(10)}${String(t.totalImported).padStart(11)}  ${[v, findings].filter(Boolean).join('  ')}`,
+    );
+    for (const s of t.verification?.samples ?? []) {
+      out(
+        `    legacy id ${s.legacy_id}: source ${JSON.stringify(s.expected)} stored ${JSON.stringify(s.actual)}`,
+      );
+    }
+  }
+  out(
+    `${report.rows} rows read in ${report.seconds} s (${report.rowsPerSecond} rows/s); ${report.imported} ${report.dryRun ? 'would be imported' : 'imported'}; ${report.rejected} rejected`,
+  );
+  if (report.rejectFile) out(`rejected rows: ${report.rejectFile}`);
+  for (const r of report.rejectSamples.slice(0, 10))
+    out(`  reject ${r.table} #${r.legacy_id}: ${r.reason}: ${r.detail}`);
+  if (report.verified !== null) out(`verification: ${report.verified ? 'every table matches' : 'FAILED'}`);
+  for (const w of report.warnings) out(`warning: ${w}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let values: ReturnType<typeof parse>;
+  function parse() {
+    return parseArgs({
+      args: argv,
+      options: {
+        from: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        'no-verify': { type: 'boolean', default: false },
+        'verify-only': { type: 'boolean', default: false },
+        'max-rejects': { type: 'string', default: '0' },
+        'reject-file': { type: 'string' },
+        'batch-rows': { type: 'string', default: '5000' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      allowPositionals: false,
+    }).values;
+  }
+  try {
+    values = parse();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 64;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const maxRejects = Number(values['max-rejects']);
+  const batchRows = Number(values['batch-rows']);
+  if (
+    !values.from ||
+    !Number.isInteger(maxRejects) ||
+    maxRejects < 0 ||
+    !Number.isInteger(batchRows) ||
+    batchRows < 1
+  ) {
+    process.stderr.write(
+      `--from FILE is required; --max-rejects and --batch-rows take whole numbers\n\n${USAGE}\n`,
+    );
+    return 64;
+  }
+  const dryRun = values['dry-run'];
+  let sql: Sql | null = null;
+  if (!dryRun) {
+    const config = loadConfig({ DATABASE_URL: commonEnv.DATABASE_URL });
+    sql = createSql({
+      url: config.DATABASE_URL,
+      applicationName: 'spywatcher-import',
+      max: 4,
+      connectTimeoutS: 5,
+    });
+  }
+  const bars = progressBars();
+  const runId = randomUUID();
+  let recorder: ReturnType<typeof progressRecorder> | undefined;
+  try {
+    const options = {
+      from: values.from,
+      dryRun,
+      verify: !values['no-verify'],
+      verifyOnly: values['verify-only'],
+      maxRejects,
+      rejectFile: values['reject-file'],
+      batchRows,
+    };
+    let report: ImportReport;
+    try {
+      if (sql && !values['verify-only']) {
+        // Record the run like an API job; a failure to reach the target surfaces here.
+        const { checkTarget } = await import('./import/importer.ts');
+        await checkTarget(sql);
+        await createRun(sql, {
+          id: runId,
+          sourcePath: values.from,
+          dryRun,
+          options: { ...options, via: 'cli' },
+        });
+        await markRunning(sql, runId);
+        recorder = progressRecorder(sql, runId, 2000);
+      }
+      report = await runImport(sql, {
+        ...options,
+        onProgress: (e) => {
+          bars.onProgress(e);
+          recorder?.onProgress(e);
+        },
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+    } finally {
+      bars.stop();
+    }
+    if (recorder && sql) {
+      await recorder.flush();
+      await finishRun(sql, runId, { report });
+    }
+    printSummary(report);
+    if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.exitCode;
+  } catch (error) {
+    if (recorder && sql) await finishRun(sql, runId, { error: (error as Error).message }).catch(() => {});
+    throw error;
+  } finally {
+    await sql?.end({ timeout: 5 });
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof ImportError || error instanceof ConfigError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exitCode = error instanceof ConfigError ? 2 : 1;
+  } else if (
+    ['ECONNREFUSED', 'ENOTFOUND', 'CONNECT_TIMEOUT', 'EHOSTUNREACH'].includes(
+      (error as { code?: string }).code ?? '',
+    )
+  ) {
+    process.stderr.write(`error: cannot reach the target PostgreSQL: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

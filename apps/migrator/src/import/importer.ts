@@ -1,0 +1,643 @@
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import {
+  encodeCopyField,
+  ensurePartitions,
+  isMissingPartitionError,
+  PartitionCache,
+  type Sql,
+  type TransactionSql,
+} from '@spywatcher/db';
+import { canonicalRow, rowHash } from './canonical.ts';
+import { legacyEventId } from './ids.ts';
+import { ImportError, type LegacySource, openLegacySource } from './source.ts';
+import {
+  type Column,
+  type ConvertContext,
+  eventCreatedAt,
+  type Findings,
+  hashColumns,
+  note,
+  type Row,
+  TABLE_SPECS,
+  type TableSpec,
+} from './tables.ts';
+import { isProblem, type Problem } from './values.ts';
+import { type VerifyResult, verifyTable } from './verify.ts';
+
+export interface ImportOptions {
+  /** Path of the legacy SQLite file. */
+  from: string;
+  dryRun?: boolean;
+  /** Compare counts and content hashes after the import (default true). */
+  verify?: boolean;
+  /** Only verify what an earlier run imported. */
+  verifyOnly?: boolean;
+  /** Rejected rows allowed before the run counts as failed (default 0). */
+  maxRejects?: number;
+  /** NDJSON file for rejected rows (default: `<from>.rejects.ndjson`). */
+  rejectFile?: string;
+  /** Rows per committed batch. */
+  batchRows?: number;
+  /** Event tables imported at once (default 2). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  log?: (line: string) => void;
+}
+
+export interface ProgressEvent {
+  table: string;
+  phase: 'start' | 'progress' | 'done';
+  /** Rows read in this run (imported or rejected). */
+  done: number;
+  /** Rows to read in this run. */
+  total: number;
+  rejected: number;
+}
+
+export interface TableReport {
+  table: string;
+  target: string;
+  /** Rows read in this run. */
+  read: number;
+  /** Rows imported (or, in a dry run, that would be) in this run. */
+  imported: number;
+  rejected: number;
+  /** Since the first run on this source (from the checkpoint); equal to the above in a dry run. */
+  totalImported: number;
+  totalRejected: number;
+  findings: Findings;
+  oldest: string | null;
+  verification?: VerifyResult;
+}
+
+export interface ImportReport {
+  from: string;
+  sourceKey: string;
+  dryRun: boolean;
+  tables: TableReport[];
+  rows: number;
+  imported: number;
+  rejected: number;
+  rejectFile: string | null;
+  /** Reject samples (dry run only: it writes no file). */
+  rejectSamples: RejectLine[];
+  verified: boolean | null;
+  warnings: string[];
+  seconds: number;
+  rowsPerSecond: number;
+  /** 0 ok, 3 too many rejects, 4 verification failed. */
+  exitCode: number;
+}
+
+export interface RejectLine {
+  table: string;
+  legacy_id: string;
+  reason: string;
+  detail: string;
+  row: Row;
+}
+
+interface Checkpoint {
+  lastKey: string | null;
+  imported: bigint;
+  rejected: bigint;
+  hash: bigint;
+  findings: Findings;
+  minMs: number | null;
+}
+
+interface Batch {
+  copy: string;
+  rows: number;
+  rejects: RejectLine[];
+  lastKey: string | null;
+  hash: bigint;
+  findings: Findings;
+  days: Set<number>;
+  minMs: number | null;
+}
+
+const DAY = 86_400_000;
+
+/** Relative PostgreSQL cost of a row, to start the costliest table first. */
+const costOf = (spec: TableSpec) => (spec.legacy === 'MessageEvent' ? 8 : 1);
+const YIELD_EVERY = 500;
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** Legacy users carry OAuth tokens; a reject file must not spread them. */
+const SECRET_COLUMNS = new Set(['accessToken', 'refreshToken']);
+
+function toJsonSafe(row: Row): Row {
+  const out: Row = {};
+  for (const [k, v] of Object.entries(row)) {
+    out[k] = SECRET_COLUMNS.has(k) && v !== null ? '[redacted]' : typeof v === 'bigint' ? v.toString() : v;
+  }
+  return out;
+}
+
+function copyLine(columns: readonly Column[], values: readonly unknown[], prefix: string): string {
+  let line = prefix;
+  for (let i = 0; i < columns.length; i++) {
+    if (i > 0 || prefix !== '') line += '\t';
+    const v = values[i];
+    line +=
+      columns[i]!.kind === 'ts' && typeof v === 'number'
+        ? new Date(v).toISOString()
+        : encodeCopyField(v as never);
+  }
+  return `${line}\n`;
+}
+
+function rejectOf(spec: TableSpec, row: Row, p: Problem): RejectLine {
+  return {
+    table: spec.legacy,
+    legacy_id: String(row.id),
+    reason: p.problem,
+    detail: p.detail,
+    row: toJsonSafe(row),
+  };
+}
+
+/** Reads up to `limit` rows and converts them, yielding to the event loop now and then so a
+ * COPY of the previous batch proceeds meanwhile. */
+async function buildBatch(
+  spec: TableSpec,
+  rows: Iterator<Row>,
+  limit: number,
+  ctx: ConvertContext,
+  withCopy: boolean,
+): Promise<Batch> {
+  const b: Batch = {
+    copy: '',
+    rows: 0,
+    rejects: [],
+    lastKey: null,
+    hash: 0n,
+    findings: {},
+    days: new Set(),
+    minMs: null,
+  };
+  const columns = hashColumns(spec);
+  let n = 0;
+  while (n < limit && b.copy.length < MAX_BATCH_BYTES) {
+    const next = rows.next();
+    if (next.done) break;
+    const row = next.value;
+    n++;
+    b.lastKey = String(row.id);
+    let values: unknown[];
+    let prefix = '';
+    if (spec.kind === 'event') {
+      const ms = eventCreatedAt(row);
+      const converted = isProblem(ms) ? ms : spec.convert(row, b.findings);
+      if (isProblem(converted)) {
+        note(b.findings, converted.problem);
+        b.rejects.push(rejectOf(spec, row, converted));
+        continue;
+      }
+      const legacyId = Number(row.id);
+      const id = legacyEventId(spec.code, ms as number, legacyId);
+      values = [id, ms, String(legacyId), ...converted];
+      if (withCopy) prefix = `${id}\t${new Date(ms as number).toISOString()}\t{"legacy_id": ${legacyId}}`;
+      b.days.add(Math.floor((ms as number) / DAY));
+      if (b.minMs === null || (ms as number) < b.minMs) b.minMs = ms as number;
+    } else {
+      const converted = spec.convert(row, b.findings, ctx);
+      if (isProblem(converted)) {
+        note(b.findings, converted.problem);
+        b.rejects.push(rejectOf(spec, row, converted));
+        continue;
+      }
+      values = converted;
+    }
+    b.rows++;
+    b.hash += rowHash(canonicalRow(columns, values));
+    if (withCopy) {
+      b.copy +=
+        spec.kind === 'event'
+          ? copyLine(spec.columns, values.slice(3), prefix)
+          : copyLine(columns, values, '');
+    }
+    if (n % YIELD_EVERY === 0) await yieldToLoop();
+  }
+  return b;
+}
+
+async function copyText(
+  tx: TransactionSql,
+  table: string,
+  columns: readonly string[],
+  text: string,
+): Promise<void> {
+  const writable = await tx.unsafe(`copy ${table} (${columns.join(', ')}) from stdin`).writable();
+  await new Promise<void>((resolve, reject) => {
+    writable.on('error', reject);
+    writable.on('finish', resolve);
+    writable.end(text);
+  });
+}
+
+async function writeEventBatch(
+  tx: TransactionSql,
+  spec: TableSpec & { kind: 'event' },
+  b: Batch,
+): Promise<void> {
+  const cols = ['id', 'occurred_at', 'metadata', ...spec.columns.map((c) => c.name)];
+  try {
+    // Fast path: COPY straight into the table. A savepoint lets a batch whose rows are already
+    // there (checkpoints deleted, or another source with the same ids) fall back to staging.
+    await tx.savepoint((sp) => copyText(sp as TransactionSql, spec.target, cols, b.copy));
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error;
+    const stage = `_import_stage_${spec.target}`;
+    await tx.unsafe(
+      `create temp table if not exists ${stage} (like ${spec.target} including defaults) on commit drop`,
+    );
+    await tx.unsafe(`truncate ${stage}`);
+    await copyText(tx, stage, cols, b.copy);
+    await tx.unsafe(
+      `insert into ${spec.target} (${cols.join(', ')}) select ${cols.join(', ')} from ${stage} on conflict do nothing`,
+    );
+  }
+}
+
+async function writeReferenceBatch(tx: TransactionSql, spec: TableSpec & { kind: 'reference' }, b: Batch) {
+  const stage = `_import_stage_${spec.target}`;
+  const defs = spec.columns.map((c) => `${c.name} ${c.pgType}`).join(', ');
+  await tx.unsafe(`create temp table if not exists ${stage} (${defs}) on commit drop`);
+  await tx.unsafe(`truncate ${stage}`);
+  await copyText(
+    tx,
+    stage,
+    spec.columns.map((c) => c.name),
+    b.copy,
+  );
+  for (const statement of spec.insertSql(stage)) await tx.unsafe(statement);
+}
+
+async function loadCheckpoints(sql: Sql, key: string): Promise<Map<string, Checkpoint>> {
+  const rows = await sql<
+    {
+      source_table: string;
+      last_key: string | null;
+      rows_imported: string;
+      rows_rejected: string;
+      rows_hash: string;
+      findings: Findings;
+      min_ms: string | null;
+    }[]
+  >`
+    select source_table, last_key, rows_imported, rows_rejected, rows_hash::text, findings,
+           (extract(epoch from min_occurred_at) * 1000)::bigint::text as min_ms
+    from import_checkpoints where source_key = ${key}
+  `;
+  return new Map(
+    rows.map((r) => [
+      r.source_table,
+      {
+        lastKey: r.last_key,
+        imported: BigInt(r.rows_imported),
+        rejected: BigInt(r.rows_rejected),
+        hash: BigInt(r.rows_hash),
+        findings: r.findings,
+        minMs: r.min_ms === null ? null : Number(r.min_ms),
+      },
+    ]),
+  );
+}
+
+const emptyCheckpoint = (): Checkpoint => ({
+  lastKey: null,
+  imported: 0n,
+  rejected: 0n,
+  hash: 0n,
+  findings: {},
+  minMs: null,
+});
+
+function mergeFindings(into: Findings, add: Findings): Findings {
+  const out = { ...into };
+  for (const [k, v] of Object.entries(add))
+    out[k as keyof Findings] = (out[k as keyof Findings] ?? 0) + (v ?? 0);
+  return out;
+}
+
+async function saveCheckpoint(
+  tx: TransactionSql,
+  key: string,
+  table: string,
+  cp: Checkpoint,
+  completed: boolean,
+) {
+  await tx`
+    insert into import_checkpoints
+      (source_key, source_table, last_key, rows_imported, rows_rejected, rows_hash, findings, min_occurred_at, completed, updated_at)
+    values (${key}, ${table}, ${cp.lastKey}, ${cp.imported.toString()}, ${cp.rejected.toString()},
+            ${cp.hash.toString()}::numeric, ${tx.json(cp.findings as never)},
+            ${cp.minMs === null ? null : new Date(cp.minMs)}, ${completed}, now())
+    on conflict (source_key, source_table) do update set
+      last_key = excluded.last_key, rows_imported = excluded.rows_imported, rows_rejected = excluded.rows_rejected,
+      rows_hash = excluded.rows_hash, findings = excluded.findings, min_occurred_at = excluded.min_occurred_at,
+      completed = excluded.completed, updated_at = now()
+  `;
+}
+
+function selectRows(source: LegacySource, spec: TableSpec, lastKey: string | null): Iterator<Row> {
+  const stmt = source.db.prepare(`select * from "${spec.legacy}" where id > ? order by id`);
+  if (spec.kind === 'reference' && spec.bigints) stmt.setReadBigInts(true);
+  const after = lastKey ?? (spec.keyType === 'int' ? Number.MIN_SAFE_INTEGER : '');
+  return stmt.iterate(spec.keyType === 'int' ? Number(after) : after) as Iterator<Row>;
+}
+
+function countRows(source: LegacySource, spec: TableSpec, lastKey: string | null): number {
+  const after = lastKey ?? (spec.keyType === 'int' ? Number.MIN_SAFE_INTEGER : '');
+  const row = source.db
+    .prepare(`select count(*) as n from "${spec.legacy}" where id > ?`)
+    .get(spec.keyType === 'int' ? Number(after) : after) as { n: number };
+  return row.n;
+}
+
+/** Legacy users that cannot be imported: the guilds pointing at them are orphans. */
+function convertContext(source: LegacySource): ConvertContext {
+  const users = TABLE_SPECS.find((s) => s.legacy === 'User')!;
+  const rejectedUsers = new Set<string>();
+  const ctx: ConvertContext = {
+    rejectedUsers,
+    userExists: (() => {
+      const stmt = source.db.prepare(`select 1 as ok from "User" where id = ?`);
+      return (id: string) => stmt.get(id) !== undefined;
+    })(),
+  };
+  if (users.kind === 'reference') {
+    for (const row of source.db.prepare(`select * from "User"`).iterate() as Iterable<Row>) {
+      if (isProblem(users.convert(row, {}, ctx))) rejectedUsers.add(String(row.id));
+    }
+  }
+  return ctx;
+}
+
+export async function checkTarget(sql: Sql): Promise<void> {
+  let row: { t: string | null } | undefined;
+  try {
+    [row] = await sql<{ t: string | null }[]>`select to_regclass('import_checkpoints')::text as t`;
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    if (e.code && /^(28|3D|42)/.test(e.code)) {
+      throw new ImportError('TARGET_UNREACHABLE', `cannot use the target database: ${e.message}`);
+    }
+    throw new ImportError('TARGET_UNREACHABLE', `cannot reach the target PostgreSQL: ${e.message ?? e.code}`);
+  }
+  if (!row?.t) {
+    throw new ImportError(
+      'TARGET_NOT_MIGRATED',
+      'the target database has no import tables: run `nx run migrator:migrate` first',
+    );
+  }
+}
+
+/**
+ * Imports a legacy SpyWatcher SQLite file into the event log (or, with dryRun, only reads,
+ * validates and converts it). Each batch is committed together with its table's checkpoint,
+ * so a killed run continues where the last commit left it and counts stay exact.
+ */
+export async function runImport(sql: Sql | null, options: ImportOptions): Promise<ImportReport> {
+  const started = performance.now();
+  const dryRun = options.dryRun === true;
+  const verify = options.verify !== false && !dryRun;
+  const batchRows = options.batchRows ?? 5000;
+  const log = options.log ?? (() => {});
+  const source = openLegacySource(options.from);
+  let lock: Awaited<ReturnType<Sql['reserve']>> | undefined;
+  try {
+    if (!dryRun) {
+      if (!sql) throw new Error('a database connection is needed unless dryRun is set');
+      await checkTarget(sql);
+      lock = await sql.reserve();
+      const [got] = await lock<
+        { ok: boolean }[]
+      >`select pg_try_advisory_lock(hashtext(${`sw_import:${source.key}`})) as ok`;
+      if (!got?.ok) {
+        throw new ImportError(
+          'ALREADY_RUNNING',
+          `another import of this legacy database (${source.key}) is running`,
+        );
+      }
+    }
+    const checkpoints =
+      dryRun || !sql ? new Map<string, Checkpoint>() : await loadCheckpoints(sql, source.key);
+    const rejectFile = dryRun ? null : (options.rejectFile ?? `${options.from}.rejects.ndjson`);
+    if (rejectFile && checkpoints.size === 0 && !options.verifyOnly) writeFileSync(rejectFile, '');
+    const ctx = convertContext(source);
+    const cache = new PartitionCache();
+    const reports: TableReport[] = [];
+    const rejectSamples: RejectLine[] = [];
+    const warnings: string[] = [];
+
+    const importTable = async (spec: TableSpec, report: TableReport) => {
+      const cp = checkpoints.get(spec.legacy) ?? emptyCheckpoint();
+      if (options.verifyOnly) return;
+      const total = countRows(source, spec, cp.lastKey);
+      options.onProgress?.({ table: spec.legacy, phase: 'start', done: 0, total, rejected: 0 });
+      const rows = selectRows(source, spec, cp.lastKey);
+      let state = cp;
+      let pending: Promise<unknown> | undefined;
+      const write = async (b: Batch) => {
+        const nextState: Checkpoint = {
+          lastKey: b.lastKey ?? state.lastKey,
+          imported: state.imported + BigInt(b.rows),
+          rejected: state.rejected + BigInt(b.rejects.length),
+          hash: state.hash + b.hash,
+          findings: mergeFindings(state.findings, b.findings),
+          minMs:
+            b.minMs === null ? state.minMs : state.minMs === null ? b.minMs : Math.min(state.minMs, b.minMs),
+        };
+        if (!dryRun) {
+          if (b.rejects.length > 0 && rejectFile) {
+            appendFileSync(rejectFile, b.rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
+          }
+          for (let attempt = 1; ; attempt++) {
+            if (spec.kind === 'event' && b.rows > 0) {
+              await ensurePartitions(
+                sql!,
+                spec.type,
+                [...b.days].map((d) => new Date(d * DAY)),
+                cache,
+              );
+            }
+            try {
+              await sql!.begin(async (tx) => {
+                // A lost commit after a server crash loses its checkpoint with it, so the
+                // batch is simply imported again: durability per batch is not needed.
+                await tx`set local synchronous_commit = off`;
+                if (b.rows > 0) {
+                  if (spec.kind === 'event') await writeEventBatch(tx as TransactionSql, spec, b);
+                  else await writeReferenceBatch(tx as TransactionSql, spec, b);
+                }
+                await saveCheckpoint(tx as TransactionSql, source.key, spec.legacy, nextState, false);
+              });
+              break;
+            } catch (error) {
+              // Retention may have dropped a partition we had seen: forget and recreate it.
+              if (attempt < 3 && isMissingPartitionError(error)) {
+                cache.clear();
+                continue;
+              }
+              throw error;
+            }
+          }
+        } else {
+          for (const r of b.rejects) if (rejectSamples.length < 20) rejectSamples.push(r);
+        }
+        state = nextState;
+        report.read += b.rows + b.rejects.length;
+        report.imported += b.rows;
+        report.rejected += b.rejects.length;
+        options.onProgress?.({
+          table: spec.legacy,
+          phase: 'progress',
+          done: report.read,
+          total,
+          rejected: report.rejected,
+        });
+      };
+      for (;;) {
+        const stop = failed || options.signal?.aborted === true;
+        const batch = stop ? undefined : await buildBatch(spec, rows, batchRows, ctx, !dryRun);
+        if (pending) {
+          const error = await pending;
+          if (error) throw error;
+        }
+        if (stop) throw new Error(failed ? 'stopped: another table failed' : 'import cancelled');
+        if (!batch || (batch.rows === 0 && batch.rejects.length === 0)) break;
+        pending = write(batch).then(
+          () => undefined,
+          (e: unknown) => e ?? new Error('batch failed'),
+        );
+      }
+      if (!dryRun && sql) {
+        await sql.begin((tx) => saveCheckpoint(tx as TransactionSql, source.key, spec.legacy, state, true));
+      }
+      report.totalImported = Number(state.imported);
+      report.totalRejected = Number(state.rejected);
+      report.findings = state.findings;
+      report.oldest = state.minMs === null ? null : new Date(state.minMs).toISOString();
+      options.onProgress?.({
+        table: spec.legacy,
+        phase: 'done',
+        done: report.read,
+        total,
+        rejected: report.rejected,
+      });
+    };
+    for (const spec of TABLE_SPECS) {
+      const cp = checkpoints.get(spec.legacy) ?? emptyCheckpoint();
+      reports.push({
+        table: spec.legacy,
+        target: spec.target,
+        read: 0,
+        imported: 0,
+        rejected: 0,
+        totalImported: Number(cp.imported),
+        totalRejected: Number(cp.rejected),
+        findings: cp.findings,
+        oldest: cp.minMs === null ? null : new Date(cp.minMs).toISOString(),
+      });
+    }
+    const reportOf = (spec: TableSpec) => reports.find((r) => r.table === spec.legacy)!;
+    // Users before the guilds that point at them, one at a time; then the event tables in
+    // parallel lanes, costliest first (message rows compute a tsvector and feed a GIN index),
+    // so PostgreSQL works on two tables at once.
+    let failed = false;
+    for (const spec of TABLE_SPECS.filter((t) => t.kind === 'reference'))
+      await importTable(spec, reportOf(spec));
+    const weight = new Map(TABLE_SPECS.map((t) => [t, countRows(source, t, null) * costOf(t)]));
+    const queue = TABLE_SPECS.filter((t) => t.kind === 'event').sort(
+      (a, b) => weight.get(b)! - weight.get(a)!,
+    );
+    const lanes = Array.from({ length: Math.max(1, options.concurrency ?? 2) }, async () => {
+      for (let spec = queue.shift(); spec && !failed; spec = queue.shift()) {
+        try {
+          await importTable(spec, reportOf(spec));
+        } catch (error) {
+          if (!failed) {
+            failed = true;
+            throw error;
+          }
+        }
+      }
+    });
+    const settled = await Promise.allSettled(lanes);
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+
+    let verified: boolean | null = null;
+    if ((verify || options.verifyOnly) && sql) {
+      const fresh = await loadCheckpoints(sql, source.key);
+      verified = true;
+      for (const spec of TABLE_SPECS) {
+        const cp = fresh.get(spec.legacy) ?? emptyCheckpoint();
+        const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
+        reports.find((r) => r.table === spec.legacy)!.verification = result;
+        if (!result.ok) {
+          verified = false;
+          log(`verification failed for ${spec.legacy}: ${result.message}`);
+        }
+      }
+    }
+    if (sql && !dryRun) warnings.push(...(await retentionWarnings(sql, reports)));
+
+    const rows = reports.reduce((n, r) => n + r.read, 0);
+    const imported = reports.reduce((n, r) => n + r.imported, 0);
+    const rejectedTotal = reports.reduce((n, r) => n + (dryRun ? r.rejected : r.totalRejected), 0);
+    const seconds = (performance.now() - started) / 1000;
+    const maxRejects = options.maxRejects ?? 0;
+    let exitCode = 0;
+    if (rejectedTotal > maxRejects) exitCode = 3;
+    if (verified === false) exitCode = 4;
+    return {
+      from: options.from,
+      sourceKey: source.key,
+      dryRun,
+      tables: reports,
+      rows,
+      imported,
+      rejected: rejectedTotal,
+      rejectFile: rejectedTotal > 0 ? rejectFile : null,
+      rejectSamples,
+      verified,
+      warnings,
+      seconds: Math.round(seconds * 1000) / 1000,
+      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : 0,
+      exitCode,
+    };
+  } finally {
+    if (lock) {
+      await lock`select pg_advisory_unlock(hashtext(${`sw_import:${source.key}`}))`.catch(() => {});
+      lock.release();
+    }
+    source.close();
+  }
+}
+
+/** Old history is dropped by partition upkeep unless retention allows it: say so. */
+async function retentionWarnings(sql: Sql, reports: TableReport[]): Promise<string[]> {
+  const policies = await sql<{ table_name: string; retention_days: number | null }[]>`
+    select table_name, retention_days from event_partitioning
+  `;
+  const old: string[] = [];
+  for (const r of reports) {
+    const p = policies.find((x) => x.table_name === r.target);
+    if (!p || p.retention_days === null || !r.oldest) continue;
+    if ((Date.now() - Date.parse(r.oldest)) / DAY > p.retention_days) {
+      old.push(`${r.target} (from ${r.oldest.slice(0, 10)}, retention ${p.retention_days} days)`);
+    }
+  }
+  if (old.length === 0) return [];
+  return [
+    `imported history is older than the retention of ${old.join(', ')}: the next partition upkeep drops it ` +
+      `unless you raise event_partitioning.retention_days (null keeps forever), e.g. ` +
+      `update event_partitioning set retention_days = null where table_name in (...)`,
+  ];
+}
