@@ -180,7 +180,12 @@ export async function createBackup(
   } catch (error) {
     await rm(partial, { force: true });
     await rm(final, { force: true });
-    throw new Error(redactSecrets((error as Error).message, [password]));
+    let message = (error as Error).message;
+    if (/pg_dump failed/.test(message) && /statement timeout|lock timeout/.test(message)) {
+      // pg_dump enforces --lock-wait-timeout with a statement timeout on its LOCK TABLE
+      message += ` (a table lock was not granted within BACKUP_LOCK_WAIT_TIMEOUT_MS=${env.lockWaitTimeoutMs}; something holds an exclusive lock)`;
+    }
+    throw new Error(redactSecrets(message, [password]));
   }
 }
 
