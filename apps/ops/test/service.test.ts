@@ -8,25 +8,24 @@ import { buildApp } from '../src/app.ts';
 import { opsEnv } from '../src/config.ts';
 import { createOps } from '../src/setup.ts';
 
-const backupDir = mkdtempSync(join(tmpdir(), 'sw-ops-contract-'));
-const schedulesOff = {
+// Nothing scheduled fires while the spawned service runs; backups (if any) land in a temp dir.
+const opsVars = (prefix: string) => ({
+  BACKUP_DIR: mkdtempSync(join(tmpdir(), 'sw-ops-contract-')),
+  NATS_PREFIX: prefix,
   OPS_SCHEDULE_BACKUP: 'off',
   OPS_SCHEDULE_VERIFY: 'off',
   OPS_SCHEDULE_MAINTENANCE: 'off',
   OPS_SCHEDULE_PARTITIONS: 'off',
   OPS_SCHEDULE_RETENTION: 'off',
-};
+});
 
 describeServiceContract({
   name: 'ops',
-  build: async (rt) => {
-    const config = {
-      ...loadConfig(opsEnv, { BACKUP_DIR: backupDir, ...schedulesOff }),
-      DATABASE_URL: rt.databaseUrl,
-    };
+  build: (rt) => {
+    const config = { ...loadConfig(opsEnv, opsVars(rt.natsNames.prefix)), DATABASE_URL: rt.databaseUrl };
     const ops = createOps(config, { sql: rt.sql, nats: rt.nats, names: rt.natsNames });
     return buildApp({ ...rt, ops });
   },
   mainPath: fileURLToPath(new URL('../src/main.ts', import.meta.url)),
-  env: (rt) => ({ BACKUP_DIR: backupDir, NATS_PREFIX: rt.natsNames.prefix, ...schedulesOff }),
+  env: ({ natsNames }) => opsVars(natsNames.prefix),
 });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { createSql, type Sql } from '@spywatcher/db';
@@ -137,7 +138,12 @@ export function describeServiceContract(options: ServiceContractOptions): void {
     });
     afterAll(async () => {
       while (cleanups.length) await cleanups.pop()!();
-      await nats?.drain();
+      if (nats) {
+        // A service may have created this file's stream (e.g. ingest's consumer): leave no trace.
+        const jsm = await jetstreamManager(nats);
+        await jsm.streams.delete(natsNames.stream).catch(() => false);
+        await nats.drain();
+      }
       await db?.drop();
     });
 
