@@ -95,7 +95,7 @@ afterAll(async () => {
 describe('analytics endpoints', () => {
   it('answer exactly what the raw event tables answer, after live tailing in small batches', async () => {
     const runner = startProjectionRunner({ sql: db.sql, batchSize: 173, pollMs: 600_000 });
-    await runner.runOnce();
+    await runner.runUntilCaughtUp();
     await runner.stop();
     await expectAllEqualRaw();
   });

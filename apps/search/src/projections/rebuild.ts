@@ -122,7 +122,7 @@ export async function rebuildProjection(
   const bulkSeconds = (performance.now() - bulkStarted) / 1000;
 
   await progress({ phase: 'catching up', eventsDone, eventsTotal: Math.max(eventsTotal, eventsDone) });
-  let tailEvents = await catchUp(sql, projection, target, batchSize);
+  let tailEvents = (await catchUp(sql, projection, target, batchSize)).applied;
 
   await progress({ phase: 'swapping', eventsDone, eventsTotal: Math.max(eventsTotal, eventsDone) });
   const swapStarted = performance.now();
@@ -140,6 +140,14 @@ export async function rebuildProjection(
       await tx.unsafe(`alter table ${table} rename to ${table}__old`);
       await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
       await tx.unsafe(`drop table ${table}__old`);
+      // Index names were derived from the __next table; give them back their usual names.
+      const indexes = await tx<{ name: string }[]>`
+        select indexname as name from pg_indexes
+        where schemaname = current_schema() and tablename = ${table} and strpos(indexname, '__next') > 0
+      `;
+      for (const { name } of indexes) {
+        await tx.unsafe(`alter index ${name} rename to ${name.replace('__next', '')}`);
+      }
     }
     await tx`delete from projection_checkpoints where projection = ${projection.name}`;
     await tx`update projection_checkpoints set projection = ${projection.name} where projection = ${target.checkpoint}`;

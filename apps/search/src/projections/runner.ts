@@ -16,11 +16,18 @@ export interface RunnerOptions {
   /** Slow safety-net poll, so a lost `stored` notification only delays. */
   pollMs?: number;
   batchSize?: number;
+  /** Delay before looking again when rows are held back by an in-flight transaction. */
+  retryMs?: number;
 }
 
 export interface ProjectionRunner {
   /** Runs every projection until caught up (also what a wake-up or poll triggers). */
   runOnce(): Promise<number>;
+  /**
+   * Runs until no stored event is left unapplied (waiting out in-flight transactions that keep
+   * rows unreadable), or throws after `timeoutMs`. For tests, benchmarks and the CLI.
+   */
+  runUntilCaughtUp(timeoutMs?: number): Promise<number>;
   /** Asks for a run soon; runs requested while one is going coalesce into one more. */
   wake(): void;
   stop(): Promise<void>;
@@ -61,6 +68,9 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
   let running: Promise<number> | undefined;
   let again = false;
   let initialised = false;
+  let blocked = false;
+  let retry: NodeJS.Timeout | undefined;
+  const retryMs = options.retryMs ?? 200;
 
   async function runAll(): Promise<number> {
     if (!initialised) {
@@ -68,17 +78,30 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
       initialised = true;
     }
     let total = 0;
+    blocked = false;
     for (const p of projections) {
       if (stopped) break;
       try {
-        total += await catchUp(options.sql, p, liveTarget(p), batchSize, (_type, n, s) => {
+        const result = await catchUp(options.sql, p, liveTarget(p), batchSize, (_type, n, s) => {
           applied.inc({ projection: p.name }, n);
           batchSeconds.observe({ projection: p.name }, s);
         });
+        total += result.applied;
+        blocked ||= result.blocked;
       } catch (error) {
+        blocked = true;
         failures.inc({ projection: p.name });
         log?.error({ err: error, projection: p.name }, 'projection run failed; retrying later');
       }
+    }
+    // Rows we saw but could not read yet (an older transaction still in flight): look again
+    // soon instead of at the next poll, so one slow writer does not add seconds of lag.
+    if (blocked && !stopped && !retry) {
+      retry = setTimeout(() => {
+        retry = undefined;
+        wake();
+      }, retryMs);
+      retry.unref();
     }
     return total;
   }
@@ -119,12 +142,25 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
   timer.unref();
   wake();
 
+  async function runUntilCaughtUp(timeoutMs = 60_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    let total = await runOnce();
+    while (blocked) {
+      if (Date.now() > deadline) throw new Error(`projections not caught up after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+      total += await runOnce();
+    }
+    return total;
+  }
+
   return {
     runOnce,
+    runUntilCaughtUp,
     wake,
     async stop() {
       stopped = true;
       clearInterval(timer);
+      if (retry) clearTimeout(retry);
       subscription?.unsubscribe();
       await running?.catch(() => {});
     },

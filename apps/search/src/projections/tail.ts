@@ -133,24 +133,48 @@ export async function applyBatchTransaction(
   });
 }
 
-/** Applies batches of every type until none is left below xmin. Returns the events applied. */
+/**
+ * True when stored rows lie past the checkpoint that could not be read yet because an older
+ * transaction (in any database of the cluster: xids are cluster-wide) is still in flight.
+ */
+export async function hasBlockedRows(sql: Queryable, target: Target, type: EventType): Promise<boolean> {
+  const cp = await readCheckpoint(sql, target.checkpoint, type);
+  const [row] = await sql.unsafe<{ blocked: boolean }[]>(
+    `select exists (select 1 from ${eventTable(type)} where (tx, position) > ($1::xid8, $2::bigint)) as blocked`,
+    [cp.tx, cp.position],
+  );
+  return row?.blocked ?? false;
+}
+
+/**
+ * Applies batches of every type until none is left below xmin. Returns the events applied and
+ * whether rows remain that an in-flight transaction keeps unreadable (or another runner holds
+ * the projection): the caller retries soon rather than waiting for the next poll.
+ */
 export async function catchUp(
   sql: Sql,
   projection: Projection,
   target: Target,
   limit: number,
   onBatch?: (type: EventType, count: number, seconds: number) => void,
-): Promise<number> {
-  let total = 0;
+): Promise<{ applied: number; blocked: boolean }> {
+  let applied = 0;
+  let blocked = false;
   for (const type of projection.types) {
     for (;;) {
       const started = performance.now();
       const n = await applyBatchTransaction(sql, projection, target, type, limit);
-      if (n === undefined || n === 0) break;
-      total += n;
-      onBatch?.(type, n, (performance.now() - started) / 1000);
-      if (n < limit) break;
+      if (n === undefined) {
+        blocked = true;
+        break;
+      }
+      applied += n;
+      if (n > 0) onBatch?.(type, n, (performance.now() - started) / 1000);
+      if (n < limit) {
+        if (await hasBlockedRows(sql, target, type)) blocked = true;
+        break;
+      }
     }
   }
-  return total;
+  return { applied, blocked };
 }
