@@ -296,6 +296,14 @@ describe('HTTP', () => {
     expect((await get('/v1/messages/not-an-id/context')).statusCode).toBe(400);
   });
 
+  it("serves a user's timeline", async () => {
+    const res = await get(`/v1/users/${USERS[0]!.id}/timeline?types=message&limit=3`);
+    expect(res.statusCode, res.body).toBe(200);
+    const mine = corpus.filter((m) => m.userId === USERS[0]!.id).sort(newestFirst);
+    expect(res.json().entries.map((e: { id: string }) => e.id)).toEqual(mine.slice(0, 3).map((m) => m.id));
+    expect(res.json().nextCursor).toEqual(expect.any(String));
+  });
+
   it('lists the routes with examples in OpenAPI', async () => {
     const spec = (await get('/openapi.json', null)).json();
     for (const path of ['/v1/search/messages', '/v1/messages/{id}/context', '/v1/users/{userId}/timeline']) {

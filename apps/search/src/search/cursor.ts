@@ -18,8 +18,9 @@ export interface RelevanceCursor extends TimeKey {
   k: 'rel';
   /** rank of the last row, as text */
   r: string;
-  /** the inclusive upper end of the candidate window the last row came from */
+  /** the candidate window the last row came from: newest (w) and oldest (l) row, inclusive */
   w: TimeKey;
+  l: TimeKey;
 }
 
 export interface TimelineCursor extends TimeKey {
@@ -61,7 +62,7 @@ export function decodeCursor<K extends Cursor['k']>(raw: string, kind: K): Extra
         : 'cursor is not one this API returned',
     );
   }
-  if (c.k === 'rel' && !(typeof c.r === 'string' && RANK.test(c.r) && isTimeKey(c.w))) {
+  if (c.k === 'rel' && !(typeof c.r === 'string' && RANK.test(c.r) && isTimeKey(c.w) && isTimeKey(c.l))) {
     throw new CursorError('cursor is not one this API returned');
   }
   if (c.k === 'tl' && !(typeof c.y === 'string' && /^[a-z_]{1,32}$/.test(c.y))) {

@@ -297,10 +297,20 @@ async function newestPage(
   };
 }
 
+/** Bound of `m` in (occurred_at desc, id desc) at or above `key`. */
+function notBefore(sql: Queryable, key: TimeKey): Fragment {
+  return sql`m.occurred_at >= ${key.t}::timestamptz and (m.occurred_at, m.id) >= (${key.t}::timestamptz, ${key.i}::uuid)`;
+}
+
+/** Safety cap for a window re-read from a cursor (late inserts can only add a few rows to it). */
+const WINDOW_HARD_CAP = RELEVANCE_WINDOW * 5;
+
 /**
- * Relevance over bounded windows: a window is the newest RELEVANCE_WINDOW matches at or below
- * an anchor; rows are ranked inside it, and once it is used up the next window starts below its
- * oldest row. The anchor is fixed by the first page, so messages arriving later never shift pages.
+ * Relevance over bounded windows. A window is first taken as the newest RELEVANCE_WINDOW matches
+ * at or below an upper key; from then on it is the fixed time range [oldest, newest] of those
+ * rows, carried in the cursor. Rows are ranked inside the window; once it is used up, the next
+ * window starts below its oldest row. Messages arriving later (above the window) never shift
+ * pages, and a late message inside a window's range can only join it, never push a row out.
  */
 async function relevancePage(
   sql: Queryable,
@@ -309,25 +319,28 @@ async function relevancePage(
   limit: number,
   cursor: RelevanceCursor | null,
 ): Promise<{ rows: Row[]; next: string | null }> {
-  const out: (Row & { w: TimeKey })[] = [];
-  let window: { key: TimeKey; inclusive: boolean } | null = cursor
-    ? { key: cursor.w, inclusive: true }
-    : null;
+  const out: (Row & { w: TimeKey; l: TimeKey })[] = [];
+  // the window to read: a fixed range from the cursor, or the newest matches below `below`
+  let range: { upper: TimeKey; lower: TimeKey } | null = cursor ? { upper: cursor.w, lower: cursor.l } : null;
+  let below: TimeKey | null = null;
   let after: RelevanceCursor | null = cursor;
   for (let round = 0; round < 3 && out.length <= limit; round++) {
-    const bound = window ? sql`and ${before(sql, window.key, window.inclusive)}` : sql``;
+    const bound: Fragment = range
+      ? sql`and ${before(sql, range.upper, true)} and ${notBefore(sql, range.lower)}`
+      : below
+        ? sql`and ${before(sql, below)}`
+        : sql``;
+    const windowLimit = range ? WINDOW_HARD_CAP : RELEVANCE_WINDOW;
     const afterRank = after
       ? sql`where (c.rank, c.occurred_at, c.id::uuid) < (${after.r}::numeric, ${after.t}::timestamptz, ${after.i}::uuid)`
       : sql``;
-    const rows = await sql<
-      (Row & { n: number; newest_t: string; newest_i: string; oldest_t: string; oldest_i: string })[]
-    >`
+    const rows: (Row & Edge)[] = await sql<(Row & Edge)[]>`
       with cand as materialized (
         select ${columns(sql)}, round(ts_rank(m.tsv, ${tsquery}::tsquery, 1)::numeric, 9) as rank
         from message_events m
         where ${where} ${bound}
         order by m.occurred_at desc, m.id desc
-        limit ${RELEVANCE_WINDOW}
+        limit ${windowLimit}
       ),
       edge as (
         select count(*)::int as n,
@@ -345,10 +358,10 @@ async function relevancePage(
       ) p cross join edge
       order by p.rank desc, p.occurred_at desc, p.id desc`;
     // the window's edges come with every row; with no row left in this window ask for them alone
-    const edge =
+    const edge: Edge =
       rows[0] ??
       (
-        await sql<{ n: number; newest_t: string; newest_i: string; oldest_t: string; oldest_i: string }[]>`
+        await sql<Edge[]>`
           select count(*)::int as n,
             (array_agg(t order by occurred_at desc, id desc))[1] as newest_t,
             (array_agg(id order by occurred_at desc, id desc))[1] as newest_i,
@@ -359,14 +372,19 @@ async function relevancePage(
             from message_events m
             where ${where} ${bound}
             order by m.occurred_at desc, m.id desc
-            limit ${RELEVANCE_WINDOW}
+            limit ${windowLimit}
           ) s`
       )[0]!;
     if (edge.n === 0) break;
-    const anchor: TimeKey = window?.inclusive ? window.key : { t: edge.newest_t, i: edge.newest_i };
-    for (const r of rows) out.push({ ...r, w: anchor });
-    if (edge.n < RELEVANCE_WINDOW) break; // the last window: nothing older matches
-    window = { key: { t: edge.oldest_t, i: edge.oldest_i }, inclusive: false };
+    const window: { upper: TimeKey; lower: TimeKey } = range ?? {
+      upper: { t: edge.newest_t, i: edge.newest_i },
+      lower: { t: edge.oldest_t, i: edge.oldest_i },
+    };
+    for (const r of rows) out.push({ ...r, w: window.upper, l: window.lower });
+    // a freshly taken window that is not full was the last one: nothing older matches
+    if (!range && edge.n < RELEVANCE_WINDOW) break;
+    below = window.lower;
+    range = null;
     after = null;
   }
   const page = out.slice(0, limit);
@@ -375,9 +393,17 @@ async function relevancePage(
     rows: page,
     next:
       out.length > limit && last
-        ? encodeCursor({ k: 'rel', r: last.rank!, t: last.t, i: last.id, w: last.w })
+        ? encodeCursor({ k: 'rel', r: last.rank!, t: last.t, i: last.id, w: last.w, l: last.l })
         : null,
   };
+}
+
+interface Edge {
+  n: number;
+  newest_t: string;
+  newest_i: string;
+  oldest_t: string;
+  oldest_i: string;
 }
 
 /**
