@@ -83,7 +83,7 @@ async function leafTables(sql: Sql, chosen?: string[]): Promise<TableStats[]> {
       and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
       ${
         oids
-          ? sql`and c.oid in (select relid from unnest(${oids}::oid[]) as o, pg_partition_tree(o) where isleaf)`
+          ? sql`and (c.oid = any(${oids}::oid[]) or c.oid in (select relid from unnest(${oids}::oid[]) as o, pg_partition_tree(o) where isleaf))`
           : sql``
       }
     order by 2, 3
