@@ -76,6 +76,8 @@ export interface JobRunnerOptions {
   onError?: (job: Job, error: unknown) => void;
   /** Milliseconds between progress writes to PostgreSQL (NATS gets every update). */
   persistEveryMs?: number;
+  /** Every state change, in process (the CLI's progress bar). */
+  onUpdate?: (job: Job) => void;
 }
 
 /**
@@ -262,6 +264,7 @@ export class JobRunner {
   }
 
   private publish(job: Job): void {
+    this.opts.onUpdate?.(job);
     const nats = this.opts.nats;
     if (!nats || nats.isClosed()) return;
     try {

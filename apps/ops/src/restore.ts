@@ -149,6 +149,7 @@ export async function restoreBackup(
       );
     }
     if (ctx.signal.aborted) throw new Error('cancelled before the swap; target left unchanged');
+    await settleCapturedJobs(fresh.url, manifest.id);
     ctx.progress(94, `swapping ${fresh.name} in as ${request.target}`);
     const admin = createSql({ url: env.adminUrl, applicationName: 'spywatcher-ops', max: 1 });
     try {
@@ -169,5 +170,25 @@ export async function restoreBackup(
     };
   } finally {
     if (!swapped) await fresh.drop();
+  }
+}
+
+/**
+ * A backup captures the ops jobs that were running when it was taken (at least the backup job
+ * itself). In the restored copy they would look alive forever; they are closed with the reason.
+ */
+async function settleCapturedJobs(url: string, backupId: string): Promise<void> {
+  const sql = createSql({ url, applicationName: 'spywatcher-ops', max: 1 });
+  try {
+    const [t] = await sql<{ t: string | null }[]>`select to_regclass('ops_jobs')::text as t`;
+    if (!t?.t) return;
+    await sql`
+      update ops_jobs
+      set status = 'failed', finished_at = coalesce(finished_at, now()), updated_at = now(),
+          error = ${`still running when backup ${backupId} was taken; this database was restored from that backup`}
+      where status = 'running'
+    `;
+  } finally {
+    await sql.end({ timeout: 5 });
   }
 }

@@ -4,7 +4,7 @@ import type { NatsNames } from '@spywatcher/events';
 import type { ConfigOf } from '@spywatcher/service';
 import { BackupCatalogue } from './catalogue.ts';
 import type { opsEnv } from './config.ts';
-import { JobRunner } from './jobs.ts';
+import { type Job, JobRunner } from './jobs.ts';
 import { serveOpsRequests } from './nats-requests.ts';
 import { createOffsite } from './offsite.ts';
 import { Ops } from './ops.ts';
@@ -16,7 +16,13 @@ export type OpsConfig = ConfigOf<typeof opsEnv> & { DATABASE_URL: string };
 /** Wires the ops domain from configuration; opens nothing by itself. */
 export function createOps(
   config: OpsConfig,
-  deps: { sql: Sql; nats?: NatsConnection; names: NatsNames; onError?: (msg: string, err: unknown) => void },
+  deps: {
+    sql: Sql;
+    nats?: NatsConnection;
+    names: NatsNames;
+    onError?: (msg: string, err: unknown) => void;
+    onUpdate?: (job: Job) => void;
+  },
 ): Ops {
   const { password } = pgEnv(config.DATABASE_URL);
   const runner = new JobRunner({
@@ -25,6 +31,7 @@ export function createOps(
     names: deps.names,
     redact: (text) => redactSecrets(text, [password]),
     onError: (job, err) => deps.onError?.(`job ${job.id} (${job.kind}) failed`, err),
+    onUpdate: deps.onUpdate,
   });
   return new Ops({
     sql: deps.sql,
