@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import { JobConflictError } from './jobs.ts';
-import type { Ops } from './ops.ts';
+import { NotFound, type Ops } from './ops.ts';
 
 export interface ScheduleConfig {
   backup: string | null;
@@ -39,8 +39,9 @@ export function startSchedule(
           await tasks[name]();
           log('info', `scheduled ${name} started`);
         } catch (error) {
-          if (error instanceof JobConflictError) log('info', `scheduled ${name} skipped: ${error.message}`);
-          else log('error', `scheduled ${name} failed to start`, { err: error });
+          if (error instanceof JobConflictError || error instanceof NotFound) {
+            log('info', `scheduled ${name} skipped: ${error.message}`);
+          } else log('error', `scheduled ${name} failed to start`, { err: error });
         }
       }),
     );
