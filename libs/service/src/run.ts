@@ -34,11 +34,17 @@ export async function runService(
     timer.unref();
     stopping = (async () => {
       let code = 0;
+      // A keep-alive connection whose request is in flight when close() starts is not idle then,
+      // and Node would keep it open after the response until the client hangs up: sweep idle
+      // connections until HTTP has closed so shutdown ends as soon as the last response is sent.
+      const sweep = setInterval(() => options.app.server.closeIdleConnections(), 100);
       try {
         await options.app.close();
       } catch (error) {
         options.logger.error({ err: error }, 'closing HTTP failed');
         code = 1;
+      } finally {
+        clearInterval(sweep);
       }
       for (const closer of options.closers) {
         try {
