@@ -194,6 +194,15 @@ export function describeServiceContract(options: ServiceContractOptions): void {
       expect(result.valid).toBe(true);
     });
 
+    it('GET /docs serves the interactive API docs', async () => {
+      const res = await app.inject({ method: 'GET', url: '/docs' });
+      if (res.statusCode === 302) expect(String(res.headers.location)).toMatch(/docs/);
+      else {
+        expect(res.statusCode).toBe(200);
+        expect(String(res.headers['content-type'])).toMatch(/text\/html/);
+      }
+    });
+
     it('GET /metrics serves Prometheus text with the request histogram and dependency gauges', async () => {
       await app.inject({ method: 'GET', url: '/health' });
       const res = await app.inject({ method: 'GET', url: '/metrics' });
@@ -204,6 +213,8 @@ export function describeServiceContract(options: ServiceContractOptions): void {
         /http_request_duration_seconds_bucket\{[^}]*route="\/health"[^}]*status_code="200"/,
       );
       expect(res.body).toMatch(/^pg_up\{[^}]*\} 1$/m);
+      expect(res.body).toContain('# TYPE pg_pool_connections gauge');
+      expect(res.body).toMatch(/^pg_pool_max_connections\{[^}]*\} \d+$/m);
       expect(res.body).toMatch(/^nats_connected\{[^}]*\} 1$/m);
     });
 
