@@ -7,6 +7,7 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import { importRoutes } from './routes/imports.ts';
 import { migrationRoutes } from './routes/migrations.ts';
 
 export interface MigratorDeps {
@@ -16,6 +17,8 @@ export interface MigratorDeps {
   metrics: Registry;
   logger?: ServiceOptions['logger'];
   loggerInstance?: ServiceOptions['loggerInstance'];
+  /** Directory POST /v1/imports may read legacy SQLite files from; unset turns the endpoint off. */
+  importDir?: string;
 }
 
 /** Builds the migrator service from its dependencies; no I/O happens here. */
@@ -34,5 +37,6 @@ export async function buildApp(deps: MigratorDeps): Promise<ServiceInstance> {
     tags: [{ name: 'migrations', description: 'Schema version and migration history' }],
   });
   migrationRoutes(app, { sql: deps.sql });
+  importRoutes(app, { sql: deps.sql, auth: deps.auth, importDir: deps.importDir });
   return app;
 }

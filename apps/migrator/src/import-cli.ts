@@ -4,7 +4,7 @@ import { createSql, type Sql } from '@spywatcher/db';
 import cliProgress from 'cli-progress';
 import { type ImportReport, type ProgressEvent, runImport } from './import/importer.ts';
 import { createRun, finishRun, markRunning, progressRecorder } from './import/runs.ts';
-import { ImportError } from './import/source.ts';
+import { ImportError, openLegacySource } from './import/source.ts';
 
 const USAGE = `usage: nx run migrator:import-sqlite -- --from FILE [options]
        (or: node apps/migrator/src/import-cli.ts --from FILE [options])
@@ -202,6 +202,8 @@ async function main(argv: string[]): Promise<number> {
     };
     let report: ImportReport;
     try {
+      // The file's problems come before the target's: check it first.
+      openLegacySource(values.from).close();
       if (sql && !values['verify-only']) {
         // Record the run like an API job; a failure to reach the target surfaces here.
         const { checkTarget } = await import('./import/importer.ts');

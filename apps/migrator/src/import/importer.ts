@@ -239,42 +239,53 @@ async function copyText(
   });
 }
 
+/**
+ * COPYs a batch into a temporary all-text staging table, which cannot refuse a row, then
+ * inserts it with casts and ON CONFLICT DO NOTHING. A COPY that the server rejects midway
+ * leaves postgres.js waiting forever, so nothing that can fail (a constraint, a duplicate
+ * left by deleted checkpoints, a type) is checked during the COPY itself.
+ */
+async function stage(
+  tx: TransactionSql,
+  name: string,
+  columns: readonly Column[],
+  text: string,
+): Promise<string> {
+  await tx.unsafe(
+    `create temp table if not exists ${name} (${columns.map((c) => `${c.name} text`).join(', ')}) on commit drop`,
+  );
+  await tx.unsafe(`truncate ${name}`);
+  await copyText(
+    tx,
+    name,
+    columns.map((c) => c.name),
+    text,
+  );
+  return `(select ${columns.map((c) => `${c.name}::${c.pgType} as ${c.name}`).join(', ')} from ${name})`;
+}
+
+const EVENT_COPY_HEAD: Column[] = [
+  { name: 'id', kind: 'text', pgType: 'uuid' },
+  { name: 'occurred_at', kind: 'ts', pgType: 'timestamptz' },
+  { name: 'metadata', kind: 'text', pgType: 'jsonb' },
+];
+
 async function writeEventBatch(
   tx: TransactionSql,
   spec: TableSpec & { kind: 'event' },
   b: Batch,
 ): Promise<void> {
-  const cols = ['id', 'occurred_at', 'metadata', ...spec.columns.map((c) => c.name)];
-  try {
-    // Fast path: COPY straight into the table. A savepoint lets a batch whose rows are already
-    // there (checkpoints deleted, or another source with the same ids) fall back to staging.
-    await tx.savepoint((sp) => copyText(sp as TransactionSql, spec.target, cols, b.copy));
-  } catch (error) {
-    if ((error as { code?: string }).code !== '23505') throw error;
-    const stage = `_import_stage_${spec.target}`;
-    await tx.unsafe(
-      `create temp table if not exists ${stage} (like ${spec.target} including defaults) on commit drop`,
-    );
-    await tx.unsafe(`truncate ${stage}`);
-    await copyText(tx, stage, cols, b.copy);
-    await tx.unsafe(
-      `insert into ${spec.target} (${cols.join(', ')}) select ${cols.join(', ')} from ${stage} on conflict do nothing`,
-    );
-  }
+  const columns = [...EVENT_COPY_HEAD, ...spec.columns];
+  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy);
+  const cols = columns.map((c) => c.name).join(', ');
+  await tx.unsafe(
+    `insert into ${spec.target} (${cols}) select ${cols} from ${staged} s on conflict do nothing`,
+  );
 }
 
 async function writeReferenceBatch(tx: TransactionSql, spec: TableSpec & { kind: 'reference' }, b: Batch) {
-  const stage = `_import_stage_${spec.target}`;
-  const defs = spec.columns.map((c) => `${c.name} ${c.pgType}`).join(', ');
-  await tx.unsafe(`create temp table if not exists ${stage} (${defs}) on commit drop`);
-  await tx.unsafe(`truncate ${stage}`);
-  await copyText(
-    tx,
-    stage,
-    spec.columns.map((c) => c.name),
-    b.copy,
-  );
-  for (const statement of spec.insertSql(stage)) await tx.unsafe(statement);
+  const staged = await stage(tx, `_import_stage_${spec.target}`, spec.columns, b.copy);
+  for (const statement of spec.insertSql(staged)) await tx.unsafe(statement);
 }
 
 async function loadCheckpoints(sql: Sql, key: string): Promise<Map<string, Checkpoint>> {

@@ -387,7 +387,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
          access_token, refresh_token, refresh_token_issued_at, access_token_expires_at, last_seen_at, role, created_at, updated_at)
        select id, discord_id, username, discriminator, avatar, email, locale, verified, ip_address, user_agent,
          access_token, refresh_token, refresh_token_issued_at, access_token_expires_at, last_seen_at, role, created_at, updated_at
-       from ${stage} on conflict do nothing`,
+       from ${stage} s on conflict do nothing`,
       mapInsert(stage, 'User', 'users', 'discord_id'),
     ],
     verifyFrom: verifyFrom('User', 'users'),
@@ -462,7 +462,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
         refTs(r.createdAt, 'createdAt'),
       ]),
     insertSql: (stage) => [
-      `insert into blocked_ips (id, ip, reason, created_at) select id, ip, reason, created_at from ${stage} on conflict do nothing`,
+      `insert into blocked_ips (id, ip, reason, created_at) select id, ip, reason, created_at from ${stage} s on conflict do nothing`,
       mapInsert(stage, 'BlockedIP', 'blocked_ips', 'ip'),
     ],
     verifyFrom: verifyFrom('BlockedIP', 'blocked_ips'),
@@ -485,7 +485,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
       ]),
     insertSql: (stage) => [
       `insert into banned_users (id, user_id, username, reason, created_at)
-       select id, user_id, username, reason, created_at from ${stage} on conflict do nothing`,
+       select id, user_id, username, reason, created_at from ${stage} s on conflict do nothing`,
       mapInsert(stage, 'BannedUser', 'banned_users', 'user_id'),
     ],
     verifyFrom: verifyFrom('BannedUser', 'banned_users'),
