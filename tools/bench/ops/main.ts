@@ -21,7 +21,12 @@ import { pgEnv } from '../../../apps/ops/src/pg-tools.ts';
 import { createOps } from '../../../apps/ops/src/setup.ts';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, rows: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    rows: { type: 'string' },
+    // leave the generated database in place (its name goes to stderr) to compare by hand
+    keep: { type: 'boolean', default: false },
+  },
 });
 const rows = values.rows ? Number(values.rows) : values.quick ? 200_000 : 2_000_000;
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -149,7 +154,7 @@ try {
   const ours: number[] = [];
   let manifest: BackupManifest | undefined;
   let bareBytes = 0;
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < 3; round++) {
     const file = join(dir, `bare-${round}.dump`);
     const [, b] = await timed(() => bareDump(file));
     bare.push(b);
@@ -192,11 +197,14 @@ try {
       backup_bytes: manifest!.sizeBytes,
       pg_dump_bytes: bareBytes,
       load_s: seconds(loadMs),
+      pg_dump_runs_s: bare.map(seconds),
+      backup_runs_s: ours.map(seconds),
     }),
   );
 } finally {
   await sql.end({ timeout: 5 });
-  await admin.unsafe(`drop database if exists "${dbName}" with (force)`);
+  if (values.keep) log(`kept database ${dbName}`);
+  else await admin.unsafe(`drop database if exists "${dbName}" with (force)`);
   await admin.end();
   await rm(dir, { recursive: true, force: true });
 }
