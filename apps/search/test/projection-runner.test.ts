@@ -15,6 +15,10 @@ const READER = 'read-only-token-xxxxxxxx';
 const DAY = new Date('2026-11-02T10:00:00Z');
 let seq = 0;
 
+// xmin is cluster-wide: another database's long writing transaction (a bulk load on a shared
+// server) holds every projection back until it ends. Waiting is correct; the bound is generous.
+const WAIT_MS = 170_000;
+
 let db: TestDatabase;
 let nats: NatsConnection;
 let app: ServiceInstance;
@@ -52,7 +56,7 @@ async function insertTyping(user: string, count: number) {
 }
 
 async function until(check: () => Promise<boolean>, what: string) {
-  for (let i = 0; i < 1200; i++) {
+  for (let i = 0; i < 3400; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -81,7 +85,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-describe('projection runner', () => {
+describe('projection runner', { timeout: 180_000 }, () => {
   it('never skips rows of a transaction that started first and commits last', async () => {
     const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
     await runner.runOnce();
@@ -118,18 +122,18 @@ describe('projection runner', () => {
     expect(await typingCount(db.sql, 'fast-writer')).toBe(0);
     releaseA();
     await writerA;
-    await runner.runUntilCaughtUp();
+    await runner.runUntilCaughtUp(WAIT_MS);
     expect(await typingCount(db.sql, 'slow-writer')).toBe(1);
     expect(await typingCount(db.sql, 'fast-writer')).toBe(1);
     // Applying again changes nothing: the checkpoint moved with the read model.
-    await runner.runUntilCaughtUp();
+    await runner.runUntilCaughtUp(WAIT_MS);
     expect(await typingCount(db.sql, 'fast-writer')).toBe(1);
     await runner.stop();
   });
 
   it('wakes on a stored notification (no poll needed)', async () => {
     const runner = startProjectionRunner({ sql: db.sql, nats, names, pollMs: 600_000 });
-    await runner.runUntilCaughtUp();
+    await runner.runUntilCaughtUp(WAIT_MS);
     await insertTyping('notified', 3);
     nats.publish(
       subjects(names).stored('typing'),
@@ -153,7 +157,7 @@ describe('projection runner', () => {
     expect(metrics.body).toMatch(/projection_events_behind\{projection="activity"[^}]*\} 4/);
 
     const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
-    await runner.runUntilCaughtUp();
+    await runner.runUntilCaughtUp(WAIT_MS);
     await runner.stop();
     const after = (await app.inject({ url: '/v1/projections' })).json();
     for (const p of after.projections) {
@@ -163,7 +167,7 @@ describe('projection runner', () => {
   });
 });
 
-describe('rebuild', () => {
+describe('rebuild', { timeout: 180_000 }, () => {
   it('needs the projections:write scope and a known projection', async () => {
     expect((await app.inject({ method: 'POST', url: '/v1/projections/activity/rebuild' })).statusCode).toBe(
       401,
@@ -186,7 +190,7 @@ describe('rebuild', () => {
   it('refuses a second rebuild of the same projection while one runs (409)', async () => {
     await db.sql`
       insert into projection_rebuilds (id, projection, status, phase)
-      values ('00000000-0000-4000-8000-000000000001', 'reactions', 'running', 'bulk 1/2 partitions')
+      values ('00000000-0000-4000-8000-000000000001', 'reactions', 'running', 'bulk 1/1 tables')
     `;
     const res = await app.inject({
       method: 'POST',
@@ -200,7 +204,7 @@ describe('rebuild', () => {
 
   it('rebuilds from the log into new tables, swaps them in, and the runner carries on', async () => {
     const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
-    await runner.runUntilCaughtUp();
+    await runner.runUntilCaughtUp(WAIT_MS);
     const expected = await typingCount(db.sql, 'behind');
     // A read model that drifted (say, a bug fixed since): the rebuild restores it from the log.
     await db.sql`update rm_user_daily set typing = 999 where user_id = 'behind'`;
@@ -220,14 +224,14 @@ describe('rebuild', () => {
     }, 'the rebuild to finish');
     expect(status.status, status.error).toBe('succeeded');
     expect(status.phase).toBe('done');
-    expect(status.report.partitions).toBeGreaterThan(0);
+    expect(status.report.tables).toBe(1);
     expect(await typingCount(db.sql, 'behind')).toBe(expected);
     const leftovers = await db.sql`select relname from pg_class where strpos(relname, '__') > 0`;
     expect(leftovers).toHaveLength(0);
 
     // The live runner keeps applying into the swapped-in table.
     await insertTyping('after-rebuild', 2);
-    await runner.runUntilCaughtUp();
+    await runner.runUntilCaughtUp(WAIT_MS);
     expect(await typingCount(db.sql, 'after-rebuild')).toBe(2);
     await runner.stop();
     const status404 = await app.inject({ url: `/v1/projections/heatmap/rebuilds/${job.id}` });

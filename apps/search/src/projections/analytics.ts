@@ -85,11 +85,12 @@ export const FINAL = {
     select user_id as "userId", presences::int as presences, presence_days::int as "presenceDays"
     from t where presences > 0 and active = 0
     order by presences desc, user_id limit ${q.p(a.limit, '::int')}`,
-  /** t(weekday, hour, messages, typing, reactions) summed already */
+  /** t(weekday, hour, messages, typing, reactions) summed already; empty cells are left out */
   heatmap: (q: Params, a: AnalyticsParams) => `
     select weekday::int as weekday, hour::int as hour, messages::int as messages, typing::int as typing,
       reactions::int as reactions, (messages + typing + reactions)::int as total
-    from t order by weekday, hour limit ${q.p(a.limit, '::int')}`,
+    from t where messages + typing + reactions > 0
+    order by weekday, hour limit ${q.p(a.limit, '::int')}`,
   /** t(user_id, channels, events) */
   channelDiversity: (q: Params, a: AnalyticsParams) => `
     select user_id as "userId", channels::int as channels, events::int as events
@@ -198,11 +199,11 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
     const key = a.userId ?? a.channelId ?? a.guildId;
     return `
     with t as (
-      select extract(dow from hour at time zone 'UTC') as weekday, extract(hour from hour at time zone 'UTC') as hour,
-        sum(messages) as messages, sum(typing) as typing, sum(reactions) as reactions
-      from rm_heatmap_hourly
+      select extract(dow from day) as weekday, h - 1 as hour,
+        sum(messages[h]) as messages, sum(typing[h]) as typing, sum(reactions[h]) as reactions
+      from rm_heatmap_daily cross join generate_series(1, 24) h
       where scope = '${scope}' ${key === undefined ? '' : `and key = ${q.p(key)}`} ${guildFilter(q, a)}
-        and ${timeWindow(q, a, 'hour')}
+        and ${dayWindow(q, a)}
       group by 1, 2
     ) ${FINAL.heatmap(q, a)}`;
   },

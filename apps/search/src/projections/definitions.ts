@@ -1,179 +1,290 @@
 import type { EventType } from '@spywatcher/db';
 
 /**
- * A projection: the event types it reads, the read-model tables it owns, and, per event type,
- * the SQL that folds a set of events into those tables. The SQL is set-based (one
- * INSERT … SELECT … GROUP BY … ON CONFLICT per table) so a batch of any size costs a few
- * statements, and every read model is a sum/min/max aggregate: applying batches in any order or
- * split gives the same result, which is what lets the runner keep one checkpoint per event type.
+ * A projection declares, per read-model table, its key columns, how each value column merges,
+ * and for each event type it reads how a set of events maps to (key, values) groups. From that
+ * one declaration the runner derives both statements it needs:
+ * - a live batch: per event type, one INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE;
+ * - a rebuild: per table, one INSERT of the grouped UNION ALL of every event type into an empty
+ *   table (no conflicts to resolve, indexes built afterwards).
+ * Every value is a sum/min/max/element-wise sum, so batches may be applied in any order or split,
+ * which is what lets the runner keep one checkpoint per event type.
  */
+export type Merge = 'sum' | 'least' | 'greatest' | 'hours';
+
+export interface ValueSpec {
+  merge: Merge;
+  /** The value a source that does not fill this column contributes (SQL). */
+  empty: string;
+}
+
+export interface Source {
+  /** SQL expression per key column, over the event row aliased `s`. */
+  keys: Record<string, string>;
+  /** Aggregate expression per value column filled by this source. */
+  values: Record<string, string>;
+  /** Extra FROM items (joins, laterals) after `src s`. */
+  from?: string;
+  where?: string;
+}
+
+export interface TableSpec {
+  name: string;
+  keys: readonly string[];
+  values: Record<string, ValueSpec>;
+  sources: Partial<Record<EventType, Source>>;
+}
+
 export interface Projection {
   name: string;
   description: string;
-  /** Read-model tables this projection owns (rebuilt and swapped together). */
-  tables: readonly string[];
+  tables: readonly TableSpec[];
   types: readonly EventType[];
-  /**
-   * Statements folding the events of `type` in `src` (a parenthesised subquery, aliased `s` by the
-   * caller's text) into the tables named by `t(table)`.
-   */
-  apply(type: EventType, src: string, t: (table: string) => string): string[];
 }
 
-type Merge = 'sum' | 'least' | 'greatest';
-
-/** INSERT … SELECT … GROUP BY keys ON CONFLICT DO UPDATE merging each value column. */
-function upsert(
-  table: string,
-  src: string,
-  keys: Record<string, string>,
-  values: Record<string, string>,
-  options: { from?: string; merge?: Record<string, Merge> } = {},
-): string {
-  const keyNames = Object.keys(keys);
-  const valueNames = Object.keys(values);
-  const merge = (c: string) => {
-    const m = options.merge?.[c] ?? 'sum';
-    if (m === 'sum') return `${c} = ${table}.${c} + excluded.${c}`;
-    return `${c} = ${m}(${table}.${c}, excluded.${c})`;
-  };
-  return `insert into ${table} as ${table} (${[...keyNames, ...valueNames].join(', ')})
-select ${[...Object.values(keys), ...Object.values(values)].join(', ')}
-from ${src} s ${options.from ?? ''}
-group by ${keyNames.map((_, i) => i + 1).join(', ')}
-on conflict (${keyNames.join(', ')}) do update set ${valueNames.map(merge).join(', ')}`;
-}
-
+const SUM: ValueSpec = { merge: 'sum', empty: '0' };
+const HOURS: ValueSpec = { merge: 'hours', empty: 'null::bigint[]' };
+export const FAST_REACTION_MS = 3000;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
+const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
 /** Distinct clients of a presence event, sorted: the client combination as one value. */
 const CLIENT_SET = `array_to_string(array(select distinct c from unnest(s.clients) c order by c), ',')`;
-/** The user an event is about: the reacting user (actor) for reaction times. */
-const userOf = (type: EventType) => (type === 'reaction_time' ? 's.actor_id' : 's.user_id');
+/** Counts per UTC hour of day as a 24-element array (index 1 = 00:00–00:59). */
+const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `count(*) filter (where hh.h = ${h})`).join(', ')}]::bigint[]`;
+const HOUR_OF = `cross join lateral (select extract(hour from s.occurred_at at time zone 'UTC')::int as h) hh`;
 
-export const FAST_REACTION_MS = 3000;
+function mergeSql(table: string, column: string, spec: ValueSpec): string {
+  switch (spec.merge) {
+    case 'sum':
+      return `${column} = ${table}.${column} + excluded.${column}`;
+    case 'hours':
+      return `${column} = sw_hours_add(${table}.${column}, excluded.${column})`;
+    default:
+      return `${column} = ${spec.merge}(${table}.${column}, excluded.${column})`;
+  }
+}
+
+function sourceSelect(spec: TableSpec, source: Source, src: string, fillAll: boolean): string {
+  const values = Object.keys(spec.values)
+    .filter((c) => fillAll || c in source.values)
+    .map((c) => `${source.values[c] ?? spec.values[c]!.empty} as ${c}`);
+  return `select ${[...spec.keys.map((k) => `${source.keys[k]} as ${k}`), ...values].join(', ')}
+from ${src} s ${source.from ?? ''} ${source.where ? `where ${source.where}` : ''}
+group by ${spec.keys.map((_, i) => i + 1).join(', ')}`;
+}
+
+/** The live-batch statement folding events of `type` in `src` into `table` (live or `__next`). */
+export function upsertStatement(spec: TableSpec, type: EventType, src: string, table: string): string {
+  const source = spec.sources[type]!;
+  const columns = [...spec.keys, ...Object.keys(spec.values).filter((c) => c in source.values)];
+  const updates = Object.keys(source.values).map((c) => mergeSql(table, c, spec.values[c]!));
+  return `insert into ${table} as ${table} (${columns.join(', ')})
+${sourceSelect(spec, source, src, false)}
+on conflict (${spec.keys.join(', ')}) do update set ${updates.join(', ')}`;
+}
+
+const finalAgg = (column: string, spec: ValueSpec) => {
+  // 'hours' columns are filled by exactly one event type each, so max() picks that one array.
+  const agg = { sum: 'sum', least: 'min', greatest: 'max', hours: 'max' }[spec.merge];
+  const fallback = spec.merge === 'hours' ? `array_fill(0::bigint, array[24])` : spec.empty;
+  return `coalesce(${agg}(${column}), ${fallback}) as ${column}`;
+};
+
+/** The rebuild statement filling an empty `table` from every event type at once. */
+export function bulkStatement(spec: TableSpec, srcOf: (type: EventType) => string, table: string): string {
+  const parts = (Object.keys(spec.sources) as EventType[]).map((type) =>
+    sourceSelect(spec, spec.sources[type]!, srcOf(type), true),
+  );
+  const values = Object.entries(spec.values).map(([c, v]) => finalAgg(c, v));
+  return `insert into ${table} (${[...spec.keys, ...Object.keys(spec.values)].join(', ')})
+select ${[...spec.keys, ...values].join(', ')}
+from (${parts.join('\nunion all\n')}) u
+group by ${spec.keys.map((_, i) => i + 1).join(', ')}`;
+}
+
+const userOf = (type: EventType) => (type === 'reaction_time' ? 's.actor_id' : 's.user_id');
+const userDayKeys = (type: EventType) => ({
+  guild_id: `coalesce(s.guild_id, '')`,
+  user_id: userOf(type),
+  day: DAY,
+});
 
 const activity: Projection = {
   name: 'activity',
   description:
     'Per user, guild and UTC day: messages, typing, reactions (fast ones too), presences, multi-client presences, role changes, deletions. Serves ghosts, lurkers, role-drift, behavior-shifts and suspicion.',
-  tables: ['rm_user_daily'],
   types: ['message', 'typing', 'reaction_time', 'presence', 'role_change', 'deleted_message'],
-  apply(type, src, t) {
-    const table = t('rm_user_daily');
-    const keys = { guild_id: `coalesce(s.guild_id, '')`, user_id: userOf(type), day: DAY };
-    const values: Record<EventType, Record<string, string>> = {
-      message: { messages: 'count(*)' },
-      typing: { typing: 'count(*)' },
-      reaction_time: {
-        reactions: 'count(*)',
-        fast_reactions: `count(*) filter (where s.delta_ms < ${FAST_REACTION_MS})`,
+  tables: [
+    {
+      name: 'rm_user_daily',
+      keys: ['guild_id', 'day', 'user_id'],
+      values: {
+        messages: SUM,
+        typing: SUM,
+        reactions: SUM,
+        fast_reactions: SUM,
+        presences: SUM,
+        multi_client: SUM,
+        role_changes: SUM,
+        roles_added: SUM,
+        roles_removed: SUM,
+        deleted_messages: SUM,
       },
-      presence: {
-        presences: 'count(*)',
-        multi_client: `count(*) filter (where (select count(distinct c) from unnest(s.clients) c) >= 2)`,
+      sources: {
+        message: { keys: userDayKeys('message'), values: { messages: 'count(*)' } },
+        typing: { keys: userDayKeys('typing'), values: { typing: 'count(*)' } },
+        reaction_time: {
+          keys: userDayKeys('reaction_time'),
+          values: {
+            reactions: 'count(*)',
+            fast_reactions: `count(*) filter (where s.delta_ms < ${FAST_REACTION_MS})`,
+          },
+        },
+        presence: {
+          keys: userDayKeys('presence'),
+          values: { presences: 'count(*)', multi_client: `count(*) filter (where ${CLIENT_COUNT} >= 2)` },
+        },
+        role_change: {
+          keys: userDayKeys('role_change'),
+          values: {
+            role_changes: 'count(*)',
+            roles_added: 'sum(cardinality(s.added_roles))',
+            roles_removed: 'sum(cardinality(s.removed_roles))',
+          },
+        },
+        deleted_message: { keys: userDayKeys('deleted_message'), values: { deleted_messages: 'count(*)' } },
       },
-      role_change: {
-        role_changes: 'count(*)',
-        roles_added: 'sum(cardinality(s.added_roles))',
-        roles_removed: 'sum(cardinality(s.removed_roles))',
-      },
-      deleted_message: { deleted_messages: 'count(*)' },
-      join: {},
-    };
-    return [upsert(table, src, keys, values[type])];
-  },
+    },
+  ],
 };
+
+const heatmapKeys = {
+  scope: 'k.scope',
+  key: 'k.key',
+  guild_id: 's.guild_id',
+  day: DAY,
+};
+const heatmapFrom = (type: EventType) =>
+  `cross join lateral (values ('guild', s.guild_id), ('channel', s.channel_id), ('user', ${userOf(type)})) k(scope, key) ${HOUR_OF}`;
 
 const heatmap: Projection = {
   name: 'heatmap',
   description:
-    'Messages, typing and reactions per UTC hour for every guild, channel and user. Serves heatmap.',
-  tables: ['rm_heatmap_hourly'],
+    'Messages, typing and reactions per UTC day and hour (24-slot arrays) for every guild, channel and user. Serves heatmap.',
   types: ['message', 'typing', 'reaction_time'],
-  apply(type, src, t) {
-    const column = type === 'message' ? 'messages' : type === 'typing' ? 'typing' : 'reactions';
-    return [
-      upsert(
-        t('rm_heatmap_hourly'),
-        src,
-        {
-          scope: 'k.scope',
-          key: 'k.key',
-          guild_id: 's.guild_id',
-          hour: `date_trunc('hour', s.occurred_at, 'UTC')`,
+  tables: [
+    {
+      name: 'rm_heatmap_daily',
+      keys: ['scope', 'key', 'guild_id', 'day'],
+      values: { messages: HOURS, typing: HOURS, reactions: HOURS },
+      sources: {
+        message: { keys: heatmapKeys, values: { messages: HOUR_COUNTS }, from: heatmapFrom('message') },
+        typing: { keys: heatmapKeys, values: { typing: HOUR_COUNTS }, from: heatmapFrom('typing') },
+        reaction_time: {
+          keys: heatmapKeys,
+          values: { reactions: HOUR_COUNTS },
+          from: heatmapFrom('reaction_time'),
         },
-        { [column]: 'count(*)' },
-        {
-          from: `cross join lateral (values ('guild', s.guild_id), ('channel', s.channel_id), ('user', ${userOf(type)})) k(scope, key)`,
-        },
-      ),
-    ];
-  },
+      },
+    },
+  ],
 };
+
+const channelKeys = (type: EventType) => ({
+  guild_id: 's.guild_id',
+  day: DAY,
+  user_id: userOf(type),
+  channel_id: 's.channel_id',
+});
 
 const channels: Projection = {
   name: 'channels',
   description: 'Messages, typing and reactions per user, channel and UTC day. Serves channel-diversity.',
-  tables: ['rm_user_channel_daily'],
   types: ['message', 'typing', 'reaction_time'],
-  apply(type, src, t) {
-    return [
-      upsert(
-        t('rm_user_channel_daily'),
-        src,
-        { guild_id: 's.guild_id', user_id: userOf(type), channel_id: 's.channel_id', day: DAY },
-        { events: 'count(*)' },
-      ),
-    ];
-  },
+  tables: [
+    {
+      name: 'rm_user_channel_daily',
+      keys: ['guild_id', 'day', 'user_id', 'channel_id'],
+      values: { events: SUM },
+      sources: {
+        message: { keys: channelKeys('message'), values: { events: 'count(*)' } },
+        typing: { keys: channelKeys('typing'), values: { events: 'count(*)' } },
+        reaction_time: { keys: channelKeys('reaction_time'), values: { events: 'count(*)' } },
+      },
+    },
+  ],
 };
 
 const clients: Projection = {
   name: 'clients',
   description:
     'Presences per client and per combination of clients seen at once, per user and UTC day. Serves multi-client and client-drift.',
-  tables: ['rm_client_daily', 'rm_multi_client_daily'],
   types: ['presence'],
-  apply(_type, src, t) {
-    const keys = { guild_id: `coalesce(s.guild_id, '')`, user_id: 's.user_id', day: DAY };
-    return [
-      upsert(
-        t('rm_client_daily'),
-        src,
-        { ...keys, client: 'c.client' },
-        { presences: 'count(*)' },
-        { from: 'cross join lateral (select distinct u as client from unnest(s.clients) u) c' },
-      ),
-      upsert(
-        t('rm_multi_client_daily'),
-        `(select * from ${src} x where (select count(distinct c) from unnest(x.clients) c) >= 2)`,
-        { ...keys, clients: CLIENT_SET },
-        { events: 'count(*)', first_at: 'min(s.occurred_at)', last_at: 'max(s.occurred_at)' },
-        { merge: { first_at: 'least', last_at: 'greatest' } },
-      ),
-    ];
-  },
+  tables: [
+    {
+      name: 'rm_client_daily',
+      keys: ['guild_id', 'day', 'user_id', 'client'],
+      values: { presences: SUM },
+      sources: {
+        presence: {
+          keys: { ...userDayKeys('presence'), client: 'c.client' },
+          values: { presences: 'count(*)' },
+          from: 'cross join lateral (select distinct u as client from unnest(s.clients) u) c',
+        },
+      },
+    },
+    {
+      name: 'rm_multi_client_daily',
+      keys: ['guild_id', 'day', 'user_id', 'clients'],
+      values: {
+        events: SUM,
+        first_at: { merge: 'least', empty: 'null::timestamptz' },
+        last_at: { merge: 'greatest', empty: 'null::timestamptz' },
+      },
+      sources: {
+        presence: {
+          keys: { ...userDayKeys('presence'), clients: CLIENT_SET },
+          values: { events: 'count(*)', first_at: 'min(s.occurred_at)', last_at: 'max(s.occurred_at)' },
+          where: `${CLIENT_COUNT} >= 2`,
+        },
+      },
+    },
+  ],
 };
 
 const reactions: Projection = {
   name: 'reactions',
   description: 'Reaction deltas per reacting user and UTC day, as value → count. Serves reaction-stats.',
-  tables: ['rm_reaction_deltas'],
   types: ['reaction_time'],
-  apply(_type, src, t) {
-    return [
-      upsert(
-        t('rm_reaction_deltas'),
-        src,
-        { guild_id: 's.guild_id', user_id: 's.actor_id', day: DAY, delta_ms: 's.delta_ms' },
-        { reactions: 'count(*)' },
-      ),
-    ];
-  },
+  tables: [
+    {
+      name: 'rm_reaction_deltas',
+      keys: ['guild_id', 'day', 'user_id', 'delta_ms'],
+      values: { reactions: SUM },
+      sources: {
+        reaction_time: {
+          keys: { guild_id: 's.guild_id', day: DAY, user_id: 's.actor_id', delta_ms: 's.delta_ms' },
+          values: { reactions: 'count(*)' },
+        },
+      },
+    },
+  ],
 };
 
 export const PROJECTIONS: readonly Projection[] = [activity, heatmap, channels, clients, reactions];
 
 export function findProjection(name: string): Projection | undefined {
   return PROJECTIONS.find((p) => p.name === name);
+}
+
+/** Live-batch statements of a projection for one event type. */
+export function applyStatements(
+  projection: Projection,
+  type: EventType,
+  src: string,
+  tableName: (base: string) => string,
+): string[] {
+  return projection.tables
+    .filter((t) => t.sources[type])
+    .map((t) => upsertStatement(t, type, src, tableName(t.name)));
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { eventTable, listPartitions, type Sql, withTransaction } from '@spywatcher/db';
-import type { Projection } from './definitions.ts';
+import { eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { bulkStatement, type Projection } from './definitions.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {
@@ -11,9 +11,9 @@ export interface RebuildProgress {
 
 export interface RebuildReport {
   projection: string;
-  /** Events folded in the bulk pass (estimated from planner statistics) plus the tail batches. */
+  /** Events in the tables the projection reads (bulk pass, from planner statistics) plus the tail. */
   events: number;
-  partitions: number;
+  tables: number;
   bulkSeconds: number;
   tailEvents: number;
   swapSeconds: number;
@@ -41,15 +41,38 @@ export class RebuildConflictError extends Error {
   }
 }
 
+/** Recreates the live table's indexes (primary key included) on its `__next` copy. */
+async function copyIndexes(tx: Queryable, table: string, next: string): Promise<void> {
+  const indexes = await tx<{ name: string; def: string; primary: boolean }[]>`
+    select i.indexname as name, i.indexdef as def,
+      exists (select 1 from pg_constraint c where c.conindid = (quote_ident(i.indexname))::regclass
+              and c.contype = 'p') as primary
+    from pg_indexes i where i.schemaname = current_schema() and i.tablename = ${table}
+  `;
+  for (const index of indexes) {
+    const name = `${index.name.replace(/__next$/, '')}__next`;
+    const def = index.def
+      .replace(` INDEX ${index.name} ON `, ` INDEX ${name} ON `)
+      .replace(
+        / ON (\S+\.)?(\S+) USING /,
+        (_m, schema: string | undefined) => ` ON ${schema ?? ''}${next} USING `,
+      );
+    await tx.unsafe(def);
+    if (index.primary)
+      await tx.unsafe(`alter table ${next} add constraint ${name} primary key using index ${name}`);
+  }
+}
+
 /**
  * Rebuilds a projection without downtime:
- * 1. creates empty `<table>__next` copies of its tables (the live ones keep serving);
- * 2. bulk pass: folds every partition of every event table it reads, set-based, restricted to
- *    transactions below the xmin taken at the start (a fixed, fully committed prefix of the log);
- *    the `__next` checkpoint is then the last row of that prefix;
+ * 1. creates empty `<table>__next` copies of its tables, without indexes (the live ones keep serving);
+ * 2. bulk pass: one INSERT per table of the grouped UNION ALL of every event type it reads,
+ *    restricted to transactions below the xmin taken at the start (a fixed, fully committed
+ *    prefix of the log); then builds the indexes; the `__next` checkpoints are the last row of
+ *    that prefix in each event table;
  * 3. tails the log into `__next` in batches until caught up;
- * 4. in one transaction holding the projection's lock (the live runner pauses for it): applies the
- *    last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
+ * 4. in one transaction holding the projection's lock (the live runner skips meanwhile): applies
+ *    the last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
  *    checkpoints. Readers see the old tables until that commit and the new ones after it.
  */
 export async function rebuildProjection(
@@ -61,11 +84,14 @@ export async function rebuildProjection(
   const batchSize = options.batchSize ?? 20_000;
   const target = nextTarget(projection);
   const progress = async (p: RebuildProgress) => options.onProgress?.(p);
+  const tables = projection.tables.map((t) => t.name);
 
   await withTransaction(sql, async (tx) => {
-    for (const table of projection.tables) {
+    for (const table of tables) {
       await tx.unsafe(`drop table if exists ${target.table(table)}`);
-      await tx.unsafe(`create table ${target.table(table)} (like ${table} including all)`);
+      await tx.unsafe(
+        `create table ${target.table(table)} (like ${table} including defaults including constraints)`,
+      );
     }
     await tx`delete from projection_checkpoints where projection = ${target.checkpoint}`;
     await ensureCheckpoints(tx, target.checkpoint, projection.types);
@@ -73,39 +99,29 @@ export async function rebuildProjection(
 
   const [snap] = await sql<{ xmin: string }[]>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`;
   const xmin = snap!.xmin;
-  const parents = new Set(projection.types.map((t) => eventTable(t) as string));
-  const partitions = (await listPartitions(sql)).filter((p) => parents.has(p.parent));
-  const estimates = new Map(
-    (
-      await sql<{ name: string; n: number }[]>`
-        select relname as name, greatest(reltuples, 0)::float8 as n from pg_class
-        where relname = any(${partitions.map((p) => p.name)}::text[])
-      `
-    ).map((r) => [r.name, r.n]),
-  );
-  const eventsTotal = Math.round(partitions.reduce((a, p) => a + (estimates.get(p.name) ?? 0), 0));
+  const [estimate] = await sql<{ n: number }[]>`
+    select coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 as n
+    from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = any(${projection.types.map((t) => eventTable(t))}::regclass[])
+  `;
+  const eventsTotal = Math.round(estimate?.n ?? 0);
   let eventsDone = 0;
-  let done = 0;
   const bulkStarted = performance.now();
+  for (const [i, spec] of projection.tables.entries()) {
+    await progress({ phase: `bulk ${i + 1}/${tables.length} tables`, eventsDone, eventsTotal });
+    await sql.unsafe(
+      bulkStatement(
+        spec,
+        (type) => `(select * from ${eventTable(type)} where tx < $1::xid8)`,
+        target.table(spec.name),
+      ),
+      [xmin],
+    );
+    eventsDone = Math.round((eventsTotal * (i + 1)) / tables.length);
+  }
+  await progress({ phase: 'indexing', eventsDone, eventsTotal });
+  for (const table of tables) await copyIndexes(sql, table, target.table(table));
   for (const type of projection.types) {
-    for (const partition of partitions.filter((p) => p.parent === eventTable(type))) {
-      await withTransaction(sql, async (tx) => {
-        for (const statement of projection.apply(
-          type,
-          `(select * from ${partition.name} where tx < $1::xid8)`,
-          target.table,
-        )) {
-          await tx.unsafe(statement, [xmin]);
-        }
-      });
-      done++;
-      eventsDone += Math.round(estimates.get(partition.name) ?? 0);
-      await progress({
-        phase: `bulk ${done}/${partitions.length} partitions`,
-        eventsDone,
-        eventsTotal: Math.max(eventsTotal, eventsDone),
-      });
-    }
     const [last] = await sql.unsafe<{ tx: string; position: string }[]>(
       `select tx::text as tx, position::text as position from ${eventTable(type)}
        where tx < $1::xid8 order by tx desc, position desc limit 1`,
@@ -121,10 +137,10 @@ export async function rebuildProjection(
   }
   const bulkSeconds = (performance.now() - bulkStarted) / 1000;
 
-  await progress({ phase: 'catching up', eventsDone, eventsTotal: Math.max(eventsTotal, eventsDone) });
+  await progress({ phase: 'catching up', eventsDone, eventsTotal });
   let tailEvents = (await catchUp(sql, projection, target, batchSize)).applied;
 
-  await progress({ phase: 'swapping', eventsDone, eventsTotal: Math.max(eventsTotal, eventsDone) });
+  await progress({ phase: 'swapping', eventsDone, eventsTotal });
   const swapStarted = performance.now();
   await withTransaction(sql, async (tx) => {
     // Blocks the live runner's next batch (it uses a try-lock and simply skips) until commit.
@@ -136,11 +152,11 @@ export async function rebuildProjection(
         if (n < batchSize) break;
       }
     }
-    for (const table of projection.tables) {
+    for (const table of tables) {
       await tx.unsafe(`alter table ${table} rename to ${table}__old`);
       await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
       await tx.unsafe(`drop table ${table}__old`);
-      // Index names were derived from the __next table; give them back their usual names.
+      // Index (and primary-key) names were made for the __next table; give them their usual names.
       const indexes = await tx<{ name: string }[]>`
         select indexname as name from pg_indexes
         where schemaname = current_schema() and tablename = ${table} and strpos(indexname, '__next') > 0
@@ -153,12 +169,12 @@ export async function rebuildProjection(
     await tx`update projection_checkpoints set projection = ${projection.name} where projection = ${target.checkpoint}`;
   });
   const swapSeconds = (performance.now() - swapStarted) / 1000;
-  eventsDone += tailEvents;
+  eventsDone = Math.max(eventsDone, eventsTotal) + tailEvents;
   await progress({ phase: 'done', eventsDone, eventsTotal: eventsDone });
   return {
     projection: projection.name,
     events: eventsDone,
-    partitions: partitions.length,
+    tables: tables.length,
     bulkSeconds: round(bulkSeconds),
     tailEvents,
     swapSeconds: round(swapSeconds),

@@ -79,21 +79,25 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
     }
     let total = 0;
     blocked = false;
-    for (const p of projections) {
-      if (stopped) break;
-      try {
-        const result = await catchUp(options.sql, p, liveTarget(p), batchSize, (_type, n, s) => {
-          applied.inc({ projection: p.name }, n);
-          batchSeconds.observe({ projection: p.name }, s);
-        });
-        total += result.applied;
-        blocked ||= result.blocked;
-      } catch (error) {
-        blocked = true;
-        failures.inc({ projection: p.name });
-        log?.error({ err: error, projection: p.name }, 'projection run failed; retrying later');
-      }
-    }
+    // Projections are independent (own tables, own checkpoints, own lock): run them side by side
+    // so one wake-up costs the slowest projection's time, not the sum.
+    await Promise.all(
+      projections.map(async (p) => {
+        if (stopped) return;
+        try {
+          const result = await catchUp(options.sql, p, liveTarget(p), batchSize, (_type, n, s) => {
+            applied.inc({ projection: p.name }, n);
+            batchSeconds.observe({ projection: p.name }, s);
+          });
+          total += result.applied;
+          blocked ||= result.blocked;
+        } catch (error) {
+          blocked = true;
+          failures.inc({ projection: p.name });
+          log?.error({ err: error, projection: p.name }, 'projection run failed; retrying later');
+        }
+      }),
+    );
     // Rows we saw but could not read yet (an older transaction still in flight): look again
     // soon instead of at the next poll, so one slow writer does not add seconds of lag.
     if (blocked && !stopped && !retry) {

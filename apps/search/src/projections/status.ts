@@ -62,7 +62,7 @@ export async function projectionStatus(
     out.push({
       name: p.name,
       description: p.description,
-      tables: [...p.tables],
+      tables: p.tables.map((t) => t.name),
       eventsBehind: checkpoints.reduce((a, c) => a + c.eventsBehind, 0),
       secondsBehind: Math.max(0, ...checkpoints.map((c) => c.secondsBehind)),
       checkpoints,

@@ -1,5 +1,5 @@
 import { type EventType, eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
-import type { Projection } from './definitions.ts';
+import { applyStatements, type Projection } from './definitions.ts';
 
 /** A position in one event table's log: rows are ordered by (tx, position). */
 export interface Checkpoint {
@@ -102,7 +102,7 @@ export async function applyNextBatch(
   const batch = await nextBatchEnd(tx, type, from, limit);
   if (!batch) return 0;
   const params = [from.tx, from.position, batch.end.tx, batch.end.position];
-  for (const statement of projection.apply(type, rangeSource(eventTable(type)), target.table)) {
+  for (const statement of applyStatements(projection, type, rangeSource(eventTable(type)), target.table)) {
     await tx.unsafe(statement, params);
   }
   await advanceCheckpoint(tx, target.checkpoint, type, from, batch.end, batch.count);

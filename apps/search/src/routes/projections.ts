@@ -10,8 +10,8 @@ const Job = Type.Object({
   projection: Type.String({ examples: ['activity'] }),
   status: Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
   phase: Type.String({
-    description: 'starting, bulk n/m partitions, catching up, swapping, done',
-    examples: ['bulk 3/12 partitions'],
+    description: 'starting, bulk n/m tables, indexing, catching up, swapping, done',
+    examples: ['bulk 1/2 tables'],
   }),
   eventsDone: Type.Integer(),
   eventsTotal: Type.Integer({ description: 'Estimated from planner statistics until the job ends' }),
@@ -22,7 +22,7 @@ const Job = Type.Object({
     Type.Object({
       projection: Type.String(),
       events: Type.Integer(),
-      partitions: Type.Integer(),
+      tables: Type.Integer({ description: 'Read-model tables rebuilt' }),
       bulkSeconds: Type.Number(),
       tailEvents: Type.Integer(),
       swapSeconds: Type.Number(),

@@ -1,0 +1,356 @@
+// Projections benchmark: rebuild throughput vs a raw sequential scan, projection lag under
+// sustained ingest, and analytics endpoint latency vs the same questions asked of the raw tables.
+//
+//   npm run bench:projections              # 5,000,000 events
+//   npm run bench:projections -- --quick   # 100,000 events, under a minute
+//
+// Runs in a fresh database on DATABASE_URL's server (dropped at the end unless --keep). The last
+// line printed is one JSON object.
+import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import {
+  copyRows,
+  createSql,
+  type EventType,
+  ensurePartitions,
+  eventTable,
+  MIGRATIONS_DIR,
+  migrate,
+  PartitionCache,
+  type Sql,
+  withDatabase,
+} from '@spywatcher/db';
+import { createEvent, type SpywatcherEvent, uuidv7 } from '@spywatcher/events';
+import { createAuth } from '@spywatcher/service';
+import { Registry } from 'prom-client';
+import { publishStored } from '../../../apps/ingest/src/notify.ts';
+import { storeEvents } from '../../../apps/ingest/src/store.ts';
+import { buildApp } from '../../../apps/search/src/app.ts';
+import {
+  type AnalyticsName,
+  type AnalyticsParams,
+  runAnalytics,
+} from '../../../apps/search/src/projections/analytics.ts';
+import { PROJECTIONS } from '../../../apps/search/src/projections/definitions.ts';
+import { rebuildProjection } from '../../../apps/search/src/projections/rebuild.ts';
+import { startProjectionRunner } from '../../../apps/search/src/projections/runner.ts';
+import { projectionStatus } from '../../../apps/search/src/projections/status.ts';
+import { RAW_QUERIES } from '../../../apps/search/test/analytics-raw.ts';
+import { COLUMNS, generateEvents, type SeedEvent } from '../../../apps/search/test/analytics-seed.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    events: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'lag-seconds': { type: 'string' },
+    rate: { type: 'string' },
+  },
+});
+const quick = args.quick;
+const EVENTS = Number(args.events ?? (quick ? 100_000 : 5_000_000));
+const DAYS = 56;
+const START = '2026-09-01';
+// Active communities: a bot watches a handful of guilds; users produce ~1,000 events each over 8 weeks.
+const GUILDS = quick ? 4 : 10;
+const USERS = quick ? 200 : 5_000;
+const RATE = Number(args.rate ?? 5000);
+const LAG_SECONDS = Number(args['lag-seconds'] ?? (quick ? 10 : 60));
+const ENDPOINT_RUNS = quick ? 20 : 50;
+const RAW_RUNS = quick ? 5 : 5;
+const WINDOW = { from: '2026-09-29', to: '2026-10-26' }; // the last 28 days of the data
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const baseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const adminUrl = withDatabase(baseUrl, 'postgres');
+const dbName = `sw_bench_proj_${Date.now().toString(36)}`;
+const url = withDatabase(baseUrl, dbName);
+
+const p95 = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(s.length * 0.95) - 1)] ?? 0;
+};
+const r3 = (n: number) => Math.round(n * 1000) / 1000;
+
+async function admin(statement: string) {
+  const a = createSql({ url: adminUrl, applicationName: 'bench-projections', max: 1 });
+  try {
+    await a.unsafe(statement);
+  } finally {
+    await a.end();
+  }
+}
+
+/** Loads the data set with COPY straight into the event tables, 50,000 events at a time. */
+async function load(sql: Sql): Promise<number> {
+  const cache = new PartitionCache();
+  const start = Date.parse(`${START}T00:00:00Z`);
+  for (let d = 0; d <= DAYS; d += 7) {
+    const at = new Date(start + d * 86_400_000);
+    for (const type of Object.keys(COLUMNS) as EventType[]) await ensurePartitions(sql, type, [at], cache);
+  }
+  let buffer = new Map<EventType, SeedEvent['row'][]>();
+  let n = 0;
+  let total = 0;
+  const flush = async () => {
+    for (const [type, rows] of buffer) {
+      const chunk = rows;
+      await ensurePartitions(
+        sql,
+        type,
+        chunk.map((r) => r[1] as Date),
+        cache,
+      );
+      await copyRows(sql, eventTable(type), COLUMNS[type], chunk);
+    }
+    buffer = new Map();
+    n = 0;
+  };
+  for (const e of generateEvents({
+    events: EVENTS,
+    start: START,
+    days: DAYS,
+    guilds: GUILDS,
+    users: USERS,
+    channelsPerGuild: 12,
+    seed: 7,
+  })) {
+    const list = buffer.get(e.type) ?? [];
+    list.push(e.row);
+    buffer.set(e.type, list);
+    total++;
+    if (++n >= 50_000) {
+      await flush();
+      if (total % 500_000 === 0) log(`  loaded ${total}`);
+    }
+  }
+  if (n > 0) await flush();
+  return total;
+}
+
+function toEvent(e: SeedEvent): SpywatcherEvent {
+  const data: Record<string, unknown> = {};
+  COLUMNS[e.type].forEach((column, i) => {
+    if (i >= 2 && e.row[i] !== null) data[column] = e.row[i];
+  });
+  return createEvent(e.type, data as never, { id: uuidv7(), occurredAt: new Date() });
+}
+
+async function waitUntilReadable(sql: Sql, tables: string[]) {
+  const started = performance.now();
+  for (;;) {
+    let held = false;
+    for (const table of tables) {
+      const [row] = await sql.unsafe<{ held: boolean }[]>(
+        `select exists (select 1 from ${table} where tx >= pg_snapshot_xmin(pg_current_snapshot())) as held`,
+      );
+      held ||= row!.held;
+    }
+    if (!held) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const waited = (performance.now() - started) / 1000;
+  if (waited > 0.5) log(`  waited ${waited.toFixed(1)} s for older transactions elsewhere on the server`);
+}
+
+async function main() {
+  log(`projections benchmark: ${EVENTS} events${quick ? ' (quick)' : ''}, database ${dbName}`);
+  await admin(`create database ${dbName}`);
+  const sql = createSql({ url, applicationName: 'bench-projections', max: 8, statementTimeoutMs: 0 });
+  const nats = await connect({ servers: natsUrl.split(',') });
+  const names = { prefix: `swbench${Date.now().toString(36)}`, stream: 'UNUSED' };
+  try {
+    await migrate({ sql, dir: MIGRATIONS_DIR });
+    let t = performance.now();
+    const events = await load(sql);
+    const loadSeconds = (performance.now() - t) / 1000;
+    log(`loaded ${events} events in ${loadSeconds.toFixed(1)} s; vacuum analyze`);
+    await sql`vacuum analyze`;
+
+    // Baselines: one sequential pass over every table any projection reads, (a) streaming every
+    // row to the client as a projector reading the log must, and (b) counting in the server.
+    const tables = [...new Set(PROJECTIONS.flatMap((p) => p.types.map((type) => eventTable(type))))];
+    t = performance.now();
+    let scanned = 0;
+    for (const table of tables) {
+      await sql.unsafe(`select * from ${table}`).cursor(10_000, (rows) => {
+        scanned += rows.length;
+      });
+    }
+    const scanSeconds = (performance.now() - t) / 1000;
+    const scanPerS = scanned / scanSeconds;
+    log(
+      `raw sequential scan (rows to client): ${scanned} rows in ${scanSeconds.toFixed(2)} s (${Math.round(scanPerS)}/s)`,
+    );
+    t = performance.now();
+    await sql.begin(async (tx) => {
+      await tx`set local enable_indexscan = off`;
+      await tx`set local enable_indexonlyscan = off`;
+      await tx`set local enable_bitmapscan = off`;
+      for (const table of tables) await tx.unsafe(`select count(*) from ${table}`);
+    });
+    const countPerS = scanned / ((performance.now() - t) / 1000);
+    log(`raw sequential scan (count(*) in the server): ${Math.round(countPerS)}/s`);
+
+    // xmin is cluster-wide: wait until no older transaction (of any database on this server)
+    // holds our rows back, or the rebuild would measure a partial log.
+    await waitUntilReadable(sql, tables);
+    // Rebuild every projection from the start of the log.
+    const perProjection: Record<string, number> = {};
+    t = performance.now();
+    for (const p of PROJECTIONS) {
+      const report = await rebuildProjection(sql, p, { batchSize: 20_000 });
+      perProjection[p.name] = report.seconds;
+      log(`rebuild ${p.name}: ${report.seconds} s`);
+    }
+    const rebuildSeconds = (performance.now() - t) / 1000;
+    const [check] = await sql<{ model: number; raw: number }[]>`
+      select (select coalesce(sum(messages + typing + reactions), 0)::int from rm_user_daily) as model,
+        (select (select count(*) from message_events) + (select count(*) from typing_events)
+              + (select count(*) from reaction_time_events))::int as raw
+    `;
+    if (check!.model !== check!.raw) {
+      throw new Error(`rebuild incomplete: read model has ${check!.model} events, log ${check!.raw}`);
+    }
+    const rebuildPerS = events / rebuildSeconds;
+    log(`rebuild of all projections: ${rebuildSeconds.toFixed(2)} s (${Math.round(rebuildPerS)} events/s)`);
+
+    // Analytics endpoints vs the raw tables, same parameters (guild rotates, last 28 days).
+    const app = await buildApp({ sql, nats, auth: createAuth([]), metrics: new Registry(), logger: false });
+    const guildOf = (i: number) => `1000000000000000${i % GUILDS}`;
+    const cases: { name: AnalyticsName; extra: Record<string, string | number> }[] = [
+      { name: 'ghosts', extra: {} },
+      { name: 'lurkers', extra: {} },
+      { name: 'heatmap', extra: {} },
+      { name: 'channel-diversity', extra: {} },
+      { name: 'multi-client', extra: {} },
+      { name: 'reaction-stats', extra: {} },
+      { name: 'role-drift', extra: {} },
+      { name: 'behavior-shifts', extra: {} },
+      { name: 'client-drift', extra: {} },
+      { name: 'suspicion', extra: {} },
+    ];
+    const endpoints: Record<string, { p95_ms: number; raw_p95_ms: number; speedup: number }> = {};
+    for (const c of cases) {
+      const times: number[] = [];
+      for (let i = 0; i < ENDPOINT_RUNS; i++) {
+        const qs = new URLSearchParams({ ...WINDOW, guildId: guildOf(i), ...c.extra } as Record<
+          string,
+          string
+        >);
+        const started = performance.now();
+        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}` });
+        times.push(performance.now() - started);
+        if (res.statusCode !== 200) throw new Error(`${c.name}: ${res.statusCode} ${res.body}`);
+      }
+      const raw: number[] = [];
+      for (let i = 0; i < RAW_RUNS; i++) {
+        const params = {
+          ...WINDOW,
+          guildId: guildOf(i),
+          limit: c.name === 'heatmap' ? 168 : 50,
+          ...c.extra,
+        } as AnalyticsParams;
+        const started = performance.now();
+        await runAnalytics(sql, RAW_QUERIES, c.name, params);
+        raw.push(performance.now() - started);
+      }
+      endpoints[c.name] = {
+        p95_ms: r3(p95(times)),
+        raw_p95_ms: r3(p95(raw)),
+        speedup: Math.round((p95(raw) / p95(times)) * 10) / 10,
+      };
+      log(`  ${c.name}: p95 ${p95(times).toFixed(1)} ms, raw p95 ${p95(raw).toFixed(1)} ms`);
+    }
+    await app.close();
+
+    // Lag under sustained ingest: ingest's own store + stored-notification path at RATE events/s.
+    const runner = startProjectionRunner({ sql, nats, names, pollMs: 5000, batchSize: 5000 });
+    await runner.runUntilCaughtUp(600_000);
+    const writerSql = createSql({ url, applicationName: 'bench-projections-writer', max: 4 });
+    const statusSql = createSql({ url, applicationName: 'bench-projections-status', max: 1 });
+    const cache = new PartitionCache();
+    const source = generateEvents({
+      events: RATE * LAG_SECONDS + RATE,
+      start: START,
+      days: DAYS,
+      guilds: GUILDS,
+      users: USERS,
+      seed: 11,
+    });
+    const tickMs = 250;
+    const perTick = Math.round((RATE * tickMs) / 1000);
+    const lagSamples: number[] = [];
+    let written = 0;
+    let stopSampling = false;
+    const sampler = (async () => {
+      while (!stopSampling) {
+        const status = await projectionStatus(statusSql);
+        lagSamples.push(Math.max(...status.map((s) => s.secondsBehind)));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    const began = performance.now();
+    // Like ingest's consumers: several batches in flight at once, each its own transaction.
+    const inFlight = new Set<Promise<void>>();
+    for (let tick = 0; (performance.now() - began) / 1000 < LAG_SECONDS; tick++) {
+      const batch: SpywatcherEvent[] = [];
+      for (let i = 0; i < perTick; i++) {
+        const next = source.next();
+        if (next.done) break;
+        batch.push(toEvent(next.value));
+      }
+      while (inFlight.size >= 4) await Promise.race(inFlight);
+      const write: Promise<void> = storeEvents(writerSql, cache, batch).then((outcome) => {
+        publishStored(nats, names, outcome.stored);
+        written += batch.length;
+        inFlight.delete(write);
+      });
+      inFlight.add(write);
+      const due = began + (tick + 1) * tickMs;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    await Promise.all(inFlight);
+    const writeSeconds = (performance.now() - began) / 1000;
+    stopSampling = true;
+    await sampler;
+    await runner.runUntilCaughtUp(600_000);
+    await runner.stop();
+    await writerSql.end();
+    await statusSql.end();
+    const lagP95 = p95(lagSamples);
+    log(
+      `ingest ${written} events in ${writeSeconds.toFixed(1)} s (${Math.round(written / writeSeconds)}/s); lag p95 ${lagP95.toFixed(3)} s over ${lagSamples.length} samples`,
+    );
+
+    const result = {
+      benchmark: 'projections',
+      mode: quick ? 'quick' : 'full',
+      events,
+      load_s: r3(loadSeconds),
+      scan_rows: scanned,
+      scan_per_s: Math.round(scanPerS),
+      rebuild_per_s: Math.round(rebuildPerS),
+      rebuild_ratio: r3(rebuildPerS / scanPerS),
+      count_scan_per_s: Math.round(countPerS),
+      rebuild_ratio_vs_count: r3(rebuildPerS / countPerS),
+      rebuild_s: r3(rebuildSeconds),
+      rebuild_s_by_projection: perProjection,
+      ingest_rate_per_s: Math.round(written / writeSeconds),
+      ingest_path: 'apps/ingest storeEvents + publishStored (JetStream hop not included)',
+      lag_p95_s: r3(lagP95),
+      lag_max_s: r3(Math.max(0, ...lagSamples)),
+      endpoints,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await nats.close();
+    await sql.end({ timeout: 5 });
+    if (!args.keep) await admin(`drop database if exists ${dbName} with (force)`);
+    else log(`kept database ${dbName}`);
+  }
+}
+
+await main();
