@@ -15,6 +15,10 @@ export const ingestEnv = {
     min: 1,
     max: 10_000,
   }),
+  INGEST_CONCURRENCY: env.int('Batches stored at the same time, each in its own transaction', 2, {
+    min: 1,
+    max: 16,
+  }),
   INGEST_MAX_DELIVER: env.int(
     'Deliveries of a message that keeps failing to store before it goes to the dead subject',
     20,

@@ -33,6 +33,11 @@ export interface ConsumerOptions {
   durable: string;
   batchSize: number;
   batchTimeMs: number;
+  /**
+   * Batches stored at the same time, each in its own transaction and acked after its own
+   * commit (default 2): while one batch commits the next is validated and inserted.
+   */
+  concurrency?: number;
   /** Deliveries of a message that keeps failing to store before it is dead-lettered. */
   maxDeliver: number;
   ackWaitMs: number;
@@ -276,9 +281,24 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
     }
   }
 
+  const concurrency = Math.max(1, o.concurrency ?? 2);
+  const inflight = new Set<Promise<void>>();
+  /** Starts a batch, first waiting for a free slot so at most `concurrency` run at once. */
+  async function dispatch(batch: JsMsg[]) {
+    while (inflight.size >= concurrency) await Promise.race(inflight);
+    const p: Promise<void> = processBatch(batch)
+      .catch((error) => {
+        // Unacked messages come back after ack_wait; nothing is lost.
+        ok = false;
+        o.logger.error({ err: error }, 'processing a batch failed');
+      })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  }
+
   async function consumeOnce() {
     const consumer = await js.consumers.get(o.names.stream, o.durable);
-    const messages = await consumer.consume({ max_messages: o.batchSize * 2 });
+    const messages = await consumer.consume({ max_messages: o.batchSize * (concurrency + 1) });
     current = messages;
     if (stopped) {
       await messages.close();
@@ -310,14 +330,18 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
         if (r === TIMEOUT) break;
         next = undefined;
         if (r.done) {
-          if (batch.length > 0) await processBatch(batch);
+          if (batch.length > 0) await dispatch(batch);
+          await Promise.all(inflight);
           return;
         }
         if (batch.length === 0) deadline = performance.now() + o.batchTimeMs;
         batch.push(r.value);
       }
-      await processBatch(batch);
-      if (stopped) return;
+      await dispatch(batch);
+      if (stopped) {
+        await Promise.all(inflight);
+        return;
+      }
     }
   }
 
@@ -344,6 +368,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       stopped = true;
       await current?.close().catch(() => {});
       await loop;
+      await Promise.all(inflight);
     },
     healthy: () => ok,
   };

@@ -20,6 +20,7 @@ export interface IngestPipelineOptions {
   batchTimeMs: number;
   maxDeliver: number;
   ackWaitMs: number;
+  concurrency?: number;
   afterCommit?: ConsumerOptions['afterCommit'];
 }
 

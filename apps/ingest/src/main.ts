@@ -31,6 +31,7 @@ await startService({
         batchTimeMs: c.INGEST_BATCH_TIME_MS,
         maxDeliver: c.INGEST_MAX_DELIVER,
         ackWaitMs: c.INGEST_ACK_WAIT_MS,
+        concurrency: c.INGEST_CONCURRENCY,
       });
     }
     const app = await buildApp({

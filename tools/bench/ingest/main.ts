@@ -49,6 +49,7 @@ const { values } = parseArgs({
     events: { type: 'string' },
     'http-events': { type: 'string' },
     batch: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '2' },
     seed: { type: 'string', default: '20261126' },
   },
 });
@@ -156,6 +157,7 @@ async function ingestRun(n: NatsNames): Promise<{ perS: number; storedNotified: 
     batchTimeMs: 50,
     maxDeliver: 20,
     ackWaitMs: 60_000,
+    concurrency: Number(values.concurrency),
   });
   await finished;
   const ms = performance.now() - t0;
@@ -272,6 +274,7 @@ try {
     http_events: HTTP_N,
     publish_per_s: publishPerS,
     batch_size: BATCH,
+    concurrency: Number(values.concurrency),
   };
 } finally {
   for (const s of streams) await jsm.streams.delete(s).catch(() => {});
