@@ -84,7 +84,8 @@ describe('withTransaction', () => {
             throw error;
           }
         },
-        { baseDelayMs: 1 },
+        // The default backoff (10 ms base) lets the winner take its second row before the victim retries.
+        {},
       );
 
     await Promise.all([transfer('a', 1, 2, 'b'), transfer('b', 2, 1, 'a')]);
