@@ -90,7 +90,8 @@ export async function createBackup(
     const manifest: BackupManifest = await source.sql.begin(
       'isolation level repeatable read read only',
       async (tx) => {
-        await tx`select set_config('lock_timeout', ${String(env.lockWaitTimeoutMs)}, true)`;
+        // counting a large log can outlast the pool's statement timeout; a lock must not be waited for forever
+        await tx`select set_config('lock_timeout', ${String(env.lockWaitTimeoutMs)}, true), set_config('statement_timeout', '0', true)`;
         const [meta] = await tx<{ snapshot: string; version: string; migrations: string | null }[]>`
         select pg_export_snapshot() as snapshot, current_setting('server_version') as version,
                to_regclass('schema_migrations')::text as migrations

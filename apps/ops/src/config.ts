@@ -34,6 +34,9 @@ export const opsEnv = {
   RESTORE_JOBS: env.int('Parallel pg_restore workers for verify and restore', 2, { min: 1, max: 32 }),
   BACKUP_KEEP_DAYS: env.int('Retention: delete backups older than this many days', 30, { min: 1 }),
   BACKUP_KEEP_COUNT: env.int('Retention: keep at most this many backups (0 = no limit)', 0, { min: 0 }),
+  OPS_JOB_KEEP_DAYS: env.int('Retention: delete finished job records older than this many days', 90, {
+    min: 1,
+  }),
   OPS_S3_BUCKET: env.string('Bucket for off-site copies; empty disables them', ''),
   OPS_S3_ENDPOINT: env.string('S3-compatible endpoint URL (empty = AWS)', ''),
   OPS_S3_REGION: env.string('S3 region', 'us-east-1'),

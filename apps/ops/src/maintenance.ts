@@ -211,6 +211,8 @@ export async function runMaintenance(
     return { kind: plan.kind, done, skipped: plan.skipped };
   } finally {
     ctx.setBackendPid(null);
+    // the connection goes back to the pool: give it its normal statement timeout again
+    await conn`reset statement_timeout`.catch(() => {});
     conn.release();
   }
 }

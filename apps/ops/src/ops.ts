@@ -12,6 +12,8 @@ export interface OpsOptions {
   backups: BackupEnv;
   retention: RetentionPolicy;
   thresholds?: HealthThresholds;
+  /** Finished job records older than this are removed by the retention job. */
+  jobKeepDays?: number;
 }
 
 export interface Started {
@@ -31,6 +33,7 @@ export class Ops {
   readonly backups: BackupEnv;
   readonly retention: RetentionPolicy;
   readonly thresholds: HealthThresholds;
+  readonly jobKeepDays: number;
 
   constructor(options: OpsOptions) {
     this.sql = options.sql;
@@ -38,6 +41,7 @@ export class Ops {
     this.backups = options.backups;
     this.retention = options.retention;
     this.thresholds = options.thresholds ?? DEFAULT_THRESHOLDS;
+    this.jobKeepDays = options.jobKeepDays ?? 90;
   }
 
   get catalogue() {
@@ -118,10 +122,16 @@ export class Ops {
     return planMaintenance(this.sql, kind, tables);
   }
 
+  /** Backup retention, and finished job records older than `jobKeepDays`. */
   startRetention(trigger: JobTrigger): Promise<Started> {
-    return this.runner.start({ kind: 'retention', trigger, exclusiveKey: 'retention' }, async () => ({
-      deleted: await this.applyRetention(),
-    }));
+    return this.runner.start({ kind: 'retention', trigger, exclusiveKey: 'retention' }, async () => {
+      const deleted = await this.applyRetention();
+      const jobs = await this.sql`
+        delete from ops_jobs
+        where status <> 'running' and finished_at < now() - ${this.jobKeepDays} * interval '1 day'
+      `;
+      return { deleted, jobRecordsDeleted: jobs.count };
+    });
   }
 
   startPartitionUpkeep(trigger: JobTrigger): Promise<Started> {

@@ -58,6 +58,7 @@ export function createOps(
         : undefined,
     },
     retention: { keepDays: config.BACKUP_KEEP_DAYS, keepCount: config.BACKUP_KEEP_COUNT },
+    jobKeepDays: config.OPS_JOB_KEEP_DAYS,
     thresholds: {
       longQueryMs: config.HEALTH_LONG_QUERY_MS,
       idleInTransactionMs: config.HEALTH_IDLE_IN_TRANSACTION_MS,
