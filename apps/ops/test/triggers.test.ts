@@ -107,7 +107,10 @@ describe('schedule and restarts', () => {
         throw new Error('scheduled jobs did not run');
       })();
       expect(jobs.find((j) => j.kind === 'partitions')?.result).toHaveProperty('actions');
-      expect(jobs.find((j) => j.kind === 'retention')?.result).toMatchObject({ deleted: [], jobRecordsDeleted: 0 });
+      expect(jobs.find((j) => j.kind === 'retention')?.result).toMatchObject({
+        deleted: [],
+        jobRecordsDeleted: 0,
+      });
     } finally {
       schedule.stop();
       await ops.runner.stop();
