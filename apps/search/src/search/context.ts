@@ -74,7 +74,7 @@ export async function messageContext(
     m.id::text as id, m.message_id, m.occurred_at, ${timeText(sql, sql`m.occurred_at`)} as t, m.user_id,
     m.username, m.channel_id, m.channel_name, m.guild_id, m.content, m.attachment_count,
     (m.message_id is not null and exists (
-      select 1 from deleted_message_events d where d.message_id = m.message_id)) as deleted`;
+      select 1 from search_deleted_messages d where d.message_id = m.message_id)) as deleted`;
   const match = UUID.test(id) ? sql`m.id = ${id}::uuid` : sql`m.message_id = ${id}`;
   // a Discord message id may have been stored twice under different event ids: take the first
   const [target] = await sql<Row[]>`

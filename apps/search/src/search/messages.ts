@@ -9,6 +9,7 @@ import {
 } from './cursor.ts';
 import type { HasValue, ParsedQuery, Ref, TextNode } from './parser.ts';
 import { positiveWords } from './parser.ts';
+import { type Slice, timeSlices } from './partitions.ts';
 import { and, type Fragment, MARK_START, MARK_STOP, snippetHtml, timeText } from './sql.ts';
 import { suggestWords, type WordSuggestion } from './suggest.ts';
 
@@ -95,7 +96,8 @@ function hasPositiveText(node: TextNode | null): boolean {
 }
 
 interface Resolved {
-  tsquery: string | null;
+  /** the tsquery expression; constant-folded by the planner, which then sees the real words */
+  tsquery: Fragment | null;
   users: { include: string[][]; exclude: string[] };
   channels: { include: string[]; exclude: string[] };
   mentions: { include: string[][]; exclude: string[] };
@@ -126,10 +128,9 @@ async function resolveRefs(
   );
 }
 
-/** Turns names into ids and the text into a tsquery (one short statement each). */
+/** Turns names into ids (one short statement per name; none for ids). */
 async function resolve(sql: Queryable, q: ParsedQuery): Promise<Resolved> {
-  const [tsq, fromIn, fromEx, inIn, inEx, menIn, menEx] = await Promise.all([
-    q.text ? sql<{ q: string }[]>`select (${tsqueryOf(sql, q.text)})::text as q` : Promise.resolve(null),
+  const [fromIn, fromEx, inIn, inEx, menIn, menEx] = await Promise.all([
     resolveRefs(sql, q.from.include, 'user'),
     resolveRefs(sql, q.from.exclude, 'user'),
     resolveRefs(sql, q.in.include, 'channel'),
@@ -137,20 +138,8 @@ async function resolve(sql: Queryable, q: ParsedQuery): Promise<Resolved> {
     resolveRefs(sql, q.mentions.include, 'user'),
     resolveRefs(sql, q.mentions.exclude, 'user'),
   ]);
-  let tsquery: string | null = null;
-  if (tsq) {
-    tsquery = tsq[0]!.q;
-    if (tsquery === '') {
-      const first = firstPosition(q.text!);
-      throw new SearchInputError(
-        `the query has no searchable words at position ${first}`,
-        first,
-        'a word with letters or digits',
-      );
-    }
-  }
   return {
-    tsquery,
+    tsquery: q.text ? tsqueryOf(sql, q.text) : null,
     // several from: are alternatives (like Discord); each name may stand for several ids
     users: {
       include: fromIn.length ? [fromIn.flatMap((r) => r.ids)] : [],
@@ -181,12 +170,12 @@ const HAS_SQL: Record<HasValue, (sql: Queryable) => Fragment> = {
 };
 
 const deletedExists = (sql: Queryable) =>
-  sql`exists (select 1 from deleted_message_events d where d.message_id = m.message_id)`;
+  sql`exists (select 1 from search_deleted_messages d where d.message_id = m.message_id)`;
 
 /** Every condition of the query on `message_events m` (no cursor). */
 function conditions(sql: Queryable, q: ParsedQuery, r: Resolved): Fragment[] {
   const c: Fragment[] = [];
-  if (r.tsquery !== null) c.push(sql`m.tsv @@ ${r.tsquery}::tsquery`);
+  if (r.tsquery !== null) c.push(sql`m.tsv @@ ${r.tsquery}`);
   for (const ids of r.users.include) c.push(sql`m.user_id = any(${ids}::text[])`);
   if (r.users.exclude.length) c.push(sql`m.user_id <> all(${r.users.exclude}::text[])`);
   if (q.in.include.length) c.push(sql`m.channel_id = any(${r.channels.include}::text[])`);
@@ -231,16 +220,30 @@ interface Row {
   rank?: string;
 }
 
-/** Snippet and "deleted later" for the returned page only. */
-function decorate(sql: Queryable, tsquery: string | null): Fragment {
+/**
+ * Snippet and "deleted later" for the returned page only, in one statement after the page is
+ * known (the deleted check spans every deleted_message partition, so it is planned once).
+ */
+async function decorate(sql: Queryable, rows: Row[], tsquery: Fragment | null): Promise<Row[]> {
+  if (rows.length === 0) return rows;
+  const text = sql`translate(u.content, ${MARK_START + MARK_STOP}, '')`;
   const headline =
     tsquery === null
-      ? sql`left(translate(p.content, ${MARK_START + MARK_STOP}, ''), 200)`
-      : sql`ts_headline('public.sw_chat', translate(p.content, ${MARK_START + MARK_STOP}, ''), ${tsquery}::tsquery,
+      ? sql`left(${text}, 200)`
+      : sql`ts_headline('public.sw_chat', ${text}, ${tsquery},
           ${`StartSel=${MARK_START}, StopSel=${MARK_STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`})`;
-  return sql`${headline} as headline,
-    (p.message_id is not null and exists (
-      select 1 from deleted_message_events d where d.message_id = p.message_id)) as deleted`;
+  const decorated = await sql<{ ord: string; headline: string; deleted: boolean }[]>`
+    select u.ord::text as ord, ${headline} as headline,
+      (u.message_id is not null and exists (
+        select 1 from search_deleted_messages d where d.message_id = u.message_id)) as deleted
+    from unnest(${rows.map((r) => r.content)}::text[], ${rows.map((r) => r.message_id)}::text[])
+      with ordinality as u(content, message_id, ord)`;
+  for (const d of decorated) {
+    const row = rows[Number(d.ord) - 1]!;
+    row.headline = d.headline;
+    row.deleted = d.deleted;
+  }
+  return rows;
 }
 
 function toHit(row: Row): MessageHit {
@@ -262,10 +265,25 @@ function toHit(row: Row): MessageHit {
   return hit;
 }
 
-async function countCapped(sql: Queryable, where: Fragment): Promise<SearchResult['total']> {
-  const [row] = await sql<{ n: number }[]>`
-    select count(*)::int as n from (select 1 from message_events m where ${where} limit ${COUNT_CAP + 1}) s`;
-  const n = row!.n;
+/** The slice's time range on `m` (constants, so the planner prunes to its partitions). */
+function sliceRange(sql: Queryable, slice: Slice): Fragment {
+  const parts: Fragment[] = [];
+  if (slice.from !== null) parts.push(sql`m.occurred_at >= ${slice.from}::timestamptz`);
+  if (slice.to !== null) parts.push(sql`m.occurred_at < ${slice.to}::timestamptz`);
+  return and(sql, parts);
+}
+
+/** Counts up to COUNT_CAP + 1 matches, slice by slice newest first, stopping once past the cap. */
+async function countCapped(sql: Queryable, where: Fragment, slices: Slice[]): Promise<SearchResult['total']> {
+  let n = 0;
+  for (const slice of slices) {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from (
+        select 1 from message_events m where ${where} and ${sliceRange(sql, slice)} limit ${COUNT_CAP + 1 - n}
+      ) s`;
+    n += row!.n;
+    if (n > COUNT_CAP) break;
+  }
   return n > COUNT_CAP
     ? { count: COUNT_CAP, capped: true, display: `${COUNT_CAP}+` }
     : { count: n, capped: false, display: String(n) };
@@ -274,21 +292,28 @@ async function countCapped(sql: Queryable, where: Fragment): Promise<SearchResul
 async function newestPage(
   sql: Queryable,
   where: Fragment,
-  tsquery: string | null,
   limit: number,
   cursor: NewestCursor | null,
+  slices: Slice[],
 ): Promise<{ rows: Row[]; next: string | null }> {
   const bound = cursor ? sql`and ${before(sql, cursor)}` : sql``;
-  const rows = await sql<Row[]>`
-    select p.*, ${decorate(sql, tsquery)}
-    from (
-      select ${columns(sql)}
-      from message_events m
-      where ${where} ${bound}
-      order by m.occurred_at desc, m.id desc
-      limit ${limit + 1}
-    ) p
-    order by p.occurred_at desc, p.id desc`;
+  const rows: Row[] = [];
+  for (const slice of slices) {
+    if (cursor && slice.from !== null && Date.parse(slice.from) > Date.parse(cursor.t)) continue;
+    rows.push(
+      ...(await sql<Row[]>`
+        select p.*
+        from (
+          select ${columns(sql)}
+          from message_events m
+          where ${where} ${bound} and ${sliceRange(sql, slice)}
+          order by m.occurred_at desc, m.id desc
+          limit ${limit + 1 - rows.length}
+        ) p
+        order by p.occurred_at desc, p.id desc`),
+    );
+    if (rows.length > limit) break;
+  }
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
@@ -315,7 +340,7 @@ const WINDOW_HARD_CAP = RELEVANCE_WINDOW * 5;
 async function relevancePage(
   sql: Queryable,
   where: Fragment,
-  tsquery: string,
+  tsquery: Fragment,
   limit: number,
   cursor: RelevanceCursor | null,
 ): Promise<{ rows: Row[]; next: string | null }> {
@@ -336,7 +361,7 @@ async function relevancePage(
       : sql``;
     const rows: (Row & Edge)[] = await sql<(Row & Edge)[]>`
       with cand as materialized (
-        select ${columns(sql)}, round(ts_rank(m.tsv, ${tsquery}::tsquery, 1)::numeric, 9) as rank
+        select ${columns(sql)}, round(ts_rank(m.tsv, ${tsquery}, 1)::numeric, 9) as rank
         from message_events m
         where ${where} ${bound}
         order by m.occurred_at desc, m.id desc
@@ -350,7 +375,7 @@ async function relevancePage(
           (select id from cand order by occurred_at, id limit 1) as oldest_i
         from cand
       )
-      select p.*, edge.*, ${decorate(sql, tsquery)}
+      select p.*, edge.*
       from (
         select c.* from cand c ${afterRank}
         order by c.rank desc, c.occurred_at desc, c.id desc
@@ -427,20 +452,34 @@ export async function searchMessages(
     if (error instanceof CursorError) throw new SearchInputError(error.message);
     throw error;
   }
-  const r = await resolve(sql, q);
+  const [r, slices] = await Promise.all([
+    resolve(sql, q),
+    timeSlices(sql, q.since?.toISOString() ?? null, q.until?.toISOString() ?? null),
+  ]);
   const where = and(sql, conditions(sql, q, r));
-  const [page, total] = await Promise.all([
+  // an empty tsquery (only punctuation typed) matches nothing: checked alongside, not before
+  const [tsqueryText, page, total] = await Promise.all([
+    r.tsquery ? sql<{ q: string }[]>`select (${r.tsquery})::text as q` : Promise.resolve(null),
     relevance
       ? relevancePage(sql, where, r.tsquery!, limit, cursor as RelevanceCursor | null)
-      : newestPage(sql, where, r.tsquery, limit, cursor as NewestCursor | null),
-    options.count === false ? Promise.resolve(null) : countCapped(sql, where),
+      : newestPage(sql, where, limit, cursor as NewestCursor | null, slices),
+    options.count === false ? Promise.resolve(null) : countCapped(sql, where, slices),
   ]);
-  let didYouMean: SearchResult['didYouMean'] = null;
-  if (total?.count === 0 && !cursor) {
-    const words = await suggestWords(sql, positiveWords(q.text));
-    if (words.length > 0) didYouMean = { query: rewrite(input, words), words };
+  if (tsqueryText?.[0]?.q === '') {
+    const first = firstPosition(q.text!);
+    throw new SearchInputError(
+      `the query has no searchable words at position ${first}`,
+      first,
+      'a word with letters or digits',
+    );
   }
-  return { results: page.rows.map(toHit), total, nextCursor: page.next, didYouMean };
+  const [rows, unknownWords] = await Promise.all([
+    decorate(sql, page.rows, r.tsquery),
+    total?.count === 0 && !cursor ? suggestWords(sql, positiveWords(q.text)) : Promise.resolve([]),
+  ]);
+  const didYouMean =
+    unknownWords.length > 0 ? { query: rewrite(input, unknownWords), words: unknownWords } : null;
+  return { results: rows.map(toHit), total, nextCursor: page.next, didYouMean };
 }
 
 /** The query as typed with each unknown word replaced by its best suggestion. */
