@@ -297,7 +297,7 @@ describe('resume after kill -9', () => {
     // Kill once some event rows are committed, in the middle of the event tables.
     for (let i = 0; i < 1200; i++) {
       const [r] = await db.sql<{ n: number }[]>`
-        select coalesce(sum(rows_imported), 0)::int as n from import_checkpoints where source_table like '%Event'`;
+        select coalesce(sum(rows_imported), 0)::int as n from import_checkpoints where source_table like '%Event#%'`;
       if (r!.n >= 2000) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }

@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     const ours = await run(
       process.execPath,
       // the same command as `nx run migrator:import-sqlite` (bounded heap, see the README)
-      ['--max-old-space-size=192', join(root, 'apps/migrator/src/import-cli.ts'), '--from', file, '--json'],
+      ['--max-old-space-size=160', join(root, 'apps/migrator/src/import-cli.ts'), '--from', file, '--json'],
       { ...process.env, DATABASE_URL: ourUrl },
     );
     const lastLine = ours.stdout.trim().split('\n').pop() ?? '{}';

@@ -22,7 +22,7 @@ import {
   TABLE_SPECS,
   type TableSpec,
 } from './tables.ts';
-import { isProblem, type Problem } from './values.ts';
+import { EVENT_MIN_MS, isProblem, MAX_MS, type Problem, toEpochMs } from './values.ts';
 import { type VerifyResult, verifyTable } from './verify.ts';
 
 export interface ImportOptions {
@@ -86,6 +86,11 @@ export interface ImportReport {
   verified: boolean | null;
   warnings: string[];
   seconds: number;
+  /**
+   * Seconds spent per phase, summed over the parallel lanes (so they can exceed `seconds`):
+   * reading and converting, creating partitions, writing batches, verifying.
+   */
+  phases: { read: number; partitions: number; write: number; verify: number };
   rowsPerSecond: number;
   /** 0 ok, 3 too many rejects, 4 verification failed. */
   exitCode: number;
@@ -278,9 +283,15 @@ async function writeEventBatch(
   const columns = [...EVENT_COPY_HEAD, ...spec.columns];
   const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy);
   const cols = columns.map((c) => c.name).join(', ');
-  await tx.unsafe(
-    `insert into ${spec.target} (${cols}) select ${cols} from ${staged} s on conflict do nothing`,
-  );
+  const insert = `insert into ${spec.target} (${cols}) select ${cols} from ${staged} s`;
+  try {
+    // A plain insert is cheaper than ON CONFLICT's speculative insertion; rows can be there
+    // already only when checkpoints were lost, and then the batch is redone skipping them.
+    await tx.savepoint((sp) => sp.unsafe(insert));
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error;
+    await tx.unsafe(`${insert} on conflict do nothing`);
+  }
 }
 
 async function writeReferenceBatch(tx: TransactionSql, spec: TableSpec & { kind: 'reference' }, b: Batch) {
@@ -355,19 +366,112 @@ async function saveCheckpoint(
   `;
 }
 
-function selectRows(source: LegacySource, spec: TableSpec, lastKey: string | null): Iterator<Row> {
-  const stmt = source.db.prepare(`select * from "${spec.legacy}" where id > ? order by id`);
-  if (spec.kind === 'reference' && spec.bigints) stmt.setReadBigInts(true);
-  const after = lastKey ?? (spec.keyType === 'int' ? Number.MIN_SAFE_INTEGER : '');
-  return stmt.iterate(spec.keyType === 'int' ? Number(after) : after) as Iterator<Row>;
+/** Event tables are imported in id ranges of this size, each with its own checkpoint. */
+const RANGE = 100_000;
+
+interface Unit {
+  spec: TableSpec;
+  /** Checkpoint key: the legacy table, or `<table>#<range>` for an event table's id range. */
+  key: string;
+  /** Exclusive bounds of the range (null: unbounded). */
+  after: string | null;
+  before: number | null;
+  rows: number;
 }
 
-function countRows(source: LegacySource, spec: TableSpec, lastKey: string | null): number {
-  const after = lastKey ?? (spec.keyType === 'int' ? Number.MIN_SAFE_INTEGER : '');
-  const row = source.db
-    .prepare(`select count(*) as n from "${spec.legacy}" where id > ?`)
-    .get(spec.keyType === 'int' ? Number(after) : after) as { n: number };
-  return row.n;
+interface TableProgressState {
+  total: number;
+  unitsLeft: number;
+  started: boolean;
+}
+
+function bounds(spec: TableSpec, after: string | null, before: number | null) {
+  const lower = after ?? (spec.keyType === 'int' ? Number.MIN_SAFE_INTEGER : '');
+  return [spec.keyType === 'int' ? Number(lower) : lower, before ?? Number.MAX_SAFE_INTEGER] as const;
+}
+
+function selectRows(
+  source: LegacySource,
+  spec: TableSpec,
+  after: string | null,
+  before: number | null,
+): Iterator<Row> {
+  const upper = spec.keyType === 'int' ? ' and id < ?' : '';
+  const stmt = source.db.prepare(`select * from "${spec.legacy}" where id > ?${upper} order by id`);
+  if (spec.kind === 'reference' && spec.bigints) stmt.setReadBigInts(true);
+  const [lo, hi] = bounds(spec, after, before);
+  return (spec.keyType === 'int' ? stmt.iterate(lo, hi) : stmt.iterate(lo)) as Iterator<Row>;
+}
+
+function countRows(
+  source: LegacySource,
+  spec: TableSpec,
+  after: string | null,
+  before: number | null,
+): number {
+  const upper = spec.keyType === 'int' ? ' and id < ?' : '';
+  const stmt = source.db.prepare(`select count(*) as n from "${spec.legacy}" where id > ?${upper}`);
+  const [lo, hi] = bounds(spec, after, before);
+  return (spec.keyType === 'int' ? stmt.get(lo, hi) : stmt.get(lo))!.n as number;
+}
+
+/** What is left to read: one unit per reference table, one per id range of an event table. */
+function planUnits(source: LegacySource, checkpoints: Map<string, Checkpoint>): Unit[] {
+  const units: Unit[] = [];
+  for (const spec of TABLE_SPECS) {
+    if (spec.kind === 'reference') {
+      const after = checkpoints.get(spec.legacy)?.lastKey ?? null;
+      units.push({ spec, key: spec.legacy, after, before: null, rows: countRows(source, spec, after, null) });
+      continue;
+    }
+    const span = source.db.prepare(`select min(id) as lo, max(id) as hi from "${spec.legacy}"`).get() as {
+      lo: number | null;
+      hi: number | null;
+    };
+    if (span.lo === null || span.hi === null) continue;
+    for (let k = Math.floor(span.lo / RANGE); k <= Math.floor(span.hi / RANGE); k++) {
+      const key = `${spec.legacy}#${k}`;
+      const after = checkpoints.get(key)?.lastKey ?? String(k * RANGE - 1);
+      const before = (k + 1) * RANGE;
+      units.push({ spec, key, after, before, rows: countRows(source, spec, after, before) });
+    }
+  }
+  return units;
+}
+
+/** One timestamp per day that holds valid events of `spec` (SQLite does the grouping). */
+function eventDays(source: LegacySource, spec: TableSpec): Date[] {
+  const days = new Set<number>();
+  const grouped = source.db.prepare(
+    `select distinct "createdAt" / ${DAY} as d from "${spec.legacy}" where typeof("createdAt") = 'integer'
+       and "createdAt" >= ? and "createdAt" < ?`,
+  );
+  for (const r of grouped.iterate(EVENT_MIN_MS, MAX_MS) as Iterable<{ d: number }>) days.add(r.d);
+  const text = source.db.prepare(
+    `select "createdAt" as t from "${spec.legacy}" where typeof("createdAt") <> 'integer'`,
+  );
+  for (const r of text.iterate() as Iterable<{ t: unknown }>) {
+    const ms = toEpochMs(r.t, 'createdAt', EVENT_MIN_MS);
+    if (!isProblem(ms)) days.add(Math.floor(ms / DAY));
+  }
+  return [...days].map((d) => new Date(d * DAY));
+}
+
+/** A table's figures summed over its units' checkpoints. */
+function aggregate(states: Map<string, Checkpoint>, spec: TableSpec): Checkpoint {
+  let out = emptyCheckpoint();
+  for (const [key, cp] of states) {
+    if (key !== spec.legacy && !key.startsWith(`${spec.legacy}#`)) continue;
+    out = {
+      lastKey: null,
+      imported: out.imported + cp.imported,
+      rejected: out.rejected + cp.rejected,
+      hash: out.hash + cp.hash,
+      findings: mergeFindings(out.findings, cp.findings),
+      minMs: cp.minMs === null ? out.minMs : out.minMs === null ? cp.minMs : Math.min(out.minMs, cp.minMs),
+    };
+  }
+  return out;
 }
 
 /** Legacy users that cannot be imported: the guilds pointing at them are orphans. */
@@ -443,15 +547,25 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     const ctx = convertContext(source);
     const cache = new PartitionCache();
     const reports: TableReport[] = [];
+    const phases = { read: 0, partitions: 0, write: 0, verify: 0 };
     const rejectSamples: RejectLine[] = [];
     const warnings: string[] = [];
 
-    const importTable = async (spec: TableSpec, report: TableReport) => {
-      const cp = checkpoints.get(spec.legacy) ?? emptyCheckpoint();
-      if (options.verifyOnly) return;
-      const total = countRows(source, spec, cp.lastKey);
-      options.onProgress?.({ table: spec.legacy, phase: 'start', done: 0, total, rejected: 0 });
-      const rows = selectRows(source, spec, cp.lastKey);
+    const states = new Map(checkpoints);
+    const importUnit = async (unit: Unit, report: TableReport, progress: TableProgressState) => {
+      const { spec } = unit;
+      const cp = checkpoints.get(unit.key) ?? emptyCheckpoint();
+      if (!progress.started) {
+        progress.started = true;
+        options.onProgress?.({
+          table: spec.legacy,
+          phase: 'start',
+          done: 0,
+          total: progress.total,
+          rejected: 0,
+        });
+      }
+      const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before);
       let state = cp;
       let pending: Promise<unknown> | undefined;
       const write = async (b: Batch) => {
@@ -466,18 +580,21 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
         };
         if (!dryRun) {
           if (b.rejects.length > 0 && rejectFile) {
-            appendFileSync(rejectFile, b.rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
+            appendFileSync(rejectFile, `${b.rejects.map((r) => JSON.stringify(r)).join('\n')}\n`);
           }
           for (let attempt = 1; ; attempt++) {
             if (spec.kind === 'event' && b.rows > 0) {
+              const t0 = performance.now();
               await ensurePartitions(
                 sql!,
                 spec.type,
                 [...b.days].map((d) => new Date(d * DAY)),
                 cache,
               );
+              phases.partitions += performance.now() - t0;
             }
             try {
+              const t0 = performance.now();
               await sql!.begin(async (tx) => {
                 // A lost commit after a server crash loses its checkpoint with it, so the
                 // batch is simply imported again: durability per batch is not needed.
@@ -486,8 +603,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                   if (spec.kind === 'event') await writeEventBatch(tx as TransactionSql, spec, b);
                   else await writeReferenceBatch(tx as TransactionSql, spec, b);
                 }
-                await saveCheckpoint(tx as TransactionSql, source.key, spec.legacy, nextState, false);
+                await saveCheckpoint(tx as TransactionSql, source.key, unit.key, nextState, false);
               });
+              phases.write += performance.now() - t0;
               break;
             } catch (error) {
               // Retention may have dropped a partition we had seen: forget and recreate it.
@@ -502,6 +620,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           for (const r of b.rejects) if (rejectSamples.length < 20) rejectSamples.push(r);
         }
         state = nextState;
+        states.set(unit.key, state);
         report.read += b.rows + b.rejects.length;
         report.imported += b.rows;
         report.rejected += b.rejects.length;
@@ -509,13 +628,15 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           table: spec.legacy,
           phase: 'progress',
           done: report.read,
-          total,
+          total: progress.total,
           rejected: report.rejected,
         });
       };
       for (;;) {
         const stop = failed || options.signal?.aborted === true;
+        const t0 = performance.now();
         const batch = stop ? undefined : await buildBatch(spec, rows, batchRows, ctx, !dryRun);
+        phases.read += performance.now() - t0;
         if (pending) {
           const error = await pending;
           if (error) throw error;
@@ -528,22 +649,22 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
         );
       }
       if (!dryRun && sql) {
-        await sql.begin((tx) => saveCheckpoint(tx as TransactionSql, source.key, spec.legacy, state, true));
+        await sql.begin((tx) => saveCheckpoint(tx as TransactionSql, source.key, unit.key, state, true));
       }
-      report.totalImported = Number(state.imported);
-      report.totalRejected = Number(state.rejected);
-      report.findings = state.findings;
-      report.oldest = state.minMs === null ? null : new Date(state.minMs).toISOString();
-      options.onProgress?.({
-        table: spec.legacy,
-        phase: 'done',
-        done: report.read,
-        total,
-        rejected: report.rejected,
-      });
+      states.set(unit.key, state);
+      progress.unitsLeft--;
+      if (progress.unitsLeft === 0) {
+        options.onProgress?.({
+          table: spec.legacy,
+          phase: 'done',
+          done: report.read,
+          total: progress.total,
+          rejected: report.rejected,
+        });
+      }
     };
     for (const spec of TABLE_SPECS) {
-      const cp = checkpoints.get(spec.legacy) ?? emptyCheckpoint();
+      const cp = aggregate(checkpoints, spec);
       reports.push({
         table: spec.legacy,
         target: spec.target,
@@ -557,20 +678,42 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       });
     }
     const reportOf = (spec: TableSpec) => reports.find((r) => r.table === spec.legacy)!;
-    // Users before the guilds that point at them, one at a time; then the event tables in
-    // parallel lanes, costliest first (message rows compute a tsvector and feed a GIN index),
-    // so PostgreSQL works on two tables at once.
+    const plan = options.verifyOnly ? [] : planUnits(source, checkpoints);
+    const progressOf = new Map<TableSpec, TableProgressState>();
+    for (const u of plan) {
+      const p = progressOf.get(u.spec) ?? { total: 0, unitsLeft: 0, started: false };
+      p.total += u.rows;
+      p.unitsLeft++;
+      progressOf.set(u.spec, p);
+    }
+    // Users before the guilds that point at them, one at a time; then the event tables'
+    // id ranges in parallel lanes, costliest first (message rows compute a tsvector and feed a
+    // GIN index), so PostgreSQL works on two batches at once and no table is left alone at the end.
     let failed = false;
-    for (const spec of TABLE_SPECS.filter((t) => t.kind === 'reference'))
-      await importTable(spec, reportOf(spec));
-    const weight = new Map(TABLE_SPECS.map((t) => [t, countRows(source, t, null) * costOf(t)]));
-    const queue = TABLE_SPECS.filter((t) => t.kind === 'event').sort(
-      (a, b) => weight.get(b)! - weight.get(a)!,
-    );
+    if (!dryRun && sql && plan.some((u) => u.spec.kind === 'event' && u.rows > 0)) {
+      // Every partition first: creating one while rows stream into its parent invalidates the
+      // parent's partition map in every inserting session, which then rebuilds it.
+      const t0 = performance.now();
+      const tables = TABLE_SPECS.filter((t) => t.kind === 'event');
+      await Promise.all(
+        [0, 1].map(async (lane) => {
+          for (const spec of tables.filter((_t, i) => i % 2 === lane)) {
+            await ensurePartitions(sql, spec.type, eventDays(source, spec), cache);
+          }
+        }),
+      );
+      phases.partitions += performance.now() - t0;
+    }
+    for (const unit of plan.filter((u) => u.spec.kind === 'reference')) {
+      await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
+    }
+    const queue = plan
+      .filter((u) => u.spec.kind === 'event')
+      .sort((a, b) => b.rows * costOf(b.spec) - a.rows * costOf(a.spec));
     const lanes = Array.from({ length: Math.max(1, options.concurrency ?? 2) }, async () => {
-      for (let spec = queue.shift(); spec && !failed; spec = queue.shift()) {
+      for (let unit = queue.shift(); unit && !failed; unit = queue.shift()) {
         try {
-          await importTable(spec, reportOf(spec));
+          await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
         } catch (error) {
           if (!failed) {
             failed = true;
@@ -582,13 +725,22 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     const settled = await Promise.allSettled(lanes);
     const failure = settled.find((r) => r.status === 'rejected');
     if (failure) throw (failure as PromiseRejectedResult).reason;
+    for (const spec of TABLE_SPECS) {
+      const total = aggregate(states, spec);
+      const report = reportOf(spec);
+      report.totalImported = Number(total.imported);
+      report.totalRejected = Number(total.rejected);
+      report.findings = total.findings;
+      report.oldest = total.minMs === null ? null : new Date(total.minMs).toISOString();
+    }
 
     let verified: boolean | null = null;
+    const verifyStarted = performance.now();
     if ((verify || options.verifyOnly) && sql) {
       const fresh = await loadCheckpoints(sql, source.key);
       verified = true;
       for (const spec of TABLE_SPECS) {
-        const cp = fresh.get(spec.legacy) ?? emptyCheckpoint();
+        const cp = aggregate(fresh, spec);
         const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
         reports.find((r) => r.table === spec.legacy)!.verification = result;
         if (!result.ok) {
@@ -597,6 +749,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
         }
       }
     }
+    phases.verify = performance.now() - verifyStarted;
     if (sql && !dryRun) warnings.push(...(await retentionWarnings(sql, reports)));
 
     const rows = reports.reduce((n, r) => n + r.read, 0);
@@ -620,6 +773,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       verified,
       warnings,
       seconds: Math.round(seconds * 1000) / 1000,
+      phases: Object.fromEntries(
+        Object.entries(phases).map(([k, v]) => [k, Math.round(v) / 1000]),
+      ) as ImportReport['phases'],
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : 0,
       exitCode,
     };
