@@ -92,8 +92,10 @@ export async function createBackup(
       async (tx) => {
         // counting a large log can outlast the pool's statement timeout; a lock must not be waited for forever
         await tx`select set_config('lock_timeout', ${String(env.lockWaitTimeoutMs)}, true), set_config('statement_timeout', '0', true)`;
-        const [meta] = await tx<{ snapshot: string; version: string; migrations: string | null }[]>`
-        select pg_export_snapshot() as snapshot, current_setting('server_version') as version,
+        const [meta] = await tx<
+          { snapshot: string; version: string; migrations: string | null; pid: number }[]
+        >`
+        select pg_export_snapshot() as snapshot, current_setting('server_version') as version, pg_backend_pid() as pid,
                to_regclass('schema_migrations')::text as migrations
       `;
         let latestMigration: BackupManifest['latestMigration'] = null;
@@ -137,10 +139,19 @@ export async function createBackup(
         );
         // counting runs alongside the dump, in the same snapshot
         const counting = exactRowCounts(tx);
-        const [dumpResult, countResult] = await Promise.allSettled([dump, counting]);
-        if (dumpResult.status === 'rejected') throw dumpResult.reason;
-        if (countResult.status === 'rejected') throw countResult.reason;
-        const tables = countResult.value;
+        // handled below, after pg_dump; a rejection meanwhile is not an unhandled one
+        counting.catch(() => {});
+        const failed = await dump.then(
+          () => null,
+          (error: unknown) => error,
+        );
+        if (failed) {
+          // the count may wait for the very lock that stopped pg_dump: do not wait for it
+          await source.sql`select pg_cancel_backend(${meta!.pid}::int)`.catch(() => {});
+          await counting.catch(() => {});
+          throw failed;
+        }
+        const tables = await counting;
         const { sha256, bytes } = hash.digest();
         return {
           id,

@@ -128,6 +128,35 @@ describe('backups', () => {
     expect((await readdir(h.backupDir)).sort()).toEqual(before);
   });
 
+  it('cancelling a backup stops pg_dump and leaves no file', async () => {
+    const before = (await readdir(h.backupDir)).sort();
+    const locker = await h.db.sql.reserve();
+    try {
+      await locker`begin`;
+      await locker`lock table guilds in access exclusive mode`;
+      const res = await h.app.inject({ method: 'POST', url: '/v1/backups', headers: bearer(TOKENS.writer) });
+      const id = res.json().job.id;
+      // pg_dump is now waiting for its lock on guilds
+      for (let i = 0; i < 100; i++) {
+        const [w] = await h.db
+          .sql`select 1 from pg_stat_activity where application_name = 'spywatcher-ops' and wait_event_type = 'Lock'`;
+        if (w) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const cancel = await h.app.inject({
+        method: 'POST',
+        url: `/v1/jobs/${id}/cancel`,
+        headers: bearer(TOKENS.writer),
+      });
+      expect(cancel.statusCode, cancel.body).toBe(202);
+      expect(cancel.json().job).toMatchObject({ status: 'cancelled', error: 'cancelled by writer' });
+    } finally {
+      await locker`rollback`;
+      locker.release();
+    }
+    expect((await readdir(h.backupDir)).sort()).toEqual(before);
+  });
+
   it('retention keeps the newest verified backup even when it is beyond the count', async () => {
     const ops = await h.variant({ BACKUP_KEEP_COUNT: '1' });
     const verifiedId = first.id;
