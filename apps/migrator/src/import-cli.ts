@@ -20,6 +20,7 @@ options:
   --max-rejects N      rejected rows allowed before the exit code says failure (default 0)
   --reject-file FILE   NDJSON file for rejected rows (default FILE.rejects.ndjson)
   --batch-rows N       rows per committed batch (default 5000)
+  --concurrency N      event-table batches written at once (default 2)
   --json               print the report as one JSON line at the end
 
 exit codes: 0 ok, 1 error, 2 bad configuration, 3 more rejects than --max-rejects,
@@ -147,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
         'max-rejects': { type: 'string', default: '0' },
         'reject-file': { type: 'string' },
         'batch-rows': { type: 'string', default: '5000' },
+        concurrency: { type: 'string', default: '2' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -165,6 +167,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const maxRejects = Number(values['max-rejects']);
   const batchRows = Number(values['batch-rows']);
+  const concurrency = Number(values.concurrency);
   if (
     !values.from ||
     !Number.isInteger(maxRejects) ||
@@ -199,6 +202,7 @@ async function main(argv: string[]): Promise<number> {
       maxRejects,
       rejectFile: values['reject-file'],
       batchRows,
+      concurrency,
     };
     let report: ImportReport;
     try {

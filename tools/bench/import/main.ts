@@ -161,6 +161,8 @@ async function main(): Promise<void> {
       verified?: boolean;
       rows?: number;
       exitCode?: number;
+      phases?: Record<string, number>;
+      cpuSeconds?: number;
     };
     if (ours.code !== 0) say(`our import exited ${ours.code}:\n${ours.stderr.slice(-2000)}`);
     say(
@@ -198,6 +200,8 @@ async function main(): Promise<void> {
         ratio: pgloaderPerS > 0 ? Math.round((importPerS / pgloaderPerS) * 100) / 100 : null,
         peak_rss_mb: Math.round(ours.peakKb / 1024),
         verified: report.verified === true,
+        import_phases_s: report.phases,
+        import_cpu_s: report.cpuSeconds,
         import_exit_code: ours.code,
         pgloader_exit_code: pg.code,
       })}\n`,

@@ -86,6 +86,8 @@ export interface ImportReport {
   verified: boolean | null;
   warnings: string[];
   seconds: number;
+  /** CPU time of this process (reading, converting, hashing, encoding): PostgreSQL's is not in it. */
+  cpuSeconds: number;
   /**
    * Seconds spent per phase, summed over the parallel lanes (so they can exceed `seconds`):
    * reading and converting, creating partitions, writing batches, verifying.
@@ -519,6 +521,7 @@ export async function checkTarget(sql: Sql): Promise<void> {
  */
 export async function runImport(sql: Sql | null, options: ImportOptions): Promise<ImportReport> {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const dryRun = options.dryRun === true;
   const verify = options.verify !== false && !dryRun;
   const batchRows = options.batchRows ?? 5000;
@@ -773,6 +776,10 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       verified,
       warnings,
       seconds: Math.round(seconds * 1000) / 1000,
+      cpuSeconds: (() => {
+        const cpu = process.cpuUsage(cpuStarted);
+        return Math.round((cpu.user + cpu.system) / 1000) / 1000;
+      })(),
       phases: Object.fromEntries(
         Object.entries(phases).map(([k, v]) => [k, Math.round(v) / 1000]),
       ) as ImportReport['phases'],
