@@ -51,6 +51,9 @@ create table rm_user_daily (
   primary key (guild_id, day, user_id)
 );
 create index rm_user_daily_day_idx on rm_user_daily (day);
+-- role changes are rare: role-drift reads only the rows that have some
+create index rm_user_daily_role_guild_idx on rm_user_daily (guild_id, day) where role_changes > 0;
+create index rm_user_daily_role_day_idx on rm_user_daily (day) where role_changes > 0;
 
 -- projection "heatmap": per UTC day, 24-slot arrays of counts per hour (index 1 = 00:00 UTC), for
 -- each guild, channel and user (scope, key). A day row instead of 24 hour rows keeps the table

@@ -120,5 +120,8 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
     expect(reversed.statusCode).toBe(400);
     const badLimit = await app.inject({ url: '/v1/analytics/lurkers?limit=0' });
     expect(badLimit.json().error.code).toBe('VALIDATION_FAILED');
+    const openapi = (await app.inject({ url: '/openapi.json' })).json();
+    for (const c of CASES) expect(openapi.paths[`/v1/analytics/${c.name}`]).toBeDefined();
+    expect(openapi.paths['/v1/projections/{name}/rebuild'].post.security).toEqual([{ bearerAuth: [] }]);
   });
 });

@@ -229,7 +229,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
     with t as (
       select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
         count(distinct day) filter (where role_changes > 0) as change_days
-      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from rm_user_daily where role_changes > 0 and ${dayWindow(q, a)} ${guildFilter(q, a)}
       group by user_id
     ) ${FINAL.roleDrift(q, a)}`,
   'behavior-shifts': (q, a) => `

@@ -26,6 +26,8 @@ export interface Source {
   /** Extra FROM items (joins, laterals) after `src s`. */
   from?: string;
   where?: string;
+  /** Replaces the source subquery (e.g. to pre-aggregate before an expensive expression). */
+  prepare?: (src: string) => string;
 }
 
 export interface TableSpec {
@@ -49,9 +51,12 @@ const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
 /** Distinct clients of a presence event, sorted: the client combination as one value. */
 const CLIENT_SET = `array_to_string(array(select distinct c from unnest(s.clients) c order by c), ',')`;
-/** Counts per UTC hour of day as a 24-element array (index 1 = 00:00–00:59). */
-const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `count(*) filter (where hh.h = ${h})`).join(', ')}]::bigint[]`;
-const HOUR_OF = `cross join lateral (select extract(hour from s.occurred_at at time zone 'UTC')::int as h) hh`;
+/**
+ * Counts per UTC hour of day as a 24-element array (index 1 = 00:00–00:59), over rows already
+ * counted per (scope, key, guild, day, hour) by heatmapSource: 24 filters per group instead of
+ * per event.
+ */
+const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `coalesce(sum(s.n) filter (where s.h = ${h}), 0)`).join(', ')}]::bigint[]`;
 
 function mergeSql(table: string, column: string, spec: ValueSpec): string {
   switch (spec.merge) {
@@ -69,7 +74,7 @@ function sourceSelect(spec: TableSpec, source: Source, src: string, fillAll: boo
     .filter((c) => fillAll || c in source.values)
     .map((c) => `${source.values[c] ?? spec.values[c]!.empty} as ${c}`);
   return `select ${[...spec.keys.map((k) => `${source.keys[k]} as ${k}`), ...values].join(', ')}
-from ${src} s ${source.from ?? ''} ${source.where ? `where ${source.where}` : ''}
+from ${source.prepare ? source.prepare(src) : src} s ${source.from ?? ''} ${source.where ? `where ${source.where}` : ''}
 group by ${spec.keys.map((_, i) => i + 1).join(', ')}`;
 }
 
@@ -158,14 +163,13 @@ const activity: Projection = {
   ],
 };
 
-const heatmapKeys = {
-  scope: 'k.scope',
-  key: 'k.key',
-  guild_id: 's.guild_id',
-  day: DAY,
-};
-const heatmapFrom = (type: EventType) =>
-  `cross join lateral (values ('guild', s.guild_id), ('channel', s.channel_id), ('user', ${userOf(type)})) k(scope, key) ${HOUR_OF}`;
+const heatmapKeys = { scope: 's.scope', key: 's.key', guild_id: 's.guild_id', day: 's.day' };
+const heatmapSource = (type: EventType) => (src: string) =>
+  `(select k.scope, k.key, e.guild_id, (e.occurred_at at time zone 'UTC')::date as day,
+      extract(hour from e.occurred_at at time zone 'UTC')::int as h, count(*) as n
+    from ${src} e
+    cross join lateral (values ('guild', e.guild_id), ('channel', e.channel_id), ('user', ${userOf(type).replace('s.', 'e.')})) k(scope, key)
+    group by 1, 2, 3, 4, 5)`;
 
 const heatmap: Projection = {
   name: 'heatmap',
@@ -178,12 +182,12 @@ const heatmap: Projection = {
       keys: ['scope', 'key', 'guild_id', 'day'],
       values: { messages: HOURS, typing: HOURS, reactions: HOURS },
       sources: {
-        message: { keys: heatmapKeys, values: { messages: HOUR_COUNTS }, from: heatmapFrom('message') },
-        typing: { keys: heatmapKeys, values: { typing: HOUR_COUNTS }, from: heatmapFrom('typing') },
+        message: { keys: heatmapKeys, values: { messages: HOUR_COUNTS }, prepare: heatmapSource('message') },
+        typing: { keys: heatmapKeys, values: { typing: HOUR_COUNTS }, prepare: heatmapSource('typing') },
         reaction_time: {
           keys: heatmapKeys,
           values: { reactions: HOUR_COUNTS },
-          from: heatmapFrom('reaction_time'),
+          prepare: heatmapSource('reaction_time'),
         },
       },
     },
