@@ -15,6 +15,8 @@ export interface OffsiteConfig {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Read the object back and compare its sha256 with the manifest. */
   verify: boolean;
+  /** Multipart part size (S3's minimum is 5 MiB); files larger than one part go up in parts. */
+  partSizeBytes?: number;
 }
 
 export interface Offsite {
@@ -47,7 +49,7 @@ export function createOffsite(config: OffsiteConfig): Offsite {
           ContentType: 'application/octet-stream',
           Metadata: { sha256: manifest.sha256, database: manifest.database },
         },
-        partSize: 16 * 1024 * 1024,
+        partSize: config.partSizeBytes ?? 16 * 1024 * 1024,
         queueSize: 2,
       });
       await upload.done();
@@ -57,6 +59,7 @@ export function createOffsite(config: OffsiteConfig): Offsite {
         for await (const chunk of object.Body as Readable) hash.update(chunk as Buffer);
         const remote = hash.digest('hex');
         if (remote !== manifest.sha256) {
+          await client.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: key })).catch(() => {});
           throw new Error(`off-site copy s3://${config.bucket}/${key} does not match the backup's sha256`);
         }
       }

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -7,6 +7,7 @@ import { subjects } from '@spywatcher/events';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../src/catalogue.ts';
+import { createOffsite } from '../src/offsite.ts';
 import { startSchedule } from '../src/schedule.ts';
 import { startBackground } from '../src/setup.ts';
 import { type Harness, harness, seed } from './helpers.ts';
@@ -178,6 +179,26 @@ describe('off-site copies', () => {
         .update(await readFile(ops.catalogue.dumpPath(manifest.id)))
         .digest('hex');
       expect(remote).toBe(local);
+      // a file larger than one part goes up as a multipart upload and is still checked
+      const big = join(dir, 'big.dump');
+      const bytes = randomBytes(11 * 1024 * 1024);
+      await writeFile(big, bytes);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const offsite = createOffsite({
+        bucket: 'backups',
+        endpoint,
+        region: 'us-east-1',
+        prefix: 'multi/',
+        forcePathStyle: true,
+        verify: true,
+        partSizeBytes: 5 * 1024 * 1024,
+      });
+      const copy = await offsite.upload(big, { ...manifest, file: 'big.dump', sha256 });
+      expect(copy).toMatchObject({ key: 'multi/big.dump', checksumVerified: true });
+      await expect(
+        offsite.upload(big, { ...manifest, file: 'bad.dump', sha256: manifest.sha256 }),
+      ).rejects.toThrow(/does not match/);
+
       await ops.deleteBackup(manifest.id);
       await expect(
         s3.send(new HeadObjectCommand({ Bucket: 'backups', Key: manifest.offsite!.key })),
