@@ -86,6 +86,7 @@ export async function createBackup(
   const { database, password } = pgEnv(source.url);
   const pgDumpVersion = await toolVersion(env.pgDump);
   ctx.progress(1, 'taking a snapshot');
+  let written: BackupManifest;
   try {
     const manifest: BackupManifest = await source.sql.begin(
       'isolation level repeatable read read only',
@@ -183,12 +184,7 @@ export async function createBackup(
     manifest.sizeBytes = (await stat(final)).size;
     manifest.durationMs = Math.round(performance.now() - started);
     await catalogue.write(manifest);
-    if (env.offsite) {
-      ctx.progress(95, 'copying off-site');
-      manifest.offsite = await env.offsite.upload(final, manifest);
-      await catalogue.write(manifest);
-    }
-    return manifest;
+    written = manifest;
   } catch (error) {
     await rm(partial, { force: true });
     await rm(final, { force: true });
@@ -199,6 +195,18 @@ export async function createBackup(
     }
     throw new Error(redactSecrets(message, [password]));
   }
+  // the local backup is complete and stays whatever happens to its off-site copy
+  if (env.offsite) {
+    ctx.progress(95, 'copying off-site');
+    try {
+      written.offsite = await env.offsite.upload(final, written);
+      delete written.offsiteError;
+    } catch (error) {
+      written.offsiteError = redactSecrets((error as Error).message, [password]);
+    }
+    await catalogue.write(written);
+  }
+  return written;
 }
 
 /** Ends the file stream after the hashing stage, so pipeline() sees one writable. */

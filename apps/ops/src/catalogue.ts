@@ -21,6 +21,8 @@ export interface BackupManifest {
   /** Set by a verify job (or a restore drill). */
   verification?: Verification;
   offsite?: { bucket: string; key: string; uploadedAt: string; checksumVerified: boolean };
+  /** Why the off-site copy failed (the local backup is still complete). */
+  offsiteError?: string;
 }
 
 export interface Verification {

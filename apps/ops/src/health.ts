@@ -237,6 +237,15 @@ export async function healthReport(
         action: 'POST /v1/backups (or nx run ops:backup) and check OPS_SCHEDULE_BACKUP',
       });
     }
+    if (backups.lastOffsiteError) {
+      add({
+        check: 'backup_offsite',
+        severity: 'warning',
+        subject: backups.lastSuccessId ?? 'backups',
+        message: `the newest backup has no off-site copy: ${backups.lastOffsiteError}`,
+        action: 'check OPS_S3_* settings and credentials, then take a new backup',
+      });
+    }
     const verH = hours(backups.lastVerifiedAgeS);
     if (verH === null || verH > thresholds.verifiedMaxAgeHours) {
       add({
@@ -607,6 +616,7 @@ async function backupAges(catalogue: BackupCatalogue | null) {
     lastSuccessId: last?.id ?? null,
     lastSuccessAt: last?.createdAt ?? null,
     lastSuccessAgeS: age(last?.createdAt),
+    lastOffsiteError: last?.offsiteError ?? null,
     lastVerifiedId: verified?.id ?? null,
     lastVerifiedAt: verified?.verification?.verifiedAt ?? null,
     lastVerifiedAgeS: age(verified?.createdAt),

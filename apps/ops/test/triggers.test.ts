@@ -134,6 +134,27 @@ describe('schedule and restarts', () => {
 });
 
 describe('off-site copies', () => {
+  it('keeps the local backup when the off-site copy fails, and the health report says so', async () => {
+    process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+    process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+    const ops = await h.variant({
+      OPS_S3_BUCKET: 'backups',
+      OPS_S3_ENDPOINT: 'http://127.0.0.1:1',
+      OPS_S3_FORCE_PATH_STYLE: 'true',
+    });
+    const job = await (await ops.startBackup('http')).done;
+    expect(job.status, job.error ?? '').toBe('succeeded');
+    const manifest = (job.result as { backup: BackupManifest }).backup;
+    expect(manifest.offsite).toBeUndefined();
+    expect(manifest.offsiteError).toBeTruthy();
+    expect(await readFile(ops.catalogue.dumpPath(manifest.id))).toHaveLength(manifest.sizeBytes);
+    const report = await ops.health();
+    expect(report.findings.find((f) => f.check === 'backup_offsite')).toMatchObject({
+      severity: 'warning',
+      subject: manifest.id,
+    });
+  });
+
   it('uploads each backup to S3-compatible storage and checks its sha256', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sw-s3rver-'));
     const server = new S3rver({
