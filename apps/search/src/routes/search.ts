@@ -127,17 +127,28 @@ so the cost of a page never depends on how common the words are.`,
           }),
           sort: Type.Union([Type.Literal('newest'), Type.Literal('relevance')], {
             default: 'newest',
+            examples: ['relevance'],
             description: 'newest first, or best match first (queries without words fall back to newest)',
           }),
-          limit: Type.Integer({ minimum: 1, maximum: 100, default: 25, description: 'results per page' }),
+          limit: Type.Integer({
+            minimum: 1,
+            maximum: 100,
+            default: 25,
+            description: 'results per page',
+            examples: [50],
+          }),
           cursor: Type.Optional(
             Type.String({
               maxLength: 1024,
               description: 'nextCursor of the previous page (same q and sort)',
+              examples: [
+                'eyJrIjoibmV3IiwidCI6IjIwMjQtMDUtMTdUMTA6MjE6MDcuMTIzNDU2WiIsImkiOiIwMTkwZjNhMi04YzRlLTdkMjEtOWI3YS0zZjVlMmMxZDBhOWIifQ',
+              ],
             }),
           ),
           asYouType: Type.Boolean({
             default: false,
+            examples: [true],
             description:
               'search as you type: the last word, when it has 3 or more letters and the query does not end in a space, also matches as a prefix',
           }),

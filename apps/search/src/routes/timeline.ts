@@ -36,9 +36,9 @@ changes of one user, newest first, with a keyset cursor (no page limit). Needs t
               examples: ['112233445566778899'],
             }),
           ),
-          limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+          limit: Type.Integer({ minimum: 1, maximum: 200, default: 50, examples: [100] }),
           cursor: Type.Optional(
-            Type.String({ maxLength: 1024, description: 'nextCursor of the previous page' }),
+            Type.String({ maxLength: 1024, description: 'nextCursor of the previous page (opaque)' }),
           ),
         }),
         response: {
