@@ -137,7 +137,7 @@ describe('backups', () => {
       const res = await h.app.inject({ method: 'POST', url: '/v1/backups', headers: bearer(TOKENS.writer) });
       const id = res.json().job.id;
       // pg_dump is now waiting for its lock on guilds
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; i < 200; i++) {
         const [w] = await h.db
           .sql`select 1 from pg_stat_activity where application_name = 'spywatcher-ops' and wait_event_type = 'Lock'`;
         if (w) break;

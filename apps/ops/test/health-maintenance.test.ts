@@ -47,7 +47,7 @@ const find = (r: { findings: Finding[] }, check: string, subject?: string | RegE
   );
 
 async function until<T>(probe: () => Promise<T | undefined | false>, what: string): Promise<T> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     const v = await probe();
     if (v) return v;
     await new Promise((r) => setTimeout(r, 100));

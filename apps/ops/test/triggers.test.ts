@@ -99,7 +99,7 @@ describe('schedule and restarts', () => {
     try {
       expect(Object.keys(schedule.next()).sort()).toEqual(['partitions', 'retention']);
       const jobs = await (async () => {
-        for (let i = 0; i < 50; i++) {
+        for (let i = 0; i < 300; i++) {
           const list = await ops.runner.list({ status: 'succeeded' });
           const kinds = new Set(list.filter((j) => j.trigger === 'schedule').map((j) => j.kind));
           if (kinds.has('partitions') && kinds.has('retention')) return list;
