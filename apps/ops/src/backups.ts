@@ -33,9 +33,17 @@ type Progress = Pick<JobContext, 'progress' | 'signal'>;
 
 const execFileAsync = promisify(execFile);
 
-async function toolVersion(binary: string): Promise<string> {
-  const { stdout } = await execFileAsync(binary, ['--version']);
-  return stdout.trim();
+const versions = new Map<string, Promise<string>>();
+
+/** `pg_dump --version`, asked once per binary and process. */
+function toolVersion(binary: string): Promise<string> {
+  let version = versions.get(binary);
+  if (!version) {
+    version = execFileAsync(binary, ['--version']).then(({ stdout }) => stdout.trim());
+    version.catch(() => versions.delete(binary));
+    versions.set(binary, version);
+  }
+  return version;
 }
 
 /** A pass-through that hashes and counts what goes to the file. */
