@@ -154,6 +154,12 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
   });
 
   let stopped = false;
+  let signalStop!: () => void;
+  const stopping = new Promise<void>((resolve) => {
+    signalStop = resolve;
+  });
+  /** A backoff that ends early when the consumer is stopped, so shutdown is never held up by it. */
+  const pause = (ms: number) => Promise.race([sleep(ms), stopping]);
   let current: ConsumerMessages | undefined;
   let ok = true;
   let failures = 0;
@@ -277,7 +283,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       o.logger.warn({ err: error, batch: valid.length, failures }, 'storing a batch failed; will retry');
       await handleTransientFailure(valid, error);
       // Do not spin on a dead database: back off before the next batch.
-      await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      await pause(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
     }
   }
 
@@ -286,6 +292,11 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
   /** Starts a batch, first waiting for a free slot so at most `concurrency` run at once. */
   async function dispatch(batch: JsMsg[]) {
     while (inflight.size >= concurrency) await Promise.race(inflight);
+    if (stopped) {
+      // Shutting down: hand the batch straight back so another instance can take it now.
+      for (const m of batch) m.nak();
+      return;
+    }
     const p: Promise<void> = processBatch(batch)
       .catch((error) => {
         // Unacked messages come back after ack_wait; nothing is lost.
@@ -353,7 +364,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
         if (stopped) break;
         ok = false;
         o.logger.warn({ err: error }, 'consuming failed; retrying');
-        await sleep(1000);
+        await pause(1000);
         try {
           await ensureDurable(jsm, o);
         } catch {
@@ -366,6 +377,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
   return {
     async stop() {
       stopped = true;
+      signalStop();
       await current?.close().catch(() => {});
       await loop;
       await Promise.all(inflight);
