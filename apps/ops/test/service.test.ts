@@ -1,16 +1,26 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@spywatcher/service';
 import { describeServiceContract } from '@spywatcher/testing/service-contract';
+import { afterAll } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { opsEnv } from '../src/config.ts';
 import { createOps } from '../src/setup.ts';
 
 // Nothing scheduled fires while the spawned service runs; backups (if any) land in a temp dir.
+const backupDirs: string[] = [];
+afterAll(() => {
+  for (const dir of backupDirs) rmSync(dir, { recursive: true, force: true });
+});
+const backupDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-ops-contract-'));
+  backupDirs.push(dir);
+  return dir;
+};
 const opsVars = (prefix: string) => ({
-  BACKUP_DIR: mkdtempSync(join(tmpdir(), 'sw-ops-contract-')),
+  BACKUP_DIR: backupDir(),
   NATS_PREFIX: prefix,
   OPS_SCHEDULE_BACKUP: 'off',
   OPS_SCHEDULE_VERIFY: 'off',
