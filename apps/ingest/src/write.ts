@@ -8,7 +8,7 @@ import {
 } from '@spywatcher/events';
 import type { IngestMetrics } from './metrics.ts';
 import { publishStored } from './notify.ts';
-import { storeEvents } from './store.ts';
+import { isDataError, storeEvents } from './store.ts';
 
 export type EventStatus = 'stored' | 'duplicate' | 'rejected';
 
@@ -70,26 +70,58 @@ export async function writeEvents(deps: WriterDeps, items: readonly unknown[]): 
     };
   });
   if (valid.length > 0) {
-    const started = performance.now();
     deps.metrics.batchSize.observe({ source: 'http' }, valid.length);
-    const outcome = await storeEvents(
+    await storeAndAnswer(deps, valid, answers);
+  }
+  return answers;
+}
+
+async function storeAndAnswer(
+  deps: WriterDeps,
+  valid: { index: number; event: SpywatcherEvent }[],
+  answers: EventAnswer[],
+): Promise<void> {
+  const started = performance.now();
+  let outcome: Awaited<ReturnType<typeof storeEvents>>;
+  try {
+    outcome = await storeEvents(
       deps.sql,
       deps.cache,
       valid.map((v) => v.event),
     );
-    deps.metrics.appendSeconds.observe({ source: 'http' }, (performance.now() - started) / 1000);
-    const fresh = new Set(outcome.storedIds);
-    for (const { index, event } of valid) {
-      const status: EventStatus = fresh.delete(event.id) ? 'stored' : 'duplicate';
-      (status === 'stored' ? deps.metrics.stored : deps.metrics.duplicate).inc({
-        type: event.type,
-        source: 'http',
-      });
-      answers[index] = { index, id: event.id, type: event.type, status };
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    // A row the schema allowed but PostgreSQL refused: store the others one by one so only
+    // that one is rejected.
+    if (valid.length > 1) {
+      for (const v of valid) await storeAndAnswer(deps, [v], answers);
+      return;
     }
-    publishStored(deps.nats, deps.names, outcome.stored);
+    const { index, event } = valid[0]!;
+    deps.metrics.rejected.inc({ type: event.type, source: 'http', code: 'invalid_value' });
+    const reason = `refused by PostgreSQL: ${(error as Error).message}`;
+    answers[index] = {
+      index,
+      id: event.id,
+      type: event.type,
+      status: 'rejected',
+      field: '',
+      reason,
+      errors: [{ field: '', code: 'invalid_value', reason }],
+    };
+    return;
   }
-  return answers;
+  deps.metrics.appendSeconds.observe({ source: 'http' }, (performance.now() - started) / 1000);
+  const fresh = new Set(outcome.storedIds);
+  for (const { index, event } of valid) {
+    const status: EventStatus = fresh.delete(event.id) ? 'stored' : 'duplicate';
+    (status === 'stored' ? deps.metrics.stored : deps.metrics.duplicate).inc({
+      type: event.type,
+      source: 'http',
+    });
+    answers[index] = { index, id: event.id, type: event.type, status };
+  }
+  publishStored(deps.nats, deps.names, outcome.stored);
 }
 
 /** Stands in for an NDJSON line that is not JSON, so it gets its own answer. */

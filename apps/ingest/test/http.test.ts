@@ -92,6 +92,12 @@ describe('POST /v1/events', () => {
       ],
       [{ ...message, metadata: { big: 'x'.repeat(8200) } }, '/metadata', 'too_large'],
       [{ ...message, metadata: [1, 2] }, '/metadata', 'invalid_type'],
+      [
+        { ...message, data: { ...message.data, content: 'nul \u0000 byte' } },
+        '/data/content',
+        'invalid_value',
+      ],
+      [{ ...message, metadata: { k: ['\u0000'] } }, '/metadata', 'invalid_value'],
     ];
     const valid = createEvent('typing', sampleEvents().typing.data);
     const res = await post([...cases.map(([e]) => e), valid]);
@@ -161,6 +167,22 @@ describe('POST /v1/events', () => {
       occurredAt: new Date('2016-05-05T10:00:00Z'),
     });
     expect((await post([old])).json().results[0].status).toBe('stored');
+  });
+
+  it('rejects only the row PostgreSQL refuses when the schema let it through', async () => {
+    // A constraint the event schema does not know about, in this file's own database.
+    await ingest.sql.unsafe(
+      'alter table join_events add constraint test_age check (account_age_days < 100000)',
+    );
+    try {
+      const { join, typing } = sampleEvents();
+      const old = { ...join, data: { ...join.data, account_age_days: 200_000 } };
+      const body = (await post([typing, old])).json();
+      expect(body.results.map((r: { status: string }) => r.status)).toEqual(['stored', 'rejected']);
+      expect(body.results[1].reason).toMatch(/refused by PostgreSQL/);
+    } finally {
+      await ingest.sql.unsafe('alter table join_events drop constraint test_age');
+    }
   });
 
   it('documents the events API in OpenAPI', async () => {

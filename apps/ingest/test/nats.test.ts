@@ -125,23 +125,52 @@ describe('NATS ingest', () => {
     expect(counts.size).toBe(after.size);
   });
 
+  it('dead-letters only the row PostgreSQL refuses and stores the rest of its batch', async () => {
+    await ingest.sql.unsafe(
+      'alter table join_events add constraint test_age check (account_age_days < 100000)',
+    );
+    try {
+      const { join } = sampleEvents();
+      const refused = { ...join, data: { ...join.data, account_age_days: 200_000 } };
+      const others = many(20);
+      const publisher = createPublisher({ nc: ingest.nc, names: ingest.names });
+      await publisher.publishAll([...others.slice(0, 10), refused, ...others.slice(10)]);
+      await waitStored(others.map((e) => e.id));
+      const jsm = await jetstreamManager(ingest.nc);
+      const dead = `${ingest.names.stream}_DEAD`;
+      const letter = await waitFor('dead letter', async () => {
+        const info = await jsm.streams.info(dead).catch(() => undefined);
+        if (!info || info.state.messages === 0) return undefined;
+        const m = await jsm.streams.getMessage(dead, { last_by_subj: subjects(ingest.names).dead('join') });
+        return m?.json<DeadLetter>();
+      });
+      expect(letter).toMatchObject({ reason: 'invalid', payload: JSON.stringify(refused) });
+      expect(letter.message).toMatch(/refused by PostgreSQL/);
+      expect((await storedIdCounts(ingest.sql)).has(refused.id)).toBe(false);
+    } finally {
+      await ingest.sql.unsafe('alter table join_events drop constraint test_age');
+    }
+  });
+
   it('sends invalid events to the dead subject with the payload and reason, and acks them', async () => {
     const jsm = await jetstreamManager(ingest.nc);
     const js = jetstream(ingest.nc);
     const s = subjects(ingest.names);
     const { typing } = sampleEvents();
     const bad = { ...typing, data: { ...typing.data, channel_id: 'general' } };
+    const deadStream = `${ingest.names.stream}_DEAD`;
+    const earlier = (await jsm.streams.info(deadStream)).state.messages;
     await js.publish(s.event('typing'), JSON.stringify(bad), { msgID: bad.id });
     await js.publish(s.event('message'), '{not json', { msgID: 'garbage-1' });
     await js.publish(s.event('join'), JSON.stringify(typing), { msgID: 'wrong-subject' });
     const dead = await waitFor('three dead letters', async () => {
-      const info = await jsm.streams.info(`${ingest.names.stream}_DEAD`);
-      return info.state.messages >= 3 ? info : undefined;
+      const info = await jsm.streams.info(deadStream);
+      return info.state.messages >= earlier + 3 ? info : undefined;
     });
-    expect(dead.state.messages).toBe(3);
+    expect(dead.state.messages).toBe(earlier + 3);
     const letters: DeadLetter[] = [];
-    for (let seq = 1; seq <= 3; seq++) {
-      const m = await jsm.streams.getMessage(`${ingest.names.stream}_DEAD`, { seq });
+    for (let seq = earlier + 1; seq <= earlier + 3; seq++) {
+      const m = await jsm.streams.getMessage(deadStream, { seq });
       letters.push(m!.json<DeadLetter>());
     }
     const typingLetter = letters.find((l) => l.subject === s.event('typing'))!;

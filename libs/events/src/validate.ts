@@ -34,6 +34,18 @@ export const EARLIEST_OCCURRED_AT = Date.UTC(2015, 0, 1);
 /** Clock skew allowed between a publisher and us. */
 export const MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000;
 
+// PostgreSQL text and jsonb cannot hold U+0000, so such an event could never be stored.
+const NUL_REASON = 'must not contain the NUL character (U+0000)';
+
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value && typeof value === 'object') {
+    return Object.entries(value).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+  }
+  return false;
+}
+
 const validators = Object.fromEntries(EVENT_TYPES.map((t) => [t, Compile(EVENT_SCHEMAS[t])])) as {
   [T in EventType]: ReturnType<typeof Compile>;
 };
@@ -139,6 +151,15 @@ export function validateEvent(value: unknown, now: number = Date.now()): Validat
         code: 'too_large',
         reason: `metadata is ${bytes} bytes of JSON; at most ${METADATA_MAX_BYTES} are allowed`,
       });
+    } else if (hasNul(v.metadata)) {
+      errors.push({ field: '/metadata', code: 'invalid_value', reason: NUL_REASON });
+    }
+  }
+  if (errors.length === 0) {
+    for (const [key, value] of Object.entries(v.data as Record<string, unknown>)) {
+      if (hasNul(value)) {
+        errors.push({ field: `/data/${key}`, code: 'invalid_value', reason: NUL_REASON });
+      }
     }
   }
   if (typeof v.occurred_at === 'string' && errors.every((e) => e.field !== '/occurred_at')) {

@@ -59,6 +59,9 @@ describe('validateEvent', () => {
     expect(codesOf({ ...message, data: { ...message.data, username: '' } })).toEqual([
       '/data/username:required',
     ]);
+    expect(codesOf({ ...message, data: { ...message.data, content: 'a\u0000b' } })).toEqual([
+      '/data/content:invalid_value',
+    ]);
   });
 
   it('accepts empty message content and absent optional fields', () => {
