@@ -43,6 +43,7 @@ export async function startPrivateNats() {
   const storeDir = mkdtempSync(join(tmpdir(), 'sw-nats-'));
   let child: ChildProcess | undefined;
   const start = async () => {
+    if (child && child.exitCode === null) return; // already running: never start a second one
     child = spawn(NATS_SERVER, ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)], {
       stdio: 'ignore',
     });
@@ -57,12 +58,16 @@ export async function startPrivateNats() {
       c.kill('SIGKILL');
     });
   };
+  // If the test process ends without afterAll (a crash, a killed worker), take the server along.
+  const onExit = () => child?.kill('SIGKILL');
+  process.once('exit', onExit);
   await start();
   return {
     url: `nats://127.0.0.1:${port}`,
     start,
     kill,
     async stop() {
+      process.off('exit', onExit);
       await kill();
       rmSync(storeDir, { recursive: true, force: true });
     },
