@@ -142,6 +142,8 @@ export function describeServiceContract(options: ServiceContractOptions): void {
         // A service may have created this file's stream (e.g. ingest's consumer): leave no trace.
         const jsm = await jetstreamManager(nats);
         await jsm.streams.delete(natsNames.stream).catch(() => false);
+        // ingest also keeps dead letters in `<stream>_DEAD`
+        await jsm.streams.delete(`${natsNames.stream}_DEAD`).catch(() => false);
         await nats.drain();
       }
       await db?.drop();
