@@ -8,6 +8,15 @@ import {
   type Sql,
   type TransactionSql,
 } from '@spywatcher/db';
+import {
+  BulkUnavailable,
+  indexPeriods,
+  loadPeriod,
+  type Period,
+  partitionFor,
+  partitionPeriods,
+  periodTable,
+} from './bulk.ts';
 import { canonicalRow, rowHash } from './canonical.ts';
 import { legacyEventId } from './ids.ts';
 import { ImportError, type LegacySource, openLegacySource } from './source.ts';
@@ -22,7 +31,7 @@ import {
   TABLE_SPECS,
   type TableSpec,
 } from './tables.ts';
-import { EVENT_MIN_MS, isProblem, MAX_MS, type Problem, toEpochMs } from './values.ts';
+import { isProblem, type Problem } from './values.ts';
 import { type VerifyResult, verifyTable } from './verify.ts';
 
 export interface ImportOptions {
@@ -277,6 +286,19 @@ const EVENT_COPY_HEAD: Column[] = [
   { name: 'metadata', kind: 'text', pgType: 'jsonb' },
 ];
 
+/** Inserts a batch into a standalone table being bulk-loaded: fresh, no indexes, nothing can conflict. */
+async function writeBulkBatch(
+  tx: TransactionSql,
+  spec: TableSpec & { kind: 'event' },
+  table: string,
+  b: Batch,
+): Promise<void> {
+  const columns = [...EVENT_COPY_HEAD, ...spec.columns];
+  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy);
+  const cols = columns.map((c) => c.name).join(', ');
+  await tx.unsafe(`insert into ${table} (${cols}) select ${cols} from ${staged} s`);
+}
+
 async function writeEventBatch(
   tx: TransactionSql,
   spec: TableSpec & { kind: 'event' },
@@ -332,6 +354,17 @@ async function loadCheckpoints(sql: Sql, key: string): Promise<Map<string, Check
   );
 }
 
+function advance(state: Checkpoint, b: Batch): Checkpoint {
+  return {
+    lastKey: b.lastKey ?? state.lastKey,
+    imported: state.imported + BigInt(b.rows),
+    rejected: state.rejected + BigInt(b.rejects.length),
+    hash: state.hash + b.hash,
+    findings: mergeFindings(state.findings, b.findings),
+    minMs: b.minMs === null ? state.minMs : state.minMs === null ? b.minMs : Math.min(state.minMs, b.minMs),
+  };
+}
+
 const emptyCheckpoint = (): Checkpoint => ({
   lastKey: null,
   imported: 0n,
@@ -378,6 +411,9 @@ interface Unit {
   /** Exclusive bounds of the range (null: unbounded). */
   after: string | null;
   before: number | null;
+  /** Event tables (not in a dry run): the partition period's start (epoch ms), or null for rows
+   * without a valid date (they are rejected). */
+  period?: number | null;
   rows: number;
 }
 
@@ -397,7 +433,14 @@ function selectRows(
   spec: TableSpec,
   after: string | null,
   before: number | null,
+  period?: number | null,
 ): Iterator<Row> {
+  if (period !== undefined) {
+    const stmt = source.db.prepare(
+      `select t.* from ${periodTable(spec)} q join "${spec.legacy}" t on t.id = q.id where q.p is ? and q.id > ? order by q.id`,
+    );
+    return stmt.iterate(period, Number(after ?? Number.MIN_SAFE_INTEGER)) as Iterator<Row>;
+  }
   const upper = spec.keyType === 'int' ? ' and id < ?' : '';
   const stmt = source.db.prepare(`select * from "${spec.legacy}" where id > ?${upper} order by id`);
   if (spec.kind === 'reference' && spec.bigints) stmt.setReadBigInts(true);
@@ -410,20 +453,46 @@ function countRows(
   spec: TableSpec,
   after: string | null,
   before: number | null,
+  period?: number | null,
 ): number {
+  if (period !== undefined) {
+    const stmt = source.db.prepare(`select count(*) as n from ${periodTable(spec)} where p is ? and id > ?`);
+    return stmt.get(period, Number(after ?? Number.MIN_SAFE_INTEGER))!.n as number;
+  }
   const upper = spec.keyType === 'int' ? ' and id < ?' : '';
   const stmt = source.db.prepare(`select count(*) as n from "${spec.legacy}" where id > ?${upper}`);
   const [lo, hi] = bounds(spec, after, before);
   return (spec.keyType === 'int' ? stmt.get(lo, hi) : stmt.get(lo))!.n as number;
 }
 
-/** What is left to read: one unit per reference table, one per id range of an event table. */
-function planUnits(source: LegacySource, checkpoints: Map<string, Checkpoint>): Unit[] {
+const periodKey = (start: number) => new Date(start).toISOString().slice(0, 10).replaceAll('-', '');
+
+/**
+ * What is left to read: one unit per reference table; per event table, one per partition period
+ * (or, in a dry run, per id range) and one for rows without a valid date.
+ */
+function planUnits(
+  source: LegacySource,
+  checkpoints: Map<string, Checkpoint>,
+  periods: Map<string, Period> | null,
+): Unit[] {
   const units: Unit[] = [];
   for (const spec of TABLE_SPECS) {
     if (spec.kind === 'reference') {
       const after = checkpoints.get(spec.legacy)?.lastKey ?? null;
       units.push({ spec, key: spec.legacy, after, before: null, rows: countRows(source, spec, after, null) });
+      continue;
+    }
+    const period = periods?.get(spec.target);
+    if (period) {
+      const starts = [...indexPeriods(source, spec, period).keys()].sort((a, b) => a - b);
+      for (const start of [...starts, null]) {
+        const key = start === null ? `${spec.legacy}#undated` : `${spec.legacy}@${periodKey(start)}`;
+        const after = checkpoints.get(key)?.lastKey ?? null;
+        const rows = countRows(source, spec, after, null, start);
+        if (rows > 0 || checkpoints.has(key))
+          units.push({ spec, key, after, before: null, period: start, rows });
+      }
       continue;
     }
     const span = source.db.prepare(`select min(id) as lo, max(id) as hi from "${spec.legacy}"`).get() as {
@@ -441,29 +510,12 @@ function planUnits(source: LegacySource, checkpoints: Map<string, Checkpoint>): 
   return units;
 }
 
-/** One timestamp per day that holds valid events of `spec` (SQLite does the grouping). */
-function eventDays(source: LegacySource, spec: TableSpec): Date[] {
-  const days = new Set<number>();
-  const grouped = source.db.prepare(
-    `select distinct "createdAt" / ${DAY} as d from "${spec.legacy}" where typeof("createdAt") = 'integer'
-       and "createdAt" >= ? and "createdAt" < ?`,
-  );
-  for (const r of grouped.iterate(EVENT_MIN_MS, MAX_MS) as Iterable<{ d: number }>) days.add(r.d);
-  const text = source.db.prepare(
-    `select "createdAt" as t from "${spec.legacy}" where typeof("createdAt") <> 'integer'`,
-  );
-  for (const r of text.iterate() as Iterable<{ t: unknown }>) {
-    const ms = toEpochMs(r.t, 'createdAt', EVENT_MIN_MS);
-    if (!isProblem(ms)) days.add(Math.floor(ms / DAY));
-  }
-  return [...days].map((d) => new Date(d * DAY));
-}
-
 /** A table's figures summed over its units' checkpoints. */
 function aggregate(states: Map<string, Checkpoint>, spec: TableSpec): Checkpoint {
   let out = emptyCheckpoint();
   for (const [key, cp] of states) {
-    if (key !== spec.legacy && !key.startsWith(`${spec.legacy}#`)) continue;
+    if (key !== spec.legacy && !key.startsWith(`${spec.legacy}#`) && !key.startsWith(`${spec.legacy}@`))
+      continue;
     out = {
       lastKey: null,
       imported: out.imported + cp.imported,
@@ -568,19 +620,84 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           rejected: 0,
         });
       }
-      const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before);
+      const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before, unit.period);
       let state = cp;
+      if (
+        !dryRun &&
+        sql &&
+        spec.kind === 'event' &&
+        typeof unit.period === 'number' &&
+        !checkpoints.has(unit.key) &&
+        unit.rows > 0
+      ) {
+        const t0 = performance.now();
+        const target = await partitionFor(sql, spec.target, unit.period);
+        let acc = cp;
+        let readInside = 0;
+        try {
+          await loadPeriod(
+            sql,
+            spec.target,
+            target,
+            async (tx, table) => {
+              let pending: Promise<unknown> | undefined;
+              for (;;) {
+                if (failed || options.signal?.aborted === true) {
+                  throw new Error(failed ? 'stopped: another table failed' : 'import cancelled');
+                }
+                const r0 = performance.now();
+                const b = await buildBatch(spec, rows, batchRows, ctx, true);
+                readInside += performance.now() - r0;
+                if (pending) {
+                  const error = await pending;
+                  if (error) throw error;
+                }
+                if (b.rows === 0 && b.rejects.length === 0) break;
+                if (b.rejects.length > 0 && rejectFile) {
+                  appendFileSync(rejectFile, `${b.rejects.map((r) => JSON.stringify(r)).join('\n')}\n`);
+                }
+                acc = advance(acc, b);
+                report.read += b.rows + b.rejects.length;
+                report.imported += b.rows;
+                report.rejected += b.rejects.length;
+                pending = (b.rows > 0 ? writeBulkBatch(tx, spec, table, b) : Promise.resolve()).then(
+                  () => {
+                    options.onProgress?.({
+                      table: spec.legacy,
+                      phase: 'progress',
+                      done: report.read,
+                      total: progress.total,
+                      rejected: report.rejected,
+                    });
+                  },
+                  (e: unknown) => e ?? new Error('batch failed'),
+                );
+              }
+            },
+            (tx) => saveCheckpoint(tx, source.key, unit.key, acc, true),
+          );
+          phases.read += readInside;
+          phases.write += performance.now() - t0 - readInside;
+          states.set(unit.key, acc);
+          progress.unitsLeft--;
+          if (progress.unitsLeft === 0) {
+            options.onProgress?.({
+              table: spec.legacy,
+              phase: 'done',
+              done: report.read,
+              total: progress.total,
+              rejected: report.rejected,
+            });
+          }
+          return;
+        } catch (error) {
+          if (!(error instanceof BulkUnavailable)) throw error;
+          log(`${unit.key}: ${error.message}; inserting into the existing partition instead`);
+        }
+      }
       let pending: Promise<unknown> | undefined;
       const write = async (b: Batch) => {
-        const nextState: Checkpoint = {
-          lastKey: b.lastKey ?? state.lastKey,
-          imported: state.imported + BigInt(b.rows),
-          rejected: state.rejected + BigInt(b.rejects.length),
-          hash: state.hash + b.hash,
-          findings: mergeFindings(state.findings, b.findings),
-          minMs:
-            b.minMs === null ? state.minMs : state.minMs === null ? b.minMs : Math.min(state.minMs, b.minMs),
-        };
+        const nextState = advance(state, b);
         if (!dryRun) {
           if (b.rejects.length > 0 && rejectFile) {
             appendFileSync(rejectFile, `${b.rejects.map((r) => JSON.stringify(r)).join('\n')}\n`);
@@ -681,7 +798,8 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       });
     }
     const reportOf = (spec: TableSpec) => reports.find((r) => r.table === spec.legacy)!;
-    const plan = options.verifyOnly ? [] : planUnits(source, checkpoints);
+    const periods = dryRun || !sql || options.verifyOnly ? null : await partitionPeriods(sql);
+    const plan = options.verifyOnly ? [] : planUnits(source, checkpoints, periods);
     const progressOf = new Map<TableSpec, TableProgressState>();
     for (const u of plan) {
       const p = progressOf.get(u.spec) ?? { total: 0, unitsLeft: 0, started: false };
@@ -693,20 +811,6 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     // id ranges in parallel lanes, costliest first (message rows compute a tsvector and feed a
     // GIN index), so PostgreSQL works on two batches at once and no table is left alone at the end.
     let failed = false;
-    if (!dryRun && sql && plan.some((u) => u.spec.kind === 'event' && u.rows > 0)) {
-      // Every partition first: creating one while rows stream into its parent invalidates the
-      // parent's partition map in every inserting session, which then rebuilds it.
-      const t0 = performance.now();
-      const tables = TABLE_SPECS.filter((t) => t.kind === 'event');
-      await Promise.all(
-        [0, 1].map(async (lane) => {
-          for (const spec of tables.filter((_t, i) => i % 2 === lane)) {
-            await ensurePartitions(sql, spec.type, eventDays(source, spec), cache);
-          }
-        }),
-      );
-      phases.partitions += performance.now() - t0;
-    }
     for (const unit of plan.filter((u) => u.spec.kind === 'reference')) {
       await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
     }

@@ -1,0 +1,183 @@
+import type { Sql, TransactionSql } from '@spywatcher/db';
+import type { LegacySource } from './source.ts';
+import { eventCreatedAt, type TableSpec } from './tables.ts';
+import { isProblem } from './values.ts';
+
+const DAY = 86_400_000;
+
+export type Period = 'week' | 'month';
+
+/** Start (epoch ms) of the partition period holding `ms`, as `date_trunc(period, ts, 'UTC')` computes it. */
+export function periodStart(period: Period, ms: number): number {
+  if (period === 'week') {
+    const day = Math.floor(ms / DAY);
+    // 1970-01-01 was a Thursday: Monday is three days before
+    return (day - ((((day + 3) % 7) + 7) % 7)) * DAY;
+  }
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+export async function partitionPeriods(sql: Sql): Promise<Map<string, Period>> {
+  const rows = await sql<{ table_name: string; period: Period }[]>`
+    select table_name, period from event_partitioning
+  `;
+  return new Map(rows.map((r) => [r.table_name, r.period]));
+}
+
+/** Name of the SQLite temp table mapping each legacy id of `spec` to its period start. */
+export const periodTable = (spec: TableSpec) => `temp."_sw_periods_${spec.legacy}"`;
+
+/**
+ * Indexes the legacy table by partition period on the SQLite side (a temp table of (id, period)
+ * in SQLite's temp file, so memory stays flat), so a period's rows can be read in id order
+ * without scanning the table once per period. Rows whose date is not valid get a NULL period.
+ */
+export function indexPeriods(source: LegacySource, spec: TableSpec, period: Period): Map<number, number> {
+  const db = source.db;
+  db.function('sw_period', { deterministic: true }, (createdAt: unknown) => {
+    const ms = eventCreatedAt({ createdAt } as never);
+    return isProblem(ms) ? null : periodStart(period, ms);
+  });
+  const table = periodTable(spec);
+  db.exec(`drop table if exists ${table}`);
+  db.exec(`create table ${table} (id integer primary key, p integer)`);
+  db.exec(`insert into ${table} (id, p) select id, sw_period("createdAt") from "${spec.legacy}"`);
+  db.exec(`create index temp."_sw_periods_p_${spec.legacy}" on "_sw_periods_${spec.legacy}" (p, id)`);
+  const counts = new Map<number, number>();
+  for (const r of db
+    .prepare(`select p, count(*) as n from ${table} where p is not null group by p`)
+    .iterate() as Iterable<{
+    p: number;
+    n: number;
+  }>) {
+    counts.set(r.p, r.n);
+  }
+  return counts;
+}
+
+export interface PartitionTarget {
+  name: string;
+  lower: Date;
+  upper: Date;
+}
+
+export async function partitionFor(sql: Sql, parent: string, start: number): Promise<PartitionTarget> {
+  const [b] = await sql<{ name: string; lower: Date; upper: Date }[]>`
+    select name, lower, upper from sw_partition_bounds(${parent}, ${new Date(start)})
+  `;
+  if (!b || b.lower.getTime() !== start) {
+    throw new Error(
+      `partition bounds of ${parent} for ${new Date(start).toISOString()} disagree with the import's`,
+    );
+  }
+  return b;
+}
+
+/** The parent's shape, to give a standalone table the same indexes, keys and statement triggers. */
+interface ParentShape {
+  indexes: string[];
+  constraints: string[];
+  statementTriggers: string[];
+  rowTriggers: boolean;
+}
+
+const shapes = new Map<string, Promise<ParentShape>>();
+
+export function parentShape(sql: Sql, parent: string): Promise<ParentShape> {
+  let shape = shapes.get(parent);
+  if (!shape) {
+    shape = readParentShape(sql, parent);
+    shape.catch(() => shapes.delete(parent));
+    shapes.set(parent, shape);
+  }
+  return shape;
+}
+
+async function readParentShape(sql: Sql, parent: string): Promise<ParentShape> {
+  const indexes = await sql<{ def: string; constraint_def: string | null }[]>`
+    select pg_get_indexdef(i.indexrelid) as def, pg_get_constraintdef(c.oid) as constraint_def
+    from pg_index i
+    left join pg_constraint c on c.conindid = i.indexrelid and c.conrelid = i.indrelid and c.contype in ('p', 'u')
+    where i.indrelid = ${parent}::regclass
+  `;
+  const triggers = await sql<{ def: string; tgtype: number }[]>`
+    select pg_get_triggerdef(oid) as def, tgtype from pg_trigger where tgrelid = ${parent}::regclass and not tgisinternal
+  `;
+  return {
+    indexes: indexes.filter((i) => i.constraint_def === null).map((i) => i.def),
+    constraints: indexes.filter((i) => i.constraint_def !== null).map((i) => i.constraint_def!),
+    // tgtype bit 0: row-level; bit 2: on insert
+    statementTriggers: triggers.filter((t) => (t.tgtype & 1) === 0 && (t.tgtype & 4) !== 0).map((t) => t.def),
+    rowTriggers: triggers.some((t) => (t.tgtype & 1) === 1),
+  };
+}
+
+/** Rewrites `CREATE [UNIQUE] INDEX name ON [ONLY] parent USING ...` for another table, letting PostgreSQL name it. */
+export function indexOn(def: string, table: string): string {
+  const m = /^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .*)$/s.exec(def);
+  if (!m) throw new Error(`unexpected index definition: ${def}`);
+  return `CREATE ${m[1] ?? ''}INDEX ON ${table} ${m[2]}`;
+}
+
+export function triggerOn(def: string, parent: string, table: string): string {
+  const re = new RegExp(` ON (?:ONLY )?(?:[a-z_"]+\\.)?"?${parent}"? `);
+  if (!re.test(def)) throw new Error(`unexpected trigger definition: ${def}`);
+  return def.replace(re, ` ON ${table} `);
+}
+
+export class BulkUnavailable extends Error {}
+
+/**
+ * Loads a whole partition period that does not exist yet in ONE transaction: a standalone
+ * table shaped like the parent (no indexes), rows inserted into it, the parent's indexes and
+ * primary key built once over the loaded rows, then ATTACH (which adopts the matching indexes
+ * instead of building new ones, and skips its validation scan thanks to the bounds CHECK).
+ * The rows' `tx` is this transaction's id: projectors read only below pg_snapshot_xmin, which
+ * cannot pass a transaction still running, so when it commits every row is after their cursors.
+ * Throws BulkUnavailable (before reading any row) when the partition appeared meanwhile or the
+ * parent has row-level triggers the load would bypass.
+ */
+export async function loadPeriod(
+  sql: Sql,
+  parent: string,
+  target: PartitionTarget,
+  fill: (tx: TransactionSql, table: string) => Promise<void>,
+  finish: (tx: TransactionSql) => Promise<void>,
+): Promise<void> {
+  const shape = await parentShape(sql, parent);
+  if (shape.rowTriggers) throw new BulkUnavailable(`${parent} has row-level triggers`);
+  const table = `"${target.name}"`;
+  await sql.begin(async (tx) => {
+    const t = tx as TransactionSql;
+    // Safe: the checkpoint commits with the rows; a commit lost in a server crash loses both,
+    // and the next run loads the period again.
+    await t`set local synchronous_commit = off`;
+    // The same lock sw_ensure_partition takes: a writer needing this period waits for the attach.
+    await t`select pg_advisory_xact_lock(hashtext(${`sw_partition:${target.name}`}))`;
+    const [exists] = await t<{ r: string | null }[]>`select to_regclass(${table})::text as r`;
+    if (exists?.r) throw new BulkUnavailable(`${target.name} exists`);
+    const lower = target.lower.toISOString();
+    const upper = target.upper.toISOString();
+    await t.unsafe(
+      `create table ${table} (like ${parent} including defaults including constraints including generated)`,
+    );
+    await t.unsafe(
+      `alter table ${table} add constraint "${target.name}_import_bounds" check (occurred_at >= '${lower}' and occurred_at < '${upper}')`,
+    );
+    for (const def of shape.statementTriggers) await t.unsafe(triggerOn(def, parent, table));
+    await fill(t, table);
+    for (const def of shape.statementTriggers) {
+      const name = /^CREATE (?:CONSTRAINT )?TRIGGER (\S+) /.exec(def)?.[1];
+      await t.unsafe(`drop trigger ${name} on ${table}`);
+    }
+    await t`set local maintenance_work_mem = '64MB'`;
+    for (const def of shape.constraints) await t.unsafe(`alter table ${table} add ${def}`);
+    for (const def of shape.indexes) await t.unsafe(indexOn(def, table));
+    await t.unsafe(
+      `alter table ${parent} attach partition ${table} for values from ('${lower}') to ('${upper}')`,
+    );
+    await t.unsafe(`alter table ${table} drop constraint "${target.name}_import_bounds"`);
+    await finish(t);
+  });
+}

@@ -1,0 +1,200 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EVENT_TYPES, ensurePartitions, eventTable, PartitionCache } from '@spywatcher/db';
+import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
+import { indexOn, periodStart, triggerOn } from '../src/import/bulk.ts';
+import { runImport } from '../src/import/importer.ts';
+
+const TABLES = EVENT_TYPES.map((t) => eventTable(t));
+
+let dir: string;
+const dbs: TestDatabase[] = [];
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sw-import-bulk-test-'));
+});
+afterAll(async () => {
+  for (const db of dbs) await db.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function freshDb(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  dbs.push(db);
+  return db;
+}
+
+async function eventCount(db: TestDatabase): Promise<number> {
+  let n = 0;
+  for (const t of TABLES) {
+    const [r] = await db.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${t}`);
+    n += r!.n;
+  }
+  return n;
+}
+
+describe('period helpers', () => {
+  it('computes period starts as date_trunc does and rewrites definitions for a standalone table', async () => {
+    const db = await freshDb();
+    for (const iso of [
+      '2024-03-31T23:59:59.999Z',
+      '2024-01-01T00:00:00Z',
+      '2023-12-31T12:00:00Z',
+      '2024-02-29T10:00:00Z',
+    ]) {
+      const ms = Date.parse(iso);
+      const [r] = await db.sql<{ w: Date; m: Date }[]>`
+        select date_trunc('week', ${new Date(ms)}::timestamptz, 'UTC') as w,
+               date_trunc('month', ${new Date(ms)}::timestamptz, 'UTC') as m`;
+      expect(periodStart('week', ms)).toBe(r!.w.getTime());
+      expect(periodStart('month', ms)).toBe(r!.m.getTime());
+    }
+    expect(
+      indexOn(
+        'CREATE INDEX message_events_user_idx ON ONLY public.message_events USING btree (user_id)',
+        '"p"',
+      ),
+    ).toBe('CREATE INDEX ON "p" USING btree (user_id)');
+    expect(
+      triggerOn(
+        'CREATE TRIGGER x AFTER INSERT ON public.message_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION f()',
+        'message_events',
+        '"p"',
+      ),
+    ).toBe(
+      'CREATE TRIGGER x AFTER INSERT ON "p" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION f()',
+    );
+  });
+});
+
+describe('bulk load of empty periods (load, index, attach)', () => {
+  it('attaches fully indexed partitions whose rows a projector tailing below xmin sees exactly once', async () => {
+    const db = await freshDb();
+    await db.sql`update event_partitioning set retention_days = null`;
+    const fx = writeLegacyFixture({ path: join(dir, 'tail.sqlite'), rows: 4000, seed: 5 });
+    // A live row written before the import: a projector has already read it.
+    const now = new Date();
+    await ensurePartitions(db.sql, 'message', [now], new PartitionCache());
+    await db.sql`insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
+      values (gen_random_uuid(), ${now}, '1', 'live', '2', 'general', '3', 'live message')`;
+    const cursors = new Map<string, { tx: string; position: string }>();
+    for (const t of TABLES) cursors.set(t, { tx: '0', position: '0' });
+    const seen = new Map<string, Set<string>>(TABLES.map((t) => [t, new Set()]));
+    let duplicates = 0;
+    // The projector's read: only below the oldest running transaction, in (tx, position) order.
+    const tail = async () => {
+      for (const t of TABLES) {
+        for (;;) {
+          const c = cursors.get(t)!;
+          const rows = await db.sql.unsafe<{ id: string; tx: string; position: string }[]>(
+            `select e.id::text as id, e.tx::text as tx, e.position::text as position from ${t} e
+             where (e.tx, e.position) > ($1::xid8, $2::bigint) and e.tx < pg_snapshot_xmin(pg_current_snapshot())
+             order by e.tx, e.position limit 2000`,
+            [c.tx, c.position],
+          );
+          for (const r of rows) {
+            if (seen.get(t)!.has(r.id)) duplicates++;
+            seen.get(t)!.add(r.id);
+          }
+          if (rows.length === 0) break;
+          const last = rows[rows.length - 1]!;
+          cursors.set(t, { tx: last.tx, position: last.position });
+        }
+      }
+    };
+    const seenTotal = () => [...seen.values()].reduce((n, s) => n + s.size, 0);
+    // Other sessions' transactions on the shared server can hold xmin back for a moment.
+    const tailUntil = async (n: number) => {
+      for (let i = 0; i < 300 && seenTotal() < n; i++) {
+        await tail();
+        if (seenTotal() < n) await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await tailUntil(1);
+    expect(seen.get('message_events')!.size).toBe(1);
+
+    let importing = true;
+    const tailer = (async () => {
+      while (importing) {
+        await tail();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const report = await runImport(db.sql, { from: fx.path, batchRows: 300 });
+    importing = false;
+    await tailer;
+    expect(report.verified).toBe(true);
+    expect(report.exitCode).toBe(0);
+    const events = await eventCount(db);
+    await tailUntil(events);
+    await tail();
+    expect(seenTotal()).toBe(events);
+    expect(duplicates).toBe(0);
+
+    // Every period went through the bulk path: no partition left detached, every partition's
+    // indexes attached to the parent's (ATTACH adopted them), no leftover bounds check or trigger.
+    const [loose] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_class where relkind = 'r' and relname ~ '_events_p[0-9]{8}$' and not relispartition`;
+    expect(loose!.n).toBe(0);
+    for (const t of TABLES) {
+      const mismatched = await db.sql<{ part: string }[]>`
+        select p.relid::text as part
+        from pg_partition_tree(${t}::regclass) p
+        where p.isleaf
+          and (select count(*) from pg_index i where i.indrelid = p.relid)
+           <> (select count(*) from pg_index i where i.indrelid = ${t}::regclass)
+           or (p.isleaf and exists (select 1 from pg_index i where i.indrelid = p.relid
+                 and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)))`;
+      expect(mismatched).toEqual([]);
+    }
+    const [leftovers] = await db.sql<{ c: number; t: number }[]>`
+      select (select count(*)::int from pg_constraint where conname like '%_import_bounds') as c,
+             (select count(*)::int from pg_trigger t join pg_class r on r.oid = t.tgrelid
+               where not t.tgisinternal and r.relispartition) as t`;
+    expect(leftovers).toEqual({ c: 0, t: 0 });
+    // The parent's statement trigger ran for the bulk-loaded rows too (did-you-mean vocabulary).
+    const [missingTerms] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from (
+        select distinct w from message_events, unnest(tsvector_to_array(tsv)) w
+        where char_length(w) between 3 and 32 and w ~ '^[[:alpha:]][[:alpha:][:digit:]]*$'
+      ) x where not exists (select 1 from search_terms s where s.term = x.w)`;
+    expect(missingTerms!.n).toBe(0);
+    const [checkpoints] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from import_checkpoints where source_table ~ 'Event@' and completed`;
+    expect(checkpoints!.n).toBeGreaterThan(20);
+
+    const again = await runImport(db.sql, { from: fx.path });
+    expect(again.imported).toBe(0);
+    expect(again.verified).toBe(true);
+    expect(await eventCount(db)).toBe(events);
+  });
+
+  it('inserts into periods whose partition already exists and holds rows, and still verifies', async () => {
+    const db = await freshDb();
+    await db.sql`update event_partitioning set retention_days = null`;
+    const fx = writeLegacyFixture({ path: join(dir, 'mixed.sqlite'), rows: 1500, seed: 9 });
+    // A partition of the fixture's history exists already, with a row in it.
+    const fixtureStart = await (async () => {
+      const { DatabaseSync } = await import('node:sqlite');
+      const s = new DatabaseSync(fx.path, { readOnly: true });
+      const r = s
+        .prepare(`select min("createdAt") as t from "MessageEvent" where typeof("createdAt") = 'integer'`)
+        .get() as {
+        t: number;
+      };
+      s.close();
+      return new Date(r.t);
+    })();
+    await ensurePartitions(db.sql, 'message', [fixtureStart], new PartitionCache());
+    await db.sql`insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id)
+      values (gen_random_uuid(), ${fixtureStart}, '1', 'live', '2', 'general', '3')`;
+    const lines: string[] = [];
+    const report = await runImport(db.sql, { from: fx.path, log: (l) => lines.push(l) });
+    expect(report.verified).toBe(true);
+    expect(lines.some((l) => /inserting into the existing partition/.test(l))).toBe(true);
+    const [m] = await db.sql<{ n: number }[]>`select count(*)::int as n from message_events`;
+    expect(m!.n).toBe(fx.tables.MessageEvent! + 1);
+  });
+});
