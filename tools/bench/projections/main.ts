@@ -6,6 +6,7 @@
 //
 // Runs in a fresh database on DATABASE_URL's server (dropped at the end unless --keep). The last
 // line printed is one JSON object.
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import {
@@ -266,7 +267,15 @@ async function main() {
     await app.close();
 
     // Lag under sustained ingest: ingest's own store + stored-notification path at RATE events/s.
-    const runner = startProjectionRunner({ sql, nats, names, pollMs: 5000, batchSize: 5000 });
+    const runs: { seconds: number; applied: number }[] = [];
+    const runner = startProjectionRunner({
+      sql,
+      nats,
+      names,
+      pollMs: 5000,
+      batchSize: 5000,
+      onRun: (r) => runs.push(r),
+    });
     await runner.runUntilCaughtUp(600_000);
     const writerSql = createSql({ url, applicationName: 'bench-projections-writer', max: 4 });
     const statusSql = createSql({ url, applicationName: 'bench-projections-status', max: 1 });
@@ -321,6 +330,10 @@ async function main() {
     await writerSql.end();
     await statusSql.end();
     const lagP95 = p95(lagSamples);
+    const busy = runs.filter((r) => r.applied > 0);
+    log(
+      `runner: ${busy.length} runs that applied events, p95 ${p95(busy.map((r) => r.seconds)).toFixed(2)} s, mean ${(busy.reduce((a, r) => a + r.applied, 0) / Math.max(1, busy.length)).toFixed(0)} events/run`,
+    );
     log(
       `ingest ${written} events in ${writeSeconds.toFixed(1)} s (${Math.round(written / writeSeconds)}/s); lag p95 ${lagP95.toFixed(3)} s over ${lagSamples.length} samples`,
     );
@@ -342,7 +355,10 @@ async function main() {
       ingest_path: 'apps/ingest storeEvents + publishStored (JetStream hop not included)',
       lag_p95_s: r3(lagP95),
       lag_max_s: r3(Math.max(0, ...lagSamples)),
+      runner_run_p95_s: r3(p95(busy.map((r) => r.seconds))),
       endpoints,
+      // The machine is shared: the 1-minute load average (2 cores) puts the figures in context.
+      load_avg_1m: Math.round(loadavg()[0]! * 10) / 10,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

@@ -120,7 +120,11 @@ export async function rebuildProjection(
     eventsDone = Math.round((eventsTotal * (i + 1)) / tables.length);
   }
   await progress({ phase: 'indexing', eventsDone, eventsTotal });
-  for (const table of tables) await copyIndexes(sql, table, target.table(table));
+  for (const table of tables) {
+    await copyIndexes(sql, table, target.table(table));
+    // Fresh tables have no statistics; the endpoints' plans need them from the first query on.
+    await sql.unsafe(`analyze ${target.table(table)}`);
+  }
   for (const type of projection.types) {
     const [last] = await sql.unsafe<{ tx: string; position: string }[]>(
       `select tx::text as tx, position::text as position from ${eventTable(type)}

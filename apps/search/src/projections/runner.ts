@@ -18,6 +18,8 @@ export interface RunnerOptions {
   batchSize?: number;
   /** Delay before looking again when rows are held back by an in-flight transaction. */
   retryMs?: number;
+  /** Called after each run over all projections (for benchmarks and diagnostics). */
+  onRun?: (run: { seconds: number; applied: number; blocked: boolean }) => void;
 }
 
 export interface ProjectionRunner {
@@ -73,6 +75,16 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
   const retryMs = options.retryMs ?? 200;
 
   async function runAll(): Promise<number> {
+    const started = performance.now();
+    try {
+      return await runProjections();
+    } finally {
+      options.onRun?.({ seconds: (performance.now() - started) / 1000, applied: lastApplied, blocked });
+    }
+  }
+
+  let lastApplied = 0;
+  async function runProjections(): Promise<number> {
     if (!initialised) {
       for (const p of projections) await ensureCheckpoints(options.sql, p.name, p.types);
       initialised = true;
@@ -107,6 +119,7 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
       }, retryMs);
       retry.unref();
     }
+    lastApplied = total;
     return total;
   }
 
