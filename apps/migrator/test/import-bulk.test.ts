@@ -5,7 +5,7 @@ import { EVENT_TYPES, ensurePartitions, eventTable, PartitionCache } from '@spyw
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
-import { indexOn, periodStart, triggerOn } from '../src/import/bulk.ts';
+import { indexOn, loadPeriod, partitionFor, periodStart, triggerOn } from '../src/import/bulk.ts';
 import { runImport } from '../src/import/importer.ts';
 
 const TABLES = EVENT_TYPES.map((t) => eventTable(t));
@@ -169,6 +169,38 @@ describe('bulk load of empty periods (load, index, attach)', () => {
     expect(again.imported).toBe(0);
     expect(again.verified).toBe(true);
     expect(await eventCount(db)).toBe(events);
+  });
+
+  it('holds no lock on the parent while loading, so live writers can still create partitions', async () => {
+    const db = await freshDb();
+    const start = Date.UTC(2021, 4, 1);
+    const target = await partitionFor(db.sql, 'message_events', start);
+    await loadPeriod(
+      db.sql,
+      'message_events',
+      target,
+      async (tx, table) => {
+        const [held] = await tx<{ n: number }[]>`
+          select count(*)::int as n from pg_locks where relation = 'message_events'::regclass and pid = pg_backend_pid()`;
+        expect(held!.n).toBe(0);
+        // A writer needing another period meanwhile (CREATE TABLE ... PARTITION OF locks the parent exclusively).
+        await db.sql.begin(async (other) => {
+          await other`set local lock_timeout = '5s'`;
+          await other`select * from sw_ensure_partition('message_events', ${new Date(Date.UTC(2021, 6, 3))})`;
+        });
+        await tx.unsafe(`insert into ${table} (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
+          values (gen_random_uuid(), '2021-05-02T00:00:00Z', '1', 'u', '2', 'c', '3', 'hello <@123> https://example.com')`);
+      },
+      async () => {},
+    );
+    const [row] = await db.sql<{ n: number; flag: boolean; part: string }[]>`
+      select count(*)::int as n, bool_and(has_link) as flag, min(tableoid::regclass::text) as part
+      from message_events where occurred_at < '2021-06-01'`;
+    expect(row).toEqual({ n: 1, flag: true, part: target.name });
+    const [terms] = await db.sql<
+      { n: number }[]
+    >`select count(*)::int as n from search_terms where term = 'hello'`;
+    expect(terms!.n).toBe(1);
   });
 
   it('inserts into periods whose partition already exists and holds rows, and still verifies', async () => {

@@ -76,6 +76,8 @@ export async function partitionFor(sql: Sql, parent: string, start: number): Pro
 
 /** The parent's shape, to give a standalone table the same indexes, keys and statement triggers. */
 interface ParentShape {
+  /** Column and CHECK definitions for CREATE TABLE. */
+  columns: string[];
   indexes: string[];
   constraints: string[];
   statementTriggers: string[];
@@ -101,10 +103,37 @@ async function readParentShape(sql: Sql, parent: string): Promise<ParentShape> {
     left join pg_constraint c on c.conindid = i.indexrelid and c.conrelid = i.indrelid and c.contype in ('p', 'u')
     where i.indrelid = ${parent}::regclass
   `;
+  const columns = await sql<
+    { name: string; type: string; not_null: boolean; generated: string; expr: string | null }[]
+  >`
+    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null,
+           a.attgenerated as generated, pg_get_expr(d.adbin, d.adrelid) as expr
+    from pg_attribute a
+    left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where a.attrelid = ${parent}::regclass and a.attnum > 0 and not a.attisdropped
+    order by a.attnum
+  `;
+  const checks = await sql<{ name: string; def: string }[]>`
+    select conname as name, pg_get_constraintdef(oid) as def
+    from pg_constraint where conrelid = ${parent}::regclass and contype = 'c'
+  `;
   const triggers = await sql<{ def: string; tgtype: number }[]>`
     select pg_get_triggerdef(oid) as def, tgtype from pg_trigger where tgrelid = ${parent}::regclass and not tgisinternal
   `;
   return {
+    columns: [
+      ...columns.map(
+        (c) =>
+          `"${c.name}" ${c.type}` +
+          (c.expr === null
+            ? ''
+            : c.generated === 's'
+              ? ` generated always as (${c.expr}) stored`
+              : ` default ${c.expr}`) +
+          (c.not_null ? ' not null' : ''),
+      ),
+      ...checks.map((c) => `constraint "${c.name}" ${c.def}`),
+    ],
     indexes: indexes.filter((i) => i.constraint_def === null).map((i) => i.def),
     constraints: indexes.filter((i) => i.constraint_def !== null).map((i) => i.constraint_def!),
     // tgtype bit 0: row-level; bit 2: on insert
@@ -159,11 +188,13 @@ export async function loadPeriod(
     if (exists?.r) throw new BulkUnavailable(`${target.name} exists`);
     const lower = target.lower.toISOString();
     const upper = target.upper.toISOString();
+    // Spelled out from the catalog rather than LIKE parent, which would hold a lock on the parent
+    // for the whole load and queue a live writer's partition creation (and everything behind it).
     await t.unsafe(
-      `create table ${table} (like ${parent} including defaults including constraints including generated)`,
-    );
-    await t.unsafe(
-      `alter table ${table} add constraint "${target.name}_import_bounds" check (occurred_at >= '${lower}' and occurred_at < '${upper}')`,
+      `create table ${table} (${[
+        ...shape.columns,
+        `constraint "${target.name}_import_bounds" check (occurred_at >= '${lower}' and occurred_at < '${upper}')`,
+      ].join(', ')})`,
     );
     for (const def of shape.statementTriggers) await t.unsafe(triggerOn(def, parent, table));
     await fill(t, table);
