@@ -46,7 +46,7 @@ export interface ImportOptions {
   maxRejects?: number;
   /** NDJSON file for rejected rows (default: `<from>.rejects.ndjson`). */
   rejectFile?: string;
-  /** Rows per committed batch. */
+  /** Rows per insert (and per commit, except in a bulk-loaded period, which commits once). */
   batchRows?: number;
   /** Event tables imported at once (default 2). */
   concurrency?: number;
