@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { findProjection } from '../src/projections/definitions.ts';
+import { RebuildConflictError, rebuildProjection } from '../src/projections/rebuild.ts';
 import { startProjectionRunner } from '../src/projections/runner.ts';
 import { COLUMNS } from './analytics-seed.ts';
 
@@ -200,6 +201,46 @@ describe('rebuild', { timeout: 180_000 }, () => {
     expect(res.statusCode).toBe(409);
     expect(res.json().error.details.runningJobId).toBe('00000000-0000-4000-8000-000000000001');
     await db.sql`delete from projection_rebuilds where projection = 'reactions'`;
+  });
+
+  it('runs one rebuild of a projection at a time even without a job row, so no event counts twice', async () => {
+    const projection = findProjection('activity')!;
+    await insertTyping('before-rebuilds', 3);
+    let paused!: () => void;
+    const isPaused = new Promise<void>((r) => {
+      paused = r;
+    });
+    let resume!: () => void;
+    const resumed = new Promise<void>((r) => {
+      resume = r;
+    });
+    // The first rebuild has done its bulk pass (horizon taken before the rows below) and is slow.
+    const first = rebuildProjection(db.sql, projection, {
+      onProgress: async (p) => {
+        if (p.phase !== 'indexing') return;
+        paused();
+        await resumed;
+      },
+    });
+    await isPaused;
+    await insertTyping('between-rebuilds', 4);
+    // A second one (say a job taking over one whose heartbeat lapsed) must not touch the
+    // `__next` tables and checkpoints the first is still using.
+    await expect(rebuildProjection(db.sql, projection)).rejects.toBeInstanceOf(RebuildConflictError);
+    resume();
+    await first;
+    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    await runner.runUntilCaughtUp(WAIT_MS);
+    await runner.stop();
+    const [row] = await db.sql<{ model: number; log: number }[]>`
+      select (select coalesce(sum(typing), 0)::int from rm_user_daily) as model,
+        (select count(*)::int from typing_events) as log
+    `;
+    expect(row!.model).toBe(row!.log);
+    expect(await typingCount(db.sql, 'between-rebuilds')).toBe(4);
+    // Once the first has finished, the next rebuild runs.
+    await rebuildProjection(db.sql, projection);
+    expect(await typingCount(db.sql, 'between-rebuilds')).toBe(4);
   });
 
   it('rebuilds from the log into new tables, swaps them in, and the runner carries on', async () => {

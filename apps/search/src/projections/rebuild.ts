@@ -80,6 +80,31 @@ export async function rebuildProjection(
   projection: Projection,
   options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void | Promise<void> } = {},
 ): Promise<RebuildReport> {
+  // Two rebuilds of one projection share its `__next` tables and checkpoints: one drops or
+  // resets what the other built and the tail is applied on top of a bulk pass with another
+  // horizon, counting events twice or not at all. The job row cannot prevent that on its own
+  // (a job whose bulk pass outlasts the heartbeat is taken over while it still runs), so the
+  // whole rebuild holds a session lock; a process that dies takes its lock with it.
+  const guard = await sql.reserve();
+  const key = `projection-rebuild:${projection.name}`;
+  try {
+    const [lock] = await guard<{ ok: boolean }[]>`select pg_try_advisory_lock(hashtext(${key})) as ok`;
+    if (!lock?.ok) throw new RebuildConflictError(projection.name, 'unknown');
+    try {
+      return await buildAndSwap(sql, projection, options);
+    } finally {
+      await guard`select pg_advisory_unlock(hashtext(${key}))`;
+    }
+  } finally {
+    guard.release();
+  }
+}
+
+async function buildAndSwap(
+  sql: Sql,
+  projection: Projection,
+  options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void | Promise<void> },
+): Promise<RebuildReport> {
   const started = performance.now();
   const batchSize = options.batchSize ?? 20_000;
   const target = nextTarget(projection);
