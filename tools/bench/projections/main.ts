@@ -199,10 +199,12 @@ async function main() {
     await waitUntilReadable(sql, tables);
     // Rebuild every projection from the start of the log.
     const perProjection: Record<string, number> = {};
+    const tailEvents: Record<string, number> = {};
     t = performance.now();
     for (const p of PROJECTIONS) {
       const report = await rebuildProjection(sql, p, { batchSize: 20_000 });
       perProjection[p.name] = report.seconds;
+      tailEvents[p.name] = report.tailEvents;
       log(`rebuild ${p.name}: ${report.seconds} s`);
     }
     const rebuildSeconds = (performance.now() - t) / 1000;
@@ -212,7 +214,10 @@ async function main() {
               + (select count(*) from reaction_time_events))::int as raw
     `;
     if (check!.model !== check!.raw) {
-      throw new Error(`rebuild incomplete: read model has ${check!.model} events, log ${check!.raw}`);
+      // Nothing is written while the rebuilds run, so every tail event is a hint of what went wrong.
+      throw new Error(
+        `rebuild incomplete: read model has ${check!.model} events, log ${check!.raw}; tail events applied after the bulk pass: ${JSON.stringify(tailEvents)}`,
+      );
     }
     const rebuildPerS = events / rebuildSeconds;
     log(`rebuild of all projections: ${rebuildSeconds.toFixed(2)} s (${Math.round(rebuildPerS)} events/s)`);
