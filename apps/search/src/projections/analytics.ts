@@ -186,13 +186,23 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
       group by user_id
     ) ${FINAL.ghosts(q, a)}`,
+  // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
+  // rather than count(distinct) (sorted); across guilds the rows are first summed per day.
   lurkers: (q, a) => `
-    with t as (
-      select user_id, sum(presences)::bigint as presences,
-        count(distinct day) filter (where presences > 0) as presence_days,
+    with d as (
+      ${
+        a.guildId === undefined
+          ? `select user_id, day, sum(presences)::bigint as presences,
         sum(messages + typing + reactions)::bigint as active
-      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
-      group by user_id
+      from rm_user_daily where ${dayWindow(q, a)}
+      group by user_id, day`
+          : `select user_id, presences, messages + typing + reactions as active
+      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}`
+      }
+    ), t as (
+      select user_id, sum(presences)::bigint as presences,
+        count(*) filter (where presences > 0) as presence_days, sum(active)::bigint as active
+      from d group by user_id
     ) ${FINAL.lurkers(q, a)}`,
   heatmap: (q, a) => {
     const scope = a.userId !== undefined ? 'user' : a.channelId !== undefined ? 'channel' : 'guild';
@@ -207,11 +217,14 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       group by 1, 2
     ) ${FINAL.heatmap(q, a)}`;
   },
+  // Per user and channel first, then count them: hashed instead of a sorted count(distinct).
   'channel-diversity': (q, a) => `
-    with t as (
-      select user_id, count(distinct channel_id) as channels, sum(events) as events
+    with c as (
+      select user_id, channel_id, sum(events) as events
       from rm_user_channel_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
-      group by user_id
+      group by user_id, channel_id
+    ), t as (
+      select user_id, count(*) as channels, sum(events) as events from c group by user_id
     ) ${FINAL.channelDiversity(q, a)}`,
   'multi-client': (q, a) => `
     with t as (
