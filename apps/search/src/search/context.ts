@@ -1,17 +1,13 @@
 import type { Queryable } from '@spywatcher/db';
-import { timeText } from './sql.ts';
+import {
+  deletedLater,
+  type MessageRow,
+  messageColumns,
+  type StoredMessage,
+  toStoredMessage,
+} from './message-row.ts';
 
-export interface ContextMessage {
-  id: string;
-  messageId: string | null;
-  occurredAt: string;
-  userId: string;
-  username: string;
-  channelId: string;
-  channelName: string;
-  guildId: string;
-  content: string;
-  attachmentCount: number;
+export interface ContextMessage extends StoredMessage {
   deleted: boolean;
 }
 
@@ -31,33 +27,11 @@ export function isMessageRef(id: string): boolean {
   return UUID.test(id) || SNOWFLAKE.test(id);
 }
 
-interface Row {
-  id: string;
-  message_id: string | null;
-  t: string;
-  user_id: string;
-  username: string;
-  channel_id: string;
-  channel_name: string;
-  guild_id: string;
-  content: string;
-  attachment_count: number;
+interface Row extends MessageRow {
   deleted: boolean;
 }
 
-const toMessage = (r: Row): ContextMessage => ({
-  id: r.id,
-  messageId: r.message_id,
-  occurredAt: r.t,
-  userId: r.user_id,
-  username: r.username,
-  channelId: r.channel_id,
-  channelName: r.channel_name,
-  guildId: r.guild_id,
-  content: r.content,
-  attachmentCount: r.attachment_count,
-  deleted: r.deleted,
-});
+const toMessage = (r: Row): ContextMessage => ({ ...toStoredMessage(r), deleted: r.deleted });
 
 /**
  * A message with up to `before` older and `after` newer messages of its channel, or null when
@@ -70,11 +44,7 @@ export async function messageContext(
   before = 5,
   after = 5,
 ): Promise<MessageContext | null> {
-  const cols = sql`
-    m.id::text as id, m.message_id, m.occurred_at, ${timeText(sql, sql`m.occurred_at`)} as t, m.user_id,
-    m.username, m.channel_id, m.channel_name, m.guild_id, m.content, m.attachment_count,
-    (m.message_id is not null and exists (
-      select 1 from search_deleted_messages d where d.message_id = m.message_id)) as deleted`;
+  const cols = sql`${messageColumns(sql)}, ${deletedLater(sql, sql`m.message_id`)} as deleted`;
   const match = UUID.test(id) ? sql`m.id = ${id}::uuid` : sql`m.message_id = ${id}`;
   // a Discord message id may have been stored twice under different event ids: take the first
   const [target] = await sql<Row[]>`

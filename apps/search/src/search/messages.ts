@@ -7,6 +7,13 @@ import {
   type RelevanceCursor,
   type TimeKey,
 } from './cursor.ts';
+import {
+  deletedLater,
+  type MessageRow,
+  messageColumns,
+  type StoredMessage,
+  toStoredMessage,
+} from './message-row.ts';
 import type { HasValue, ParsedQuery, Ref, TextNode } from './parser.ts';
 import { positiveWords } from './parser.ts';
 import { type Slice, timeSlices } from './partitions.ts';
@@ -28,17 +35,7 @@ export interface SearchOptions {
   count?: boolean;
 }
 
-export interface MessageHit {
-  id: string;
-  messageId: string | null;
-  occurredAt: string;
-  userId: string;
-  username: string;
-  channelId: string;
-  channelName: string;
-  guildId: string;
-  content: string;
-  attachmentCount: number;
+export interface MessageHit extends StoredMessage {
   snippet: string;
   deleted: boolean;
   score?: number;
@@ -200,21 +197,7 @@ function before(sql: Queryable, key: TimeKey, inclusive = false): Fragment {
     : sql`m.occurred_at <= ${key.t}::timestamptz and (m.occurred_at, m.id) < (${key.t}::timestamptz, ${key.i}::uuid)`;
 }
 
-const columns = (sql: Queryable) => sql`
-  m.id::text as id, m.message_id, m.occurred_at, ${timeText(sql, sql`m.occurred_at`)} as t, m.user_id, m.username,
-  m.channel_id, m.channel_name, m.guild_id, m.content, m.attachment_count`;
-
-interface Row {
-  id: string;
-  message_id: string | null;
-  t: string;
-  user_id: string;
-  username: string;
-  channel_id: string;
-  channel_name: string;
-  guild_id: string;
-  content: string;
-  attachment_count: number;
+interface Row extends MessageRow {
   headline: string;
   deleted: boolean;
   rank?: string;
@@ -234,8 +217,7 @@ async function decorate(sql: Queryable, rows: Row[], tsquery: Fragment | null): 
           ${`StartSel=${MARK_START}, StopSel=${MARK_STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`})`;
   const decorated = await sql<{ ord: string; headline: string; deleted: boolean }[]>`
     select u.ord::text as ord, ${headline} as headline,
-      (u.message_id is not null and exists (
-        select 1 from search_deleted_messages d where d.message_id = u.message_id)) as deleted
+      ${deletedLater(sql, sql`u.message_id`)} as deleted
     from unnest(${rows.map((r) => r.content)}::text[], ${rows.map((r) => r.message_id)}::text[])
       with ordinality as u(content, message_id, ord)`;
   for (const d of decorated) {
@@ -248,16 +230,7 @@ async function decorate(sql: Queryable, rows: Row[], tsquery: Fragment | null): 
 
 function toHit(row: Row): MessageHit {
   const hit: MessageHit = {
-    id: row.id,
-    messageId: row.message_id,
-    occurredAt: row.t,
-    userId: row.user_id,
-    username: row.username,
-    channelId: row.channel_id,
-    channelName: row.channel_name,
-    guildId: row.guild_id,
-    content: row.content,
-    attachmentCount: row.attachment_count,
+    ...toStoredMessage(row),
     snippet: snippetHtml(row.headline),
     deleted: row.deleted,
   };
@@ -304,7 +277,7 @@ async function newestPage(
       ...(await sql<Row[]>`
         select p.*
         from (
-          select ${columns(sql)}
+          select ${messageColumns(sql)}
           from message_events m
           where ${where} ${bound} and ${sliceRange(sql, slice)}
           order by m.occurred_at desc, m.id desc
@@ -361,7 +334,7 @@ async function relevancePage(
       : sql``;
     const rows: (Row & Edge)[] = await sql<(Row & Edge)[]>`
       with cand as materialized (
-        select ${columns(sql)}, round(ts_rank(m.tsv, ${tsquery}, 1)::numeric, 9) as rank
+        select ${messageColumns(sql)}, round(ts_rank(m.tsv, ${tsquery}, 1)::numeric, 9) as rank
         from message_events m
         where ${where} ${bound}
         order by m.occurred_at desc, m.id desc
