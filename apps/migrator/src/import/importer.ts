@@ -620,6 +620,20 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           rejected: 0,
         });
       }
+      // A table is done when its last unit (id range or period) is.
+      const unitDone = (final: Checkpoint) => {
+        states.set(unit.key, final);
+        progress.unitsLeft--;
+        if (progress.unitsLeft === 0) {
+          options.onProgress?.({
+            table: spec.legacy,
+            phase: 'done',
+            done: report.read,
+            total: progress.total,
+            rejected: report.rejected,
+          });
+        }
+      };
       const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before, unit.period);
       let state = cp;
       if (
@@ -678,17 +692,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           );
           phases.read += readInside;
           phases.write += performance.now() - t0 - readInside;
-          states.set(unit.key, acc);
-          progress.unitsLeft--;
-          if (progress.unitsLeft === 0) {
-            options.onProgress?.({
-              table: spec.legacy,
-              phase: 'done',
-              done: report.read,
-              total: progress.total,
-              rejected: report.rejected,
-            });
-          }
+          unitDone(acc);
           return;
         } catch (error) {
           if (!(error instanceof BulkUnavailable)) throw error;
@@ -771,17 +775,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       if (!dryRun && sql) {
         await sql.begin((tx) => saveCheckpoint(tx as TransactionSql, source.key, unit.key, state, true));
       }
-      states.set(unit.key, state);
-      progress.unitsLeft--;
-      if (progress.unitsLeft === 0) {
-        options.onProgress?.({
-          table: spec.legacy,
-          phase: 'done',
-          done: report.read,
-          total: progress.total,
-          rejected: report.rejected,
-        });
-      }
+      unitDone(state);
     };
     for (const spec of TABLE_SPECS) {
       const cp = aggregate(checkpoints, spec);
