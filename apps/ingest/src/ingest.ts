@@ -1,27 +1,11 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
-import type { PartitionCache, Sql } from '@spywatcher/db';
-import { ensureDeadLetterStream, ensureEventStream, type NatsNames } from '@spywatcher/events';
-import type { FastifyBaseLogger } from 'fastify';
+import { ensureDeadLetterStream, ensureEventStream } from '@spywatcher/events';
 import { type ConsumerOptions, type IngestConsumer, startConsumer } from './consumer.ts';
-import type { IngestMetrics } from './metrics.ts';
 
-export interface IngestPipelineOptions {
-  sql: Sql;
-  nc: NatsConnection;
-  names: NatsNames;
-  cache: PartitionCache;
-  metrics: IngestMetrics;
-  logger: FastifyBaseLogger;
+/** The consumer's options plus the stream settings applied before it starts. */
+export interface IngestPipelineOptions extends ConsumerOptions {
   duplicateWindowMs: number;
   maxAgeMs: number;
-  durable: string;
-  batchSize: number;
-  batchTimeMs: number;
-  maxDeliver: number;
-  ackWaitMs: number;
-  concurrency?: number;
-  afterCommit?: ConsumerOptions['afterCommit'];
 }
 
 /** Creates or updates the streams, then starts the durable consumer. */
@@ -29,5 +13,5 @@ export async function startIngestPipeline(o: IngestPipelineOptions): Promise<Ing
   const jsm = await jetstreamManager(o.nc);
   await ensureEventStream(jsm, o.names, { duplicateWindowMs: o.duplicateWindowMs, maxAgeMs: o.maxAgeMs });
   await ensureDeadLetterStream(jsm, o.names);
-  return startConsumer({ ...o });
+  return startConsumer(o);
 }
