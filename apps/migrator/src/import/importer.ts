@@ -256,10 +256,9 @@ async function copyText(
 }
 
 /**
- * COPYs a batch into a temporary all-text staging table, which cannot refuse a row, then
- * inserts it with casts and ON CONFLICT DO NOTHING. A COPY that the server rejects midway
- * leaves postgres.js waiting forever, so nothing that can fail (a constraint, a duplicate
- * left by deleted checkpoints, a type) is checked during the COPY itself.
+ * COPYs a batch into a temporary all-text staging table and returns a select of it with casts,
+ * for inserts into tables that may already hold some of the rows (ON CONFLICT, a savepoint
+ * retry) and for reference tables whose insert resolves legacy ids.
  */
 async function stage(
   tx: TransactionSql,
@@ -286,7 +285,11 @@ const EVENT_COPY_HEAD: Column[] = [
   { name: 'metadata', kind: 'text', pgType: 'jsonb' },
 ];
 
-/** Inserts a batch into a standalone table being bulk-loaded: fresh, no indexes, nothing can conflict. */
+/**
+ * COPYs a batch straight into a standalone table being bulk-loaded: fresh, no indexes, nothing
+ * can conflict, and a row the server refuses fails the period's transaction as a failed cast
+ * from staging would (postgres.js is patched so such a COPY rejects instead of hanging).
+ */
 async function writeBulkBatch(
   tx: TransactionSql,
   spec: TableSpec & { kind: 'event' },
@@ -294,9 +297,12 @@ async function writeBulkBatch(
   b: Batch,
 ): Promise<void> {
   const columns = [...EVENT_COPY_HEAD, ...spec.columns];
-  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy);
-  const cols = columns.map((c) => c.name).join(', ');
-  await tx.unsafe(`insert into ${table} (${cols}) select ${cols} from ${staged} s`);
+  await copyText(
+    tx,
+    table,
+    columns.map((c) => c.name),
+    b.copy,
+  );
 }
 
 async function writeEventBatch(
