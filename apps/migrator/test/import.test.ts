@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase, UNREACHABLE_DATABASE_URL } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSummary, writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
+import { ContentHash } from '../src/import/canonical.ts';
 import { legacyEventId, legacyIdOfEventId } from '../src/import/ids.ts';
 import { runImport } from '../src/import/importer.ts';
 import { ImportError } from '../src/import/source.ts';
@@ -178,6 +179,30 @@ describe('legacy SQLite import', () => {
     expect(message.verification!.samples![0]!.legacy_id).toBe('10');
     expect(message.verification!.samples![0]!.actual).toContain('(edited)');
     expect(report.tables.filter((t) => !t.verification!.ok)).toHaveLength(1);
+  });
+
+  it('hashes rows exactly as the server hashtextextended does, whatever the length and script', async () => {
+    const texts = [''];
+    for (let n = 1; n <= 40; n++)
+      texts.push('abcdefghijklmnopqrstuvwxyz0123456789\x1f\x1e:n'.repeat(2).slice(0, n));
+    texts.push(
+      'Zoë ñ café 🎉🏳️‍🌈 مرحبا שלום \\ "q" \t\n',
+      'x'.repeat(4000),
+      '€'.repeat(1333),
+      '𝄞'.repeat(777),
+    );
+    const [row] = await db.sql<{ sum: string }[]>`
+      select sum(hashtextextended(t, 0))::text as sum from unnest(${texts}::text[]) t`;
+    const each = await db.sql<{ h: string }[]>`
+      select hashtextextended(t, 0)::text as h from unnest(${texts}::text[]) with ordinality u(t, o) order by o`;
+    const all = new ContentHash();
+    texts.forEach((t, i) => {
+      const one = new ContentHash();
+      one.add(t);
+      expect(one.value().toString(), JSON.stringify(t.slice(0, 20))).toBe(each[i]!.h);
+      all.add(t);
+    });
+    expect(all.value().toString()).toBe(row!.sum);
   });
 
   it('derives event ids from the legacy id and time', () => {

@@ -17,7 +17,7 @@ import {
   partitionPeriods,
   periodTable,
 } from './bulk.ts';
-import { canonicalRow, rowHash } from './canonical.ts';
+import { ContentHash, canonicalRow } from './canonical.ts';
 import { legacyEventId } from './ids.ts';
 import { ImportError, type LegacySource, openLegacySource } from './source.ts';
 import {
@@ -32,7 +32,7 @@ import {
   type TableSpec,
 } from './tables.ts';
 import { isProblem, type Problem } from './values.ts';
-import { type VerifyResult, verifyTable } from './verify.ts';
+import { checkServerHash, type VerifyResult, verifyTable } from './verify.ts';
 
 export interface ImportOptions {
   /** Path of the legacy SQLite file. */
@@ -196,6 +196,7 @@ async function buildBatch(
     minMs: null,
   };
   const columns = hashColumns(spec);
+  const hash = new ContentHash();
   let n = 0;
   while (n < limit && b.copy.length < MAX_BATCH_BYTES) {
     const next = rows.next();
@@ -229,7 +230,7 @@ async function buildBatch(
       values = converted;
     }
     b.rows++;
-    b.hash += rowHash(canonicalRow(columns, values));
+    hash.add(canonicalRow(columns, values));
     if (withCopy) {
       b.copy +=
         spec.kind === 'event'
@@ -238,6 +239,7 @@ async function buildBatch(
     }
     if (n % YIELD_EVERY === 0) await yieldToLoop();
   }
+  b.hash = hash.value();
   return b;
 }
 
@@ -845,16 +847,22 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     const verifyStarted = performance.now();
     if ((verify || options.verifyOnly) && sql) {
       const fresh = await loadCheckpoints(sql, source.key);
+      await checkServerHash(sql);
       verified = true;
-      for (const spec of TABLE_SPECS) {
-        const cp = aggregate(fresh, spec);
-        const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
-        reports.find((r) => r.table === spec.legacy)!.verification = result;
-        if (!result.ok) {
-          verified = false;
-          log(`verification failed for ${spec.legacy}: ${result.message}`);
+      // Each table is one scan on the server: two at a time keep both cores busy.
+      const pending = [...TABLE_SPECS];
+      const verifyNext = async (): Promise<void> => {
+        for (let spec = pending.shift(); spec; spec = pending.shift()) {
+          const cp = aggregate(fresh, spec);
+          const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
+          reportOf(spec).verification = result;
+          if (!result.ok) {
+            verified = false;
+            log(`verification failed for ${spec.legacy}: ${result.message}`);
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, verifyNext));
     }
     phases.verify = performance.now() - verifyStarted;
     if (sql && !dryRun) warnings.push(...(await retentionWarnings(sql, reports)));

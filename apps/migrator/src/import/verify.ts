@@ -1,5 +1,5 @@
 import { encodeCopyField, type Sql } from '@spywatcher/db';
-import { canonicalRow, canonicalSql, hashSumSql } from './canonical.ts';
+import { canonicalRow, canonicalSql, hashProbe, hashSumSql } from './canonical.ts';
 import { legacyEventId } from './ids.ts';
 import type { LegacySource } from './source.ts';
 import { type ConvertContext, eventCreatedAt, hashColumns, type Row, type TableSpec } from './tables.ts';
@@ -21,6 +21,20 @@ function targetFrom(spec: TableSpec): { from: string; legacyId: string } {
   return spec.kind === 'event'
     ? { from: `${spec.target} t where t.metadata ? 'legacy_id'`, legacyId: `t.metadata->>'legacy_id'` }
     : { from: spec.verifyFrom, legacyId: 'm.legacy_id' };
+}
+
+/**
+ * Checks that the server's `hashtextextended` is the function the import summed (PostgreSQL
+ * computes it differently on big-endian machines), so a difference means a difference in rows.
+ */
+export async function checkServerHash(sql: Sql): Promise<void> {
+  const probe = hashProbe();
+  const [row] = await sql<{ h: string }[]>`select hashtextextended(${probe.text}, 0)::text as h`;
+  if (row?.h !== probe.hash.toString()) {
+    throw new Error(
+      `the target server's hashtextextended() differs from the import's (${row?.h} instead of ${probe.hash}): content hashes cannot be compared`,
+    );
+  }
 }
 
 /**
