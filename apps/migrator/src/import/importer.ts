@@ -848,7 +848,6 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     if ((verify || options.verifyOnly) && sql) {
       const fresh = await loadCheckpoints(sql, source.key);
       await checkServerHash(sql);
-      verified = true;
       // Each table is one scan on the server: two at a time keep both cores busy.
       const pending = [...TABLE_SPECS];
       const verifyNext = async (): Promise<void> => {
@@ -856,13 +855,11 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           const cp = aggregate(fresh, spec);
           const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
           reportOf(spec).verification = result;
-          if (!result.ok) {
-            verified = false;
-            log(`verification failed for ${spec.legacy}: ${result.message}`);
-          }
+          if (!result.ok) log(`verification failed for ${spec.legacy}: ${result.message}`);
         }
       };
       await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, verifyNext));
+      verified = reports.every((r) => r.verification?.ok === true);
     }
     phases.verify = performance.now() - verifyStarted;
     if (sql && !dryRun) warnings.push(...(await retentionWarnings(sql, reports)));
