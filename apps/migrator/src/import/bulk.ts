@@ -80,7 +80,11 @@ interface ParentShape {
   columns: string[];
   indexes: string[];
   constraints: string[];
+  /** Statement-level insert triggers fired on the standalone table during the load. */
   statementTriggers: string[];
+  /** Set-wise companions (`<trigger function>_bulk(regclass)`) called once over the loaded
+   * table instead of firing their trigger on every COPY (see migration 0071). */
+  bulkCollectors: string[];
   rowTriggers: boolean;
 }
 
@@ -117,9 +121,17 @@ async function readParentShape(sql: Sql, parent: string): Promise<ParentShape> {
     select conname as name, pg_get_constraintdef(oid) as def
     from pg_constraint where conrelid = ${parent}::regclass and contype = 'c'
   `;
-  const triggers = await sql<{ def: string; tgtype: number }[]>`
-    select pg_get_triggerdef(oid) as def, tgtype from pg_trigger where tgrelid = ${parent}::regclass and not tgisinternal
+  const triggers = await sql<{ def: string; tgtype: number; bulk: string | null }[]>`
+    select pg_get_triggerdef(t.oid) as def, t.tgtype,
+           case when to_regprocedure(format('%I.%I(regclass)', n.nspname, p.proname || '_bulk')) is not null
+             then format('%I.%I', n.nspname, p.proname || '_bulk') end as bulk
+    from pg_trigger t
+    join pg_proc p on p.oid = t.tgfoid
+    join pg_namespace n on n.oid = p.pronamespace
+    where t.tgrelid = ${parent}::regclass and not t.tgisinternal
   `;
+  // tgtype bit 0: row-level; bit 2: on insert
+  const statementInsert = triggers.filter((t) => (t.tgtype & 1) === 0 && (t.tgtype & 4) !== 0);
   return {
     columns: [
       ...columns.map(
@@ -136,8 +148,8 @@ async function readParentShape(sql: Sql, parent: string): Promise<ParentShape> {
     ],
     indexes: indexes.filter((i) => i.constraint_def === null).map((i) => i.def),
     constraints: indexes.filter((i) => i.constraint_def !== null).map((i) => i.constraint_def!),
-    // tgtype bit 0: row-level; bit 2: on insert
-    statementTriggers: triggers.filter((t) => (t.tgtype & 1) === 0 && (t.tgtype & 4) !== 0).map((t) => t.def),
+    statementTriggers: statementInsert.filter((t) => t.bulk === null).map((t) => t.def),
+    bulkCollectors: statementInsert.filter((t) => t.bulk !== null).map((t) => t.bulk!),
     rowTriggers: triggers.some((t) => (t.tgtype & 1) === 1),
   };
 }
@@ -202,6 +214,7 @@ export async function loadPeriod(
       const name = /^CREATE (?:CONSTRAINT )?TRIGGER (\S+) /.exec(def)?.[1];
       await t.unsafe(`drop trigger ${name} on ${table}`);
     }
+    for (const fn of shape.bulkCollectors) await t.unsafe(`select ${fn}($1::regclass)`, [table]);
     await t`set local maintenance_work_mem = '64MB'`;
     for (const def of shape.constraints) await t.unsafe(`alter table ${table} add ${def}`);
     for (const def of shape.indexes) await t.unsafe(indexOn(def, table));
