@@ -170,8 +170,10 @@ async function buildAndSwap(
   }
   for (const type of projection.types) {
     const [last] = await sql.unsafe<{ tx: string; position: string }[]>(
-      `select tx::text as tx, position::text as position from ${eventTable(type)}
-       where tx < $1::xid8 order by tx desc, position desc limit 1`,
+      // Qualified: an unqualified `order by tx` would sort the text output columns, where
+      // '994' > '2240', and the tail would apply again rows the bulk pass already counted.
+      `select e.tx::text as tx, e.position::text as position from ${eventTable(type)} e
+       where e.tx < $1::xid8 order by e.tx desc, e.position desc limit 1`,
       [xmin],
     );
     if (last) {
