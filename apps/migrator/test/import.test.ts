@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase, UNREACHABLE_DATABASE_URL } from 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSummary, writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
 import { ContentHash } from '../src/import/canonical.ts';
+import { IsoTimes } from '../src/import/encode.ts';
 import { legacyEventId, legacyIdOfEventId } from '../src/import/ids.ts';
 import { runImport } from '../src/import/importer.ts';
 import { ImportError } from '../src/import/source.ts';
@@ -209,6 +210,26 @@ describe('legacy SQLite import', () => {
     const id = legacyEventId(3, Date.UTC(2024, 0, 1), 123456789);
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(legacyIdOfEventId(id)).toBe(123456789);
+    // Pinned: an id must never change between versions, or a re-run would store rows twice.
+    expect(id).toBe('018cc251-f400-735c-8000-0000075bcd15');
+    expect(legacyEventId(7, Date.UTC(2099, 11, 31, 23, 59, 59, 999), 2 ** 48 - 1)).toBe(
+      '03bb2cc3-d7ff-775c-8000-ffffffffffff',
+    );
+    expect(legacyEventId(1, Date.UTC(2015, 0, 1), 2 ** 52 + 5)).toBe('014aa2ca-b000-715c-8010-000000000005');
+  });
+
+  it('writes timestamps for COPY exactly as toISOString does', () => {
+    const times = new IsoTimes();
+    const samples = [
+      0,
+      1,
+      Date.UTC(2015, 0, 1),
+      Date.UTC(2024, 1, 29, 23, 59, 59, 999),
+      Date.UTC(2100, 0, 1) - 1,
+    ];
+    for (let i = 0; i < 20_000; i++) samples.push(Date.UTC(2015, 0, 1) + Math.floor(Math.random() * 2.7e12));
+    samples.sort((a, b) => a - b);
+    for (const ms of [...samples, -1, 8.64e15, 1.5]) expect(times.of(ms)).toBe(new Date(ms).toISOString());
   });
 });
 

@@ -5,7 +5,9 @@ import type { Column } from './tables.ts';
  * field prefixed with 'v' or written as 'n', times as epoch milliseconds, arrays as
  * `<count>:<items joined by U+001E>`, booleans as true/false, inet in PostgreSQL's output
  * form. A table's hash is the sum of each row's 64-bit hash (signed), so it does not depend
- * on row order and can be accumulated batch by batch in the checkpoint.
+ * on row order and can be accumulated batch by batch in the checkpoint. The import builds the
+ * text of a source row in encode.ts (RowEncoder), the server that of a stored row with
+ * `canonicalSql` below.
  *
  * The row hash is PostgreSQL's own `hashtextextended(canonical, 0)` (Bob Jenkins' lookup3 over
  * the UTF-8 bytes, src/common/hashfn.c), computed here in JavaScript: an md5 per row cost the
@@ -14,25 +16,6 @@ import type { Column } from './tables.ts';
  * defence against forged rows). `hashProbe` lets verification confirm that the server computes
  * the same function (it does on every little-endian machine).
  */
-const FS = '\x1f';
-const RS = '\x1e';
-
-export function canonicalField(column: Column, value: unknown): string {
-  if (value === null || value === undefined) return 'n';
-  let s: string;
-  switch (column.kind) {
-    case 'arr':
-      s = `${(value as string[]).length}:${(value as string[]).join(RS)}`;
-      break;
-    case 'bool':
-      s = value ? 'true' : 'false';
-      break;
-    default:
-      s = String(value);
-  }
-  return column.nullable ? `v${s}` : s;
-}
-
 const rot = (x: number, k: number) => (x << k) | (x >>> (32 - k));
 
 /** Sums the row hashes of a batch: two float sums stay exact for 2^20 rows, then `value()`. */
@@ -150,13 +133,4 @@ export function canonicalSql(columns: readonly Column[]): string {
 /** SQL for the table-level hash over canonical expression `canon`. */
 export function hashSumSql(canon: string): string {
   return `coalesce(sum(hashtextextended(${canon}, 0)), 0)::text`;
-}
-
-export function canonicalRow(columns: readonly Column[], values: readonly unknown[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < columns.length; i++) {
-    const c = columns[i]!;
-    if (c.verify !== false) parts.push(canonicalField(c, values[i]));
-  }
-  return parts.join(FS);
 }

@@ -10,10 +10,23 @@ import { createHash } from 'node:crypto';
  * millisecond and 74 matching random bits.
  */
 export function legacyEventId(tableCode: number, occurredAtMs: number, legacyId: number): string {
+  // The usual case without a string per hex group (the import makes one id per row): both
+  // numbers fit 48 bits, so each is two 24-bit halves of three bytes.
+  if (isUint48(occurredAtMs) && isUint48(legacyId) && tableCode >= 0 && tableCode < 16) {
+    const tHi = Math.floor(occurredAtMs / 0x1000000);
+    const tLo = occurredAtMs - tHi * 0x1000000;
+    const iHi = Math.floor(legacyId / 0x1000000);
+    const iLo = legacyId - iHi * 0x1000000;
+    return `${hex6(tHi)}${HEX[tLo >>> 16]}-${HEX[(tLo >>> 8) & 0xff]}${HEX[tLo & 0xff]}-7${HEX[tableCode]![1]}5c-8000-${hex6(iHi)}${hex6(iLo)}`;
+  }
   const t = occurredAtMs.toString(16).padStart(12, '0');
   const tail = legacyId.toString(16).padStart(15, '0');
   return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${tableCode.toString(16)}5c-8${tail.slice(0, 3)}-${tail.slice(3)}`;
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const hex6 = (x: number) => `${HEX[x >>> 16]}${HEX[(x >>> 8) & 0xff]}${HEX[x & 0xff]}`;
+const isUint48 = (x: number) => Number.isInteger(x) && x >= 0 && x < 2 ** 48;
 
 /** The legacy integer id carried by an id made by `legacyEventId`. */
 export function legacyIdOfEventId(id: string): number {

@@ -1,7 +1,6 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import {
-  encodeCopyField,
   ensurePartitions,
   isMissingPartitionError,
   PartitionCache,
@@ -17,7 +16,8 @@ import {
   partitionPeriods,
   periodTable,
 } from './bulk.ts';
-import { ContentHash, canonicalRow } from './canonical.ts';
+import { ContentHash } from './canonical.ts';
+import { RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
 import { ImportError, type LegacySource, openLegacySource } from './source.ts';
 import {
@@ -25,7 +25,6 @@ import {
   type ConvertContext,
   eventCreatedAt,
   type Findings,
-  hashColumns,
   note,
   type Row,
   TABLE_SPECS,
@@ -153,19 +152,6 @@ function toJsonSafe(row: Row): Row {
   return out;
 }
 
-function copyLine(columns: readonly Column[], values: readonly unknown[], prefix: string): string {
-  let line = prefix;
-  for (let i = 0; i < columns.length; i++) {
-    if (i > 0 || prefix !== '') line += '\t';
-    const v = values[i];
-    line +=
-      columns[i]!.kind === 'ts' && typeof v === 'number'
-        ? new Date(v).toISOString()
-        : encodeCopyField(v as never);
-  }
-  return `${line}\n`;
-}
-
 function rejectOf(spec: TableSpec, row: Row, p: Problem): RejectLine {
   return {
     table: spec.legacy,
@@ -195,17 +181,17 @@ async function buildBatch(
     days: new Set(),
     minMs: null,
   };
-  const columns = hashColumns(spec);
   const hash = new ContentHash();
+  let lastDay = Number.NaN;
+  const encoder = new RowEncoder(spec.columns, withCopy);
   let n = 0;
+  let lastId: unknown = null;
   while (n < limit && b.copy.length < MAX_BATCH_BYTES) {
     const next = rows.next();
     if (next.done) break;
     const row = next.value;
     n++;
-    b.lastKey = String(row.id);
-    let values: unknown[];
-    let prefix = '';
+    lastId = row.id;
     if (spec.kind === 'event') {
       const ms = eventCreatedAt(row);
       const converted = isProblem(ms) ? ms : spec.convert(row, b.findings);
@@ -215,10 +201,12 @@ async function buildBatch(
         continue;
       }
       const legacyId = Number(row.id);
-      const id = legacyEventId(spec.code, ms as number, legacyId);
-      values = [id, ms, String(legacyId), ...converted];
-      if (withCopy) prefix = `${id}\t${new Date(ms as number).toISOString()}\t{"legacy_id": ${legacyId}}`;
-      b.days.add(Math.floor((ms as number) / DAY));
+      encoder.event(legacyEventId(spec.code, ms as number, legacyId), ms as number, legacyId, converted);
+      const day = Math.floor((ms as number) / DAY);
+      if (day !== lastDay) {
+        lastDay = day;
+        b.days.add(day);
+      }
       if (b.minMs === null || (ms as number) < b.minMs) b.minMs = ms as number;
     } else {
       const converted = spec.convert(row, b.findings, ctx);
@@ -227,18 +215,14 @@ async function buildBatch(
         b.rejects.push(rejectOf(spec, row, converted));
         continue;
       }
-      values = converted;
+      encoder.row(converted);
     }
     b.rows++;
-    hash.add(canonicalRow(columns, values));
-    if (withCopy) {
-      b.copy +=
-        spec.kind === 'event'
-          ? copyLine(spec.columns, values.slice(3), prefix)
-          : copyLine(columns, values, '');
-    }
+    hash.add(encoder.canonical);
+    if (withCopy) b.copy += encoder.line;
     if (n % YIELD_EVERY === 0) await yieldToLoop();
   }
+  if (lastId !== null) b.lastKey = String(lastId);
   b.hash = hash.value();
   return b;
 }

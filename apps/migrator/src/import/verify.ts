@@ -1,5 +1,6 @@
 import { encodeCopyField, type Sql } from '@spywatcher/db';
-import { canonicalRow, canonicalSql, hashProbe, hashSumSql } from './canonical.ts';
+import { canonicalSql, hashProbe, hashSumSql } from './canonical.ts';
+import { RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
 import type { LegacySource } from './source.ts';
 import { type ConvertContext, eventCreatedAt, hashColumns, type Row, type TableSpec } from './tables.ts';
@@ -93,19 +94,20 @@ async function sampleDifferences(sql: Sql, source: LegacySource, spec: TableSpec
       });
       chunk = '';
     };
+    const encoder = new RowEncoder(spec.columns, false);
     for (const r of stmt.iterate() as Iterable<Row>) {
-      let values: unknown[];
       if (spec.kind === 'event') {
         const ms = eventCreatedAt(r);
         const converted = isProblem(ms) ? ms : spec.convert(r, {});
         if (isProblem(converted)) continue;
-        values = [legacyEventId(spec.code, ms as number, Number(r.id)), ms, String(r.id), ...converted];
+        const legacyId = Number(r.id);
+        encoder.event(legacyEventId(spec.code, ms as number, legacyId), ms as number, legacyId, converted);
       } else {
         const converted = spec.convert(r, {}, ctx);
         if (isProblem(converted)) continue;
-        values = converted;
+        encoder.row(converted);
       }
-      chunk += `${encodeCopyField(String(r.id))}\t${encodeCopyField(canonicalRow(columns, values))}\n`;
+      chunk += `${encodeCopyField(String(r.id))}\t${encodeCopyField(encoder.canonical)}\n`;
       if (chunk.length > 4_000_000) await flush();
     }
     await flush();
