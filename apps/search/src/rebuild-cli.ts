@@ -4,12 +4,13 @@ import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
 import { findProjection, PROJECTIONS, type Projection } from './projections/definitions.ts';
 import { RebuildConflictError, type RebuildProgress, startRebuildJob } from './projections/rebuild.ts';
 
-const USAGE = `usage: nx run search:rebuild -- --projection NAME [--batch-size N]
-       nx run search:rebuild -- --all
+const USAGE = `usage: nx run search:rebuild -- --projection NAME [--batch-size N] [--concurrency N]
+       nx run search:rebuild -- --all [--concurrency N]
 
 Rebuilds a projection's read model from the start of the event log into new tables while the
 current ones keep serving, then swaps them in atomically. Progress goes to stderr, the final
-report (one JSON object per projection) to stdout.
+report (one JSON object per projection) to stdout. --concurrency: bulk-pass statements run at
+once, each on its own connection and server core (default 2).
 
 projections: ${PROJECTIONS.map((p) => p.name).join(', ')}
 environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
@@ -31,7 +32,13 @@ function progressBar(name: string) {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let values: { projection?: string; all?: boolean; 'batch-size'?: string; help?: boolean };
+  let values: {
+    projection?: string;
+    all?: boolean;
+    'batch-size'?: string;
+    concurrency?: string;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -39,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
         projection: { type: 'string' },
         all: { type: 'boolean', default: false },
         'batch-size': { type: 'string' },
+        concurrency: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -68,14 +76,25 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('--batch-size must be a positive whole number\n');
     return 64;
   }
+  const concurrency = values.concurrency ? Number(values.concurrency) : 2;
+  if (!(Number.isInteger(concurrency) && concurrency > 0 && concurrency <= 16)) {
+    process.stderr.write('--concurrency must be a whole number from 1 to 16\n');
+    return 64;
+  }
 
   const config = loadConfig({ DATABASE_URL: commonEnv.DATABASE_URL });
-  const sql = createSql({ url: config.DATABASE_URL, applicationName: 'spywatcher-rebuild-cli', max: 3 });
+  // One connection per bulk lane, one for the rebuild's lock, one for progress and the tail.
+  const sql = createSql({
+    url: config.DATABASE_URL,
+    applicationName: 'spywatcher-rebuild-cli',
+    max: concurrency + 2,
+  });
   process.stderr.write(`rebuilding on ${redactUrl(config.DATABASE_URL)}\n`);
   try {
     for (const projection of targets) {
       const { job, done } = await startRebuildJob(sql, projection, {
         batchSize,
+        concurrency,
         onProgress: progressBar(projection.name),
       });
       process.stderr.write(`job ${job.id}\n`);

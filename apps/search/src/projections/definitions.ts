@@ -83,7 +83,13 @@ function mergeSql(table: string, column: string, spec: ValueSpec): string {
 function sourceSelect(spec: TableSpec, source: Source, src: string, fillAll: boolean): string {
   const values = Object.keys(spec.values)
     .filter((c) => fillAll || c in source.values)
-    .map((c) => `${source.values[c] ?? spec.values[c]!.empty} as ${c}`);
+    .map((c) => {
+      const value = source.values[c] ?? spec.values[c]!.empty;
+      // The rebuild sums these again across event types: sum() over int keeps a bigint
+      // accumulator, over bigint (what count(*) returns) a numeric one, several times slower and
+      // larger. A count per key within one statement fits an int.
+      return fillAll && spec.values[c]!.merge === 'sum' ? `(${value})::int as ${c}` : `${value} as ${c}`;
+    });
   return `select ${[...spec.keys.map((k) => `${source.keys[k]} as ${k}`), ...values].join(', ')}
 from ${source.prepare ? source.prepare(src) : src} s ${source.from ?? ''} ${source.where ? `where ${source.where}` : ''}
 group by ${spec.keys.map((_, i) => i + 1).join(', ')}`;

@@ -63,6 +63,67 @@ async function copyIndexes(tx: Queryable, table: string, next: string): Promise<
   }
 }
 
+interface Chunk {
+  /** ISO timestamps, UTC midnight: [from, to). */
+  from: string;
+  to: string;
+  /** Estimated events (planner statistics). */
+  events: number;
+}
+
+/**
+ * Splits the span of the projection's event partitions into time ranges of roughly equal
+ * estimated size, four per lane so a long one does not leave a lane idle at the end. Ranges
+ * start and end on partition bounds (UTC midnights), so no read-model key spans two of them.
+ */
+export async function planChunks(sql: Queryable, projection: Projection, lanes: number): Promise<Chunk[]> {
+  const parts = await sql<{ lower: Date; upper: Date; n: number }[]>`
+    select b.lower, b.upper, greatest(c.reltuples, 0)::float8 as n
+    from pg_inherits i
+    join pg_class c on c.oid = i.inhrelid
+    cross join lateral sw_partition_range(c.oid) b
+    where i.inhparent = any(${projection.types.map((t) => eventTable(t))}::regclass[])
+  `;
+  if (parts.length === 0) return [{ from: '-infinity', to: 'infinity', events: 0 }];
+  const bounds = [...new Set(parts.flatMap((p) => [p.lower.getTime(), p.upper.getTime()]))].sort(
+    (a, b) => a - b,
+  );
+  // Events per interval between consecutive bounds, spreading each partition over its span.
+  const intervals = bounds.slice(0, -1).map((from, i) => {
+    const to = bounds[i + 1]!;
+    let events = 0;
+    for (const p of parts) {
+      const lo = Math.max(from, p.lower.getTime());
+      const hi = Math.min(to, p.upper.getTime());
+      if (hi > lo) events += (p.n * (hi - lo)) / (p.upper.getTime() - p.lower.getTime());
+    }
+    return { from, to, events };
+  });
+  const total = intervals.reduce((n, x) => n + x.events, 0);
+  const target = total / (lanes * 4);
+  const chunks: Chunk[] = [];
+  let open: { from: number; to: number; events: number } | undefined;
+  for (const x of intervals) {
+    open = open ? { from: open.from, to: x.to, events: open.events + x.events } : { ...x };
+    if (open.events >= target) {
+      chunks.push(toChunk(open));
+      open = undefined;
+    }
+  }
+  if (open) chunks.push(toChunk(open));
+  // The outer ends reach past the partitions: a partition created meanwhile holds rows above
+  // the horizon only, which the tail applies; nothing below it may fall outside every chunk.
+  chunks[0]!.from = '-infinity';
+  chunks[chunks.length - 1]!.to = 'infinity';
+  return chunks;
+}
+
+const toChunk = (x: { from: number; to: number; events: number }): Chunk => ({
+  from: new Date(x.from).toISOString(),
+  to: new Date(x.to).toISOString(),
+  events: Math.round(x.events),
+});
+
 /**
  * Session settings for the bulk pass (transaction-local). With the default 4 MB the grouping of
  * millions of events spills to disk in sorted runs; a hash table that only partly fits spills
@@ -78,19 +139,30 @@ async function bulkSettings(tx: Queryable): Promise<void> {
 /**
  * Rebuilds a projection without downtime:
  * 1. creates empty `<table>__next` copies of its tables, without indexes (the live ones keep serving);
- * 2. bulk pass: one INSERT per table of the grouped UNION ALL of every event type it reads,
- *    restricted to transactions below the xmin taken at the start (a fixed, fully committed
- *    prefix of the log); then builds the indexes; the `__next` checkpoints are the last row of
- *    that prefix in each event table;
+ * 2. bulk pass: per table and time chunk, one INSERT of the grouped UNION ALL of every event
+ *    type it reads, restricted to transactions below the xmin taken at the start (a fixed, fully
+ *    committed prefix of the log), `concurrency` at a time; then builds the indexes; the `__next`
+ *    checkpoints are the last row of that prefix in each event table;
  * 3. tails the log into `__next` in batches until caught up;
  * 4. in one transaction holding the projection's lock (the live runner skips meanwhile): applies
  *    the last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
  *    checkpoints. Readers see the old tables until that commit and the new ones after it.
  */
+export interface RebuildOptions {
+  batchSize?: number;
+  /**
+   * Bulk-pass statements run at once, each on its own connection (default 2). The grouping is
+   * CPU-bound in one backend per statement, and PostgreSQL does not run INSERT … SELECT in
+   * parallel itself, so this is how a rebuild uses more than one core.
+   */
+  concurrency?: number;
+  onProgress?: (p: RebuildProgress) => void | Promise<void>;
+}
+
 export async function rebuildProjection(
   sql: Sql,
   projection: Projection,
-  options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void | Promise<void> } = {},
+  options: RebuildOptions = {},
 ): Promise<RebuildReport> {
   // Two rebuilds of one projection share its `__next` tables and checkpoints: one drops or
   // resets what the other built and the tail is applied on top of a bulk pass with another
@@ -115,7 +187,7 @@ export async function rebuildProjection(
 async function buildAndSwap(
   sql: Sql,
   projection: Projection,
-  options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void | Promise<void> },
+  options: RebuildOptions,
 ): Promise<RebuildReport> {
   const started = performance.now();
   const batchSize = options.batchSize ?? 20_000;
@@ -136,29 +208,38 @@ async function buildAndSwap(
 
   const [snap] = await sql<{ xmin: string }[]>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`;
   const xmin = snap!.xmin;
-  const [estimate] = await sql<{ n: number }[]>`
-    select coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 as n
-    from pg_inherits i join pg_class c on c.oid = i.inhrelid
-    where i.inhparent = any(${projection.types.map((t) => eventTable(t))}::regclass[])
-  `;
-  const eventsTotal = Math.round(estimate?.n ?? 0);
+  const chunks = await planChunks(sql, projection, Math.max(1, options.concurrency ?? 2));
+  const eventsTotal = chunks.reduce((n, c) => n + c.events, 0);
   let eventsDone = 0;
   const bulkStarted = performance.now();
-  for (const [i, spec] of projection.tables.entries()) {
-    await progress({ phase: `bulk ${i + 1}/${tables.length} tables`, eventsDone, eventsTotal });
-    await sql.begin(async (tx) => {
-      await bulkSettings(tx);
-      await tx.unsafe(
-        bulkStatement(
-          spec,
-          (type) => `(select * from ${eventTable(type)} where tx < $1::xid8)`,
-          target.table(spec.name),
-        ),
-        [xmin],
-      );
-    });
-    eventsDone = Math.round((eventsTotal * (i + 1)) / tables.length);
-  }
+  // Every read-model key holds the UTC day of its events, so time ranges that meet at midnight
+  // fill disjoint keys: the chunks are independent INSERTs, run side by side, and each groups
+  // fewer rows (a smaller hash table) than one statement over the whole log would.
+  const work = projection.tables.flatMap((spec) => chunks.map((chunk) => ({ spec, chunk })));
+  const total = work.length;
+  let finished = 0;
+  await progress({ phase: `bulk 0/${total} chunks`, eventsDone, eventsTotal });
+  const lanes = Array.from({ length: Math.max(1, options.concurrency ?? 2) }, async () => {
+    for (let item = work.shift(); item; item = work.shift()) {
+      const { spec, chunk } = item;
+      await sql.begin(async (tx) => {
+        await bulkSettings(tx);
+        await tx.unsafe(
+          bulkStatement(
+            spec,
+            (type) =>
+              `(select * from ${eventTable(type)} where tx < $1::xid8 and occurred_at >= $2::text::timestamptz and occurred_at < $3::text::timestamptz)`,
+            target.table(spec.name),
+          ),
+          [xmin, chunk.from, chunk.to],
+        );
+      });
+      finished++;
+      eventsDone += Math.round(chunk.events / projection.tables.length);
+      await progress({ phase: `bulk ${finished}/${total} chunks`, eventsDone, eventsTotal });
+    }
+  });
+  await Promise.all(lanes);
   await progress({ phase: 'indexing', eventsDone, eventsTotal });
   for (const table of tables) {
     await sql.begin(async (tx) => {
@@ -274,7 +355,7 @@ const ABANDONED_AFTER_S = 60;
 export async function startRebuildJob(
   sql: Sql,
   projection: Projection,
-  options: { batchSize?: number; onProgress?: (p: RebuildProgress) => void } = {},
+  options: Omit<RebuildOptions, 'onProgress'> & { onProgress?: (p: RebuildProgress) => void } = {},
 ): Promise<{ job: RebuildJob; done: Promise<RebuildJob> }> {
   const id = randomUUID();
   const row = await withTransaction(sql, async (tx) => {
@@ -304,6 +385,7 @@ export async function startRebuildJob(
     try {
       const report = await rebuildProjection(sql, projection, {
         batchSize: options.batchSize,
+        concurrency: options.concurrency,
         onProgress: async (p) => {
           options.onProgress?.(p);
           await sql`
