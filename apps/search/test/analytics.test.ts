@@ -29,6 +29,8 @@ const CASES: { name: AnalyticsName; query: Record<string, string | number> }[] =
   { name: 'multi-client', query: { guildId: GUILD, from: '2026-10-15', to: '2026-11-11' } },
   { name: 'reaction-stats', query: {} },
   { name: 'reaction-stats', query: { guildId: GUILD, minReactions: 3 } },
+  // Medians are read for the page's users only: a short page must still rank and answer alike.
+  { name: 'reaction-stats', query: { limit: 3, from: '2026-10-05', to: '2026-10-30' } },
   { name: 'role-drift', query: {} },
   { name: 'role-drift', query: { guildId: GUILD, from: '2026-10-01', to: '2026-10-21' } },
   { name: 'behavior-shifts', query: {} },

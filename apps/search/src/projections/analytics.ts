@@ -232,12 +232,33 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       from rm_multi_client_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
       group by user_id, clients
     ) ${FINAL.multiClient(q, a)}`,
+  // Ranking needs only counts, fast counts and delta sums (rm_reaction_daily); the exact median
+  // needs every delta, read for the page's users alone. Same answer as FINAL.reactionStats over
+  // all deltas (the tests compare), without sorting the deltas of users who are not shown.
   'reaction-stats': (q, a) => `
-    with t as (
-      select user_id, delta_ms, sum(reactions) as n
-      from rm_reaction_deltas where ${dayWindow(q, a)} ${guildFilter(q, a)}
-      group by user_id, delta_ms
-    ) ${FINAL.reactionStats(q, a)}`,
+    with u as (
+      select user_id, sum(reactions) as total, sum(fast_reactions) as fast, sum(delta_ms_sum) as dsum
+      from rm_reaction_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      group by user_id
+      having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
+      order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
+    ), t as (
+      select d.user_id, d.delta_ms, sum(d.reactions) as n
+      from rm_reaction_deltas d join u on u.user_id = d.user_id
+      where ${dayWindow(q, a, 'd.day')} ${guildFilter(q, a, 'd.guild_id')}
+      group by d.user_id, d.delta_ms
+    ), m as (
+      select user_id, min(delta_ms) filter (where cum * 2 >= total) as median
+      from (
+        select user_id, delta_ms, sum(n) over (partition by user_id order by delta_ms) as cum,
+          sum(n) over (partition by user_id) as total
+        from t
+      ) c group by user_id
+    )
+    select u.user_id as "userId", u.total::int as reactions, round(u.dsum::numeric / u.total, 1)::float8 as "avgMs",
+      m.median as "medianMs", u.fast::int as "fastReactions"
+    from u join m on m.user_id = u.user_id
+    order by u.fast desc, u.total desc, u.user_id`,
   'role-drift': (q, a) => `
     with t as (
       select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,

@@ -87,8 +87,10 @@ function sourceSelect(spec: TableSpec, source: Source, src: string, fillAll: boo
       const value = source.values[c] ?? spec.values[c]!.empty;
       // The rebuild sums these again across event types: sum() over int keeps a bigint
       // accumulator, over bigint (what count(*) returns) a numeric one, several times slower and
-      // larger. A count per key within one statement fits an int.
-      return fillAll && spec.values[c]!.merge === 'sum' ? `(${value})::int as ${c}` : `${value} as ${c}`;
+      // larger. A count per key within one statement fits an int (a sum of values may not).
+      return fillAll && spec.values[c]!.merge === 'sum' && value.startsWith('count(')
+        ? `(${value})::int as ${c}`
+        : `${value} as ${c}`;
     });
   return `select ${[...spec.keys.map((k) => `${source.keys[k]} as ${k}`), ...values].join(', ')}
 from ${source.prepare ? source.prepare(src) : src} s ${source.from ?? ''} ${source.where ? `where ${source.where}` : ''}
@@ -283,13 +285,31 @@ const clients: Projection = {
 
 const reactions: Projection = {
   name: 'reactions',
-  description: 'Reaction deltas per reacting user and UTC day, as value → count. Serves reaction-stats.',
+  description:
+    'Per reacting user and UTC day: reactions, fast ones and the sum of deltas, and the deltas as value → count (exact medians). Serves reaction-stats.',
   types: ['reaction_time'],
   tables: [
     {
-      name: 'rm_reaction_deltas',
+      name: 'rm_reaction_daily',
       clusterBy: ['guild_id', 'day'],
-      keys: ['guild_id', 'day', 'user_id', 'delta_ms'],
+      keys: ['guild_id', 'day', 'user_id'],
+      values: { reactions: SUM, fast_reactions: SUM, delta_ms_sum: SUM },
+      sources: {
+        reaction_time: {
+          keys: { guild_id: 's.guild_id', day: DAY, user_id: 's.actor_id' },
+          values: {
+            reactions: 'count(*)',
+            fast_reactions: `count(*) filter (where s.delta_ms < ${FAST_REACTION_MS})`,
+            delta_ms_sum: 'sum(s.delta_ms)',
+          },
+        },
+      },
+    },
+    {
+      // Read per user (the users on a reaction-stats page), so rows are written in user order.
+      name: 'rm_reaction_deltas',
+      clusterBy: ['user_id', 'guild_id'],
+      keys: ['user_id', 'guild_id', 'day', 'delta_ms'],
       values: { reactions: SUM },
       sources: {
         reaction_time: {
