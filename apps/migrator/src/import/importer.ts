@@ -17,7 +17,7 @@ import {
   periodTable,
 } from './bulk.ts';
 import { ContentHash } from './canonical.ts';
-import { RowEncoder } from './encode.ts';
+import { CopyBuffer, RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
 import { ImportError, type LegacySource, openLegacySource } from './source.ts';
 import {
@@ -124,7 +124,7 @@ interface Checkpoint {
 }
 
 interface Batch {
-  copy: string;
+  copy: CopyBuffer;
   rows: number;
   rejects: RejectLine[];
   lastKey: string | null;
@@ -172,7 +172,7 @@ async function buildBatch(
   withCopy: boolean,
 ): Promise<Batch> {
   const b: Batch = {
-    copy: '',
+    copy: new CopyBuffer(),
     rows: 0,
     rejects: [],
     lastKey: null,
@@ -219,7 +219,7 @@ async function buildBatch(
     }
     b.rows++;
     hash.add(encoder.canonical);
-    if (withCopy) b.copy += encoder.line;
+    if (withCopy) b.copy.append(encoder.line);
     if (n % YIELD_EVERY === 0) await yieldToLoop();
   }
   if (lastId !== null) b.lastKey = String(lastId);
@@ -231,13 +231,13 @@ async function copyText(
   tx: TransactionSql,
   table: string,
   columns: readonly string[],
-  text: string,
+  data: Buffer,
 ): Promise<void> {
   const writable = await tx.unsafe(`copy ${table} (${columns.join(', ')}) from stdin`).writable();
   await new Promise<void>((resolve, reject) => {
     writable.on('error', reject);
     writable.on('finish', resolve);
-    writable.end(text);
+    writable.end(data);
   });
 }
 
@@ -250,7 +250,7 @@ async function stage(
   tx: TransactionSql,
   name: string,
   columns: readonly Column[],
-  text: string,
+  data: Buffer,
 ): Promise<string> {
   await tx.unsafe(
     `create temp table if not exists ${name} (${columns.map((c) => `${c.name} text`).join(', ')}) on commit drop`,
@@ -260,7 +260,7 @@ async function stage(
     tx,
     name,
     columns.map((c) => c.name),
-    text,
+    data,
   );
   return `(select ${columns.map((c) => `${c.name}::${c.pgType} as ${c.name}`).join(', ')} from ${name})`;
 }
@@ -287,7 +287,7 @@ async function writeBulkBatch(
     tx,
     table,
     columns.map((c) => c.name),
-    b.copy,
+    b.copy.bytes(),
   );
 }
 
@@ -297,7 +297,7 @@ async function writeEventBatch(
   b: Batch,
 ): Promise<void> {
   const columns = [...EVENT_COPY_HEAD, ...spec.columns];
-  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy);
+  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy.bytes());
   const cols = columns.map((c) => c.name).join(', ');
   const insert = `insert into ${spec.target} (${cols}) select ${cols} from ${staged} s`;
   try {
@@ -311,7 +311,7 @@ async function writeEventBatch(
 }
 
 async function writeReferenceBatch(tx: TransactionSql, spec: TableSpec & { kind: 'reference' }, b: Batch) {
-  const staged = await stage(tx, `_import_stage_${spec.target}`, spec.columns, b.copy);
+  const staged = await stage(tx, `_import_stage_${spec.target}`, spec.columns, b.copy.bytes());
   for (const statement of spec.insertSql(staged)) await tx.unsafe(statement);
 }
 
