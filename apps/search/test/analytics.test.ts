@@ -4,7 +4,12 @@ import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
-import { type AnalyticsName, type AnalyticsParams, runAnalytics } from '../src/projections/analytics.ts';
+import {
+  type AnalyticsName,
+  type AnalyticsParams,
+  runAnalytics,
+  splitWindow,
+} from '../src/projections/analytics.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
 import { planChunks, rebuildProjection } from '../src/projections/rebuild.ts';
 import { startProjectionRunner } from '../src/projections/runner.ts';
@@ -113,6 +118,22 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
       await rebuildProjection(db.sql, p, { batchSize: 500, concurrency: 2 });
     }
     await expectAllEqualRaw();
+  });
+
+  it('read whole ISO weeks from the weekly roll-ups and only the edge days from the daily tables', () => {
+    // 2026-10-05 is a Monday.
+    expect(splitWindow('2026-09-29', '2026-10-26')).toEqual({
+      days: [
+        ['2026-09-29', '2026-10-04'],
+        ['2026-10-26', '2026-10-26'],
+      ],
+      weeks: ['2026-10-05', '2026-10-19'],
+    });
+    expect(splitWindow('2026-10-05', '2026-10-11')).toEqual({
+      days: [],
+      weeks: ['2026-10-05', '2026-10-05'],
+    });
+    expect(splitWindow('2026-10-06', '2026-10-12')).toEqual({ days: [['2026-10-06', '2026-10-12']] });
   });
 
   it('explain their numbers and check the window', async () => {

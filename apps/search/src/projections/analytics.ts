@@ -63,6 +63,60 @@ export const timeWindow = (q: Params, a: WindowParams, col = 'occurred_at') =>
 export const guildFilter = (q: Params, a: WindowParams, col = 'guild_id') =>
   a.guildId === undefined ? '' : `and ${col} = ${q.p(a.guildId)}`;
 
+const DAY_MS = 86_400_000;
+const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * A window as whole ISO weeks (Monday to Sunday, both inclusive) and the days at its edges.
+ * Windows are whole UTC days, YYYY-MM-DD.
+ */
+export function splitWindow(
+  from: string,
+  to: string,
+): { days: [string, string][]; weeks?: [string, string] } {
+  const lo = Date.parse(`${from}T00:00:00Z`);
+  const hi = Date.parse(`${to}T00:00:00Z`);
+  const isoDow = (ms: number) => ((new Date(ms).getUTCDay() + 6) % 7) + 1;
+  const firstMonday = lo + ((8 - isoDow(lo)) % 7) * DAY_MS;
+  const lastMonday = hi - 6 * DAY_MS - (isoDow(hi - 6 * DAY_MS) - 1) * DAY_MS;
+  if (firstMonday > lastMonday) return { days: [[from, to]] };
+  const days: [string, string][] = [];
+  if (lo < firstMonday) days.push([from, isoDay(firstMonday - DAY_MS)]);
+  if (lastMonday + 7 * DAY_MS <= hi) days.push([isoDay(lastMonday + 7 * DAY_MS), to]);
+  return { days, weeks: [isoDay(firstMonday), isoDay(lastMonday)] };
+}
+
+/**
+ * The rows of a per-day read model for the window (and guild), whole weeks taken from its
+ * weekly roll-up: a FROM item with the daily table's columns, `day` being a week's Monday on
+ * roll-up rows. With `splitRecent` the last 7 days are split off first, so a roll-up row lies
+ * wholly before or wholly inside them and `day >= recentStart` still tells them apart.
+ */
+export function windowRows(
+  q: Params,
+  a: WindowParams,
+  daily: string,
+  weekly: string,
+  options: { splitRecent?: boolean } = {},
+): string {
+  const recent = isoDay(Date.parse(`${a.to}T00:00:00Z`) - 6 * DAY_MS);
+  const segments: [string, string][] =
+    options.splitRecent && recent > a.from
+      ? [
+          [a.from, isoDay(Date.parse(`${recent}T00:00:00Z`) - DAY_MS)],
+          [recent, a.to],
+        ]
+      : [[a.from, a.to]];
+  const parts: string[] = [];
+  const range = ([lo, hi]: [string, string]) => `day between ${q.p(lo, '::date')} and ${q.p(hi, '::date')}`;
+  for (const segment of segments) {
+    const { days, weeks } = splitWindow(...segment);
+    for (const d of days) parts.push(`select * from ${daily} where ${range(d)} ${guildFilter(q, a)}`);
+    if (weeks) parts.push(`select * from ${weekly} where ${range(weeks)} ${guildFilter(q, a)}`);
+  }
+  return `(${parts.join('\n      union all ')}) r`;
+}
+
 /** First day of the "this week" part of a shift window: the last 7 days up to `to`. */
 export const recentStart = (q: Params, a: WindowParams) => `(${q.p(a.to, '::date')} - 6)`;
 /** Number of weeks before the recent one, as numeric. */
@@ -145,14 +199,19 @@ export const FINAL = {
         sum(coalesce(earlier, 0)) over (partition by user_id) as et
       from t
     ), d as (
-      select user_id, round(0.5 * sum(abs(recent / rt - earlier / et)), 3) as distance,
-        json_object_agg(client, round(recent / rt, 3) order by client) as this_week,
-        json_object_agg(client, round(earlier / et, 3) order by client) as previous
+      select user_id, round(0.5 * sum(abs(recent / rt - earlier / et)), 3) as distance
       from s where rt > 0 and et > 0 group by user_id
+    ), page as (
+      select * from d where distance >= ${q.p(a.threshold ?? 0.5, '::numeric')}
+      order by distance desc, user_id limit ${q.p(a.limit, '::int')}
     )
-    select user_id as "userId", distance::float8 as distance, this_week as "thisWeek", previous as "previousWeeks"
-    from d where distance >= ${q.p(a.threshold ?? 0.5, '::numeric')}
-    order by distance desc, user_id limit ${q.p(a.limit, '::int')}`,
+    -- The client mixes (JSON) only for the users shown, not for every user in the window.
+    select p.user_id as "userId", p.distance::float8 as distance,
+      json_object_agg(s.client, round(s.recent / s.rt, 3) order by s.client) as "thisWeek",
+      json_object_agg(s.client, round(s.earlier / s.et, 3) order by s.client) as "previousWeeks"
+    from page p join s on s.user_id = p.user_id
+    group by p.user_id, p.distance
+    order by p.distance desc, p.user_id`,
   /** t(user_id, messages, typing, fast, multi, roles, deleted) */
   suspicion: (q: Params, a: AnalyticsParams) => `
     , s as (
@@ -183,7 +242,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   ghosts: (q, a) => `
     with t as (
       select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
-      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly')}
       group by user_id
     ) ${FINAL.ghosts(q, a)}`,
   // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
@@ -221,7 +280,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'channel-diversity': (q, a) => `
     with c as (
       select user_id, channel_id, sum(events) as events
-      from rm_user_channel_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(q, a, 'rm_user_channel_daily', 'rm_user_channel_weekly')}
       group by user_id, channel_id
     ), t as (
       select user_id, count(*) as channels, sum(events) as events from c group by user_id
@@ -238,7 +297,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'reaction-stats': (q, a) => `
     with u as (
       select user_id, sum(reactions) as total, sum(fast_reactions) as fast, sum(delta_ms_sum) as dsum
-      from rm_reaction_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(q, a, 'rm_reaction_daily', 'rm_reaction_weekly')}
       group by user_id
       having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
       order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
@@ -271,7 +330,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id,
         sum(messages + typing + reactions) filter (where day >= ${recentStart(q, a)}) as recent,
         sum(messages + typing + reactions) filter (where day < ${recentStart(q, a)}) as earlier
-      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', { splitRecent: true })}
       group by user_id
     ) ${FINAL.behaviorShifts(q, a)}`,
   'client-drift': (q, a) => `
@@ -279,7 +338,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id, client,
         sum(presences) filter (where day >= ${recentStart(q, a)}) as recent,
         sum(presences) filter (where day < ${recentStart(q, a)}) as earlier
-      from rm_client_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(q, a, 'rm_client_daily', 'rm_client_weekly', { splitRecent: true })}
       group by user_id, client
     ) ${FINAL.clientDrift(q, a)}`,
   suspicion: (q, a) => `
@@ -287,7 +346,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id, sum(messages)::bigint as messages, sum(typing)::bigint as typing,
         sum(fast_reactions)::bigint as fast, sum(multi_client)::bigint as multi,
         sum(role_changes)::bigint as roles, sum(deleted_messages)::bigint as deleted
-      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly')}
       group by user_id
     ) ${FINAL.suspicion(q, a)}`,
 };
@@ -303,8 +362,14 @@ export async function runAnalytics(
   // At a few million events these aggregates cost enough for the planner to JIT-compile them,
   // which takes longer (tens of ms) than running them. And a cached generic plan cannot see how
   // narrow the window or the guild is: plan each call for its own parameters (planning is < 1 ms).
+  // Read-model queries aggregate tens of thousands of rows: starting parallel workers costs them
+  // more than it saves, and on a busy server the workers wait for a core (a 28-day guild window
+  // went from ~25 to ~50 ms with two workers on a loaded 2-core machine). Raw-table questions
+  // scan far more and keep the server's setting.
   const run = async (tx: TransactionSql) => {
     await tx`select set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)`;
+    if (queries === READ_MODEL_QUERIES)
+      await tx`select set_config('max_parallel_workers_per_gather', '0', true)`;
     return [...(await tx.unsafe<Record<string, unknown>[]>(text, q.values as never[]))];
   };
   return 'savepoint' in sql ? run(sql) : sql.begin(run);

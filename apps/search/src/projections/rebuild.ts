@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
-import { bulkStatement, type Projection } from './definitions.ts';
+import { bulkStatement, type Projection, projectionTables, rollupStatement } from './definitions.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {
@@ -193,7 +193,7 @@ async function buildAndSwap(
   const batchSize = options.batchSize ?? 20_000;
   const target = nextTarget(projection);
   const progress = async (p: RebuildProgress) => options.onProgress?.(p);
-  const tables = projection.tables.map((t) => t.name);
+  const tables = projectionTables(projection);
 
   await withTransaction(sql, async (tx) => {
     for (const table of tables) {
@@ -240,6 +240,17 @@ async function buildAndSwap(
     }
   });
   await Promise.all(lanes);
+  // Weekly roll-ups from their finished daily tables, side by side.
+  await Promise.all(
+    projection.tables
+      .filter((spec) => spec.weekly)
+      .map((spec) =>
+        sql.begin(async (tx) => {
+          await bulkSettings(tx);
+          await tx.unsafe(rollupStatement(spec, target.table(spec.name), target.table(spec.weekly!)));
+        }),
+      ),
+  );
   await progress({ phase: 'indexing', eventsDone, eventsTotal });
   for (const table of tables) {
     await sql.begin(async (tx) => {

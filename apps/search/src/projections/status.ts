@@ -1,6 +1,6 @@
 import { type EventType, eventTable, type Queryable } from '@spywatcher/db';
 import { Gauge, type Registry } from '@spywatcher/service';
-import { PROJECTIONS, type Projection } from './definitions.ts';
+import { PROJECTIONS, type Projection, projectionTables } from './definitions.ts';
 
 /** Counting events behind stops here, so a status call on a huge backlog stays cheap. */
 export const BEHIND_CAP = 1_000_000;
@@ -62,7 +62,7 @@ export async function projectionStatus(
     out.push({
       name: p.name,
       description: p.description,
-      tables: p.tables.map((t) => t.name),
+      tables: projectionTables(p),
       eventsBehind: checkpoints.reduce((a, c) => a + c.eventsBehind, 0),
       secondsBehind: Math.max(0, ...checkpoints.map((c) => c.secondsBehind)),
       checkpoints,
