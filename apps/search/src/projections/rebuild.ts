@@ -41,15 +41,18 @@ export class RebuildConflictError extends Error {
   }
 }
 
-/** Recreates the live table's indexes (primary key included) on its `__next` copy. */
-async function copyIndexes(tx: Queryable, table: string, next: string): Promise<void> {
-  const indexes = await tx<{ name: string; def: string; primary: boolean }[]>`
+/**
+ * Statements recreating the live table's indexes (primary key included) on its `__next` copy:
+ * one list per index, run in order.
+ */
+async function indexStatements(sql: Queryable, table: string, next: string): Promise<string[][]> {
+  const indexes = await sql<{ name: string; def: string; primary: boolean }[]>`
     select i.indexname as name, i.indexdef as def,
       exists (select 1 from pg_constraint c where c.conindid = (quote_ident(i.indexname))::regclass
               and c.contype = 'p') as primary
     from pg_indexes i where i.schemaname = current_schema() and i.tablename = ${table}
   `;
-  for (const index of indexes) {
+  return indexes.map((index) => {
     const name = `${index.name.replace(/__next$/, '')}__next`;
     const def = index.def
       .replace(` INDEX ${index.name} ON `, ` INDEX ${name} ON `)
@@ -57,10 +60,20 @@ async function copyIndexes(tx: Queryable, table: string, next: string): Promise<
         / ON (\S+\.)?(\S+) USING /,
         (_m, schema: string | undefined) => ` ON ${schema ?? ''}${next} USING `,
       );
-    await tx.unsafe(def);
-    if (index.primary)
-      await tx.unsafe(`alter table ${next} add constraint ${name} primary key using index ${name}`);
-  }
+    return index.primary
+      ? [def, `alter table ${next} add constraint ${name} primary key using index ${name}`]
+      : [def];
+  });
+}
+
+/** Runs `fn` over `items`, `lanes` at a time (each lane takes the next item when it is done). */
+async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: Math.max(1, lanes) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
 }
 
 interface Chunk {
@@ -215,51 +228,52 @@ async function buildAndSwap(
   // Every read-model key holds the UTC day of its events, so time ranges that meet at midnight
   // fill disjoint keys: the chunks are independent INSERTs, run side by side, and each groups
   // fewer rows (a smaller hash table) than one statement over the whole log would.
+  const lanes = Math.max(1, options.concurrency ?? 2);
   const work = projection.tables.flatMap((spec) => chunks.map((chunk) => ({ spec, chunk })));
-  const total = work.length;
   let finished = 0;
-  await progress({ phase: `bulk 0/${total} chunks`, eventsDone, eventsTotal });
-  const lanes = Array.from({ length: Math.max(1, options.concurrency ?? 2) }, async () => {
-    for (let item = work.shift(); item; item = work.shift()) {
-      const { spec, chunk } = item;
-      await sql.begin(async (tx) => {
-        await bulkSettings(tx);
-        await tx.unsafe(
-          bulkStatement(
-            spec,
-            (type) =>
-              `(select * from ${eventTable(type)} where tx < $1::xid8 and occurred_at >= $2::text::timestamptz and occurred_at < $3::text::timestamptz)`,
-            target.table(spec.name),
-          ),
-          [xmin, chunk.from, chunk.to],
-        );
-      });
-      finished++;
-      eventsDone += Math.round(chunk.events / projection.tables.length);
-      await progress({ phase: `bulk ${finished}/${total} chunks`, eventsDone, eventsTotal });
-    }
-  });
-  await Promise.all(lanes);
-  // Weekly roll-ups from their finished daily tables, side by side.
-  await Promise.all(
-    projection.tables
-      .filter((spec) => spec.weekly)
-      .map((spec) =>
-        sql.begin(async (tx) => {
-          await bulkSettings(tx);
-          await tx.unsafe(rollupStatement(spec, target.table(spec.name), target.table(spec.weekly!)));
-        }),
-      ),
-  );
-  await progress({ phase: 'indexing', eventsDone, eventsTotal });
-  for (const table of tables) {
+  await progress({ phase: `bulk 0/${work.length} chunks`, eventsDone, eventsTotal });
+  await inLanes(work, lanes, async ({ spec, chunk }) => {
     await sql.begin(async (tx) => {
       await bulkSettings(tx);
-      await copyIndexes(tx, table, target.table(table));
+      await tx.unsafe(
+        bulkStatement(
+          spec,
+          (type) =>
+            `(select * from ${eventTable(type)} where tx < $1::xid8 and occurred_at >= $2::text::timestamptz and occurred_at < $3::text::timestamptz)`,
+          target.table(spec.name),
+        ),
+        [xmin, chunk.from, chunk.to],
+      );
     });
-    // Fresh tables have no statistics; the endpoints' plans need them from the first query on.
+    finished++;
+    eventsDone += Math.round(chunk.events / projection.tables.length);
+    await progress({ phase: `bulk ${finished}/${work.length} chunks`, eventsDone, eventsTotal });
+  });
+  // Weekly roll-ups from their finished daily tables.
+  await inLanes(
+    projection.tables.filter((spec) => spec.weekly),
+    lanes,
+    (spec) =>
+      sql.begin(async (tx) => {
+        await bulkSettings(tx);
+        await tx.unsafe(rollupStatement(spec, target.table(spec.name), target.table(spec.weekly!)));
+      }),
+  );
+  await progress({ phase: 'indexing', eventsDone, eventsTotal });
+  // Indexes of one table may be built side by side (CREATE INDEX takes a share lock).
+  const indexes = (
+    await Promise.all(tables.map((table) => indexStatements(sql, table, target.table(table))))
+  ).flat();
+  await inLanes(indexes, lanes, (statements) =>
+    sql.begin(async (tx) => {
+      await bulkSettings(tx);
+      for (const statement of statements) await tx.unsafe(statement);
+    }),
+  );
+  // Fresh tables have no statistics; the endpoints' plans need them from the first query on.
+  await inLanes(tables, lanes, async (table) => {
     await sql.unsafe(`analyze ${target.table(table)}`);
-  }
+  });
   for (const type of projection.types) {
     const [last] = await sql.unsafe<{ tx: string; position: string }[]>(
       // Qualified: an unqualified `order by tx` would sort the text output columns, where
