@@ -5,7 +5,7 @@ import { EVENT_TYPES, ensurePartitions, eventTable, PartitionCache } from '@spyw
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
-import { indexOn, loadPeriod, partitionFor, periodStart, triggerOn } from '../src/import/bulk.ts';
+import { indexOn, loadPeriod, partitionFor, periodSql, periodStart, triggerOn } from '../src/import/bulk.ts';
 import { runImport } from '../src/import/importer.ts';
 
 const TABLES = EVENT_TYPES.map((t) => eventTable(t));
@@ -51,6 +51,29 @@ describe('period helpers', () => {
       expect(periodStart('week', ms)).toBe(r!.w.getTime());
       expect(periodStart('month', ms)).toBe(r!.m.getTime());
     }
+    // The same period starts computed by SQLite when it indexes a legacy file's dates.
+    const { DatabaseSync } = await import('node:sqlite');
+    const lite = new DatabaseSync(':memory:');
+    const samples = [
+      Date.UTC(2015, 0, 1),
+      Date.UTC(2100, 0, 1) - 1,
+      Date.UTC(2024, 2, 1) - 1,
+      Date.UTC(2024, 2, 1),
+    ];
+    for (let i = 0; i < 5000; i++) {
+      const ms =
+        Date.UTC(2015, 0, 1) + Math.floor(Math.random() * (Date.UTC(2100, 0, 1) - Date.UTC(2015, 0, 1)));
+      samples.push(
+        ms,
+        Math.floor(ms / 86_400_000) * 86_400_000,
+        Math.floor(ms / 86_400_000) * 86_400_000 - 1,
+      );
+    }
+    for (const period of ['week', 'month'] as const) {
+      const stmt = lite.prepare(`select ${periodSql(period, ':x')} as p`);
+      for (const x of samples) expect((stmt.get({ x: BigInt(x) }) as { p: number }).p).toBe(periodStart(period, x));
+    }
+    lite.close();
     expect(
       indexOn(
         'CREATE INDEX message_events_user_idx ON ONLY public.message_events USING btree (user_id)',

@@ -15,6 +15,7 @@ import {
   partitionFor,
   partitionPeriods,
   periodTable,
+  UNDATED,
 } from './bulk.ts';
 import { ContentHash } from './canonical.ts';
 import { CopyBuffer, RowEncoder } from './encode.ts';
@@ -429,9 +430,9 @@ function selectRows(
 ): Iterator<Row> {
   if (period !== undefined) {
     const stmt = source.db.prepare(
-      `select t.* from ${periodTable(spec)} q join "${spec.legacy}" t on t.id = q.id where q.p is ? and q.id > ? order by q.id`,
+      `select t.* from ${periodTable(spec)} q join "${spec.legacy}" t on t.id = q.id where q.p = ? and q.id > ? order by q.id`,
     );
-    return stmt.iterate(period, Number(after ?? Number.MIN_SAFE_INTEGER)) as Iterator<Row>;
+    return stmt.iterate(period ?? UNDATED, Number(after ?? Number.MIN_SAFE_INTEGER)) as Iterator<Row>;
   }
   const upper = spec.keyType === 'int' ? ' and id < ?' : '';
   const stmt = source.db.prepare(`select * from "${spec.legacy}" where id > ?${upper} order by id`);
@@ -448,8 +449,8 @@ function countRows(
   period?: number | null,
 ): number {
   if (period !== undefined) {
-    const stmt = source.db.prepare(`select count(*) as n from ${periodTable(spec)} where p is ? and id > ?`);
-    return stmt.get(period, Number(after ?? Number.MIN_SAFE_INTEGER))!.n as number;
+    const stmt = source.db.prepare(`select count(*) as n from ${periodTable(spec)} where p = ? and id > ?`);
+    return stmt.get(period ?? UNDATED, Number(after ?? Number.MIN_SAFE_INTEGER))!.n as number;
   }
   const upper = spec.keyType === 'int' ? ' and id < ?' : '';
   const stmt = source.db.prepare(`select count(*) as n from "${spec.legacy}" where id > ?${upper}`);
