@@ -2,7 +2,12 @@ import { parseArgs } from 'node:util';
 import { createSql, redactUrl } from '@spywatcher/db';
 import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
 import { findProjection, PROJECTIONS, type Projection } from './projections/definitions.ts';
-import { RebuildConflictError, type RebuildProgress, startRebuildJob } from './projections/rebuild.ts';
+import {
+  inLanes,
+  RebuildConflictError,
+  type RebuildProgress,
+  startRebuildJob,
+} from './projections/rebuild.ts';
 
 const USAGE = `usage: nx run search:rebuild -- --projection NAME [--batch-size N] [--concurrency N]
        nx run search:rebuild -- --all [--concurrency N]
@@ -15,8 +20,8 @@ once, each on its own connection and server core (default 2).
 projections: ${PROJECTIONS.map((p) => p.name).join(', ')}
 environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
 
-function progressBar(name: string) {
-  const tty = process.stderr.isTTY;
+function progressBar(name: string, lines = false) {
+  const tty = process.stderr.isTTY && !lines;
   let last = '';
   return (p: RebuildProgress) => {
     const ratio = p.eventsTotal > 0 ? Math.min(1, p.eventsDone / p.eventsTotal) : 0;
@@ -83,30 +88,37 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const config = loadConfig({ DATABASE_URL: commonEnv.DATABASE_URL });
-  // One connection per bulk lane, one for the rebuild's lock, one for progress and the tail.
+  // Per rebuild (two at once with --all): one connection per bulk lane and one for its lock;
+  // one more for progress and the tail.
   const sql = createSql({
     url: config.DATABASE_URL,
     applicationName: 'spywatcher-rebuild-cli',
-    max: concurrency + 2,
+    max: 2 * concurrency + 3,
   });
   process.stderr.write(`rebuilding on ${redactUrl(config.DATABASE_URL)}\n`);
   try {
-    for (const projection of targets) {
+    // --all: two projections at a time (a rebuild's serial steps leave a core to the other);
+    // their progress then goes to stderr as lines rather than one redrawn bar.
+    const lines = targets.length > 1;
+    let failed = false;
+    await inLanes(targets, lines ? 2 : 1, async (projection) => {
+      if (failed) return;
       const { job, done } = await startRebuildJob(sql, projection, {
         batchSize,
         concurrency,
-        onProgress: progressBar(projection.name),
+        onProgress: progressBar(projection.name, lines),
       });
-      process.stderr.write(`job ${job.id}\n`);
+      process.stderr.write(`job ${job.id} (${projection.name})\n`);
       const finished = await done;
-      if (process.stderr.isTTY) process.stderr.write('\n');
+      if (process.stderr.isTTY && !lines) process.stderr.write('\n');
       if (finished.status !== 'succeeded') {
         process.stderr.write(`rebuild of ${projection.name} failed: ${finished.error}\n`);
-        return 1;
+        failed = true;
+        return;
       }
       process.stdout.write(`${JSON.stringify({ job: finished.id, ...finished.report })}\n`);
-    }
-    return 0;
+    });
+    return failed ? 1 : 0;
   } catch (error) {
     if (error instanceof RebuildConflictError) {
       process.stderr.write(`${error.message}\n`);

@@ -11,7 +11,7 @@ import {
   splitWindow,
 } from '../src/projections/analytics.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
-import { planChunks, rebuildProjection } from '../src/projections/rebuild.ts';
+import { planChunks, rebuildProjections } from '../src/projections/rebuild.ts';
 import { startProjectionRunner } from '../src/projections/runner.ts';
 import { RAW_QUERIES } from './analytics-raw.ts';
 import { generateEvents, insertEvents } from './analytics-seed.ts';
@@ -112,11 +112,15 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
   });
 
   it('still answer exactly the same after every projection is rebuilt from the log', async () => {
-    for (const p of PROJECTIONS) {
-      // Six weeks of events: the bulk pass splits them into time chunks filled side by side.
-      expect((await planChunks(db.sql, p, 2)).length).toBeGreaterThan(1);
-      await rebuildProjection(db.sql, p, { batchSize: 500, concurrency: 2 });
-    }
+    // Six weeks of events: the bulk pass splits them into time chunks filled side by side, and
+    // two projections rebuild at once.
+    for (const p of PROJECTIONS) expect((await planChunks(db.sql, p, 2)).length).toBeGreaterThan(1);
+    const reports = await rebuildProjections(db.sql, PROJECTIONS, {
+      batchSize: 500,
+      concurrency: 2,
+      atOnce: 2,
+    });
+    expect(reports.map((r) => r.projection)).toEqual(PROJECTIONS.map((p) => p.name));
     await expectAllEqualRaw();
   });
 

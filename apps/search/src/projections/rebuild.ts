@@ -67,7 +67,11 @@ async function indexStatements(sql: Queryable, table: string, next: string): Pro
 }
 
 /** Runs `fn` over `items`, `lanes` at a time (each lane takes the next item when it is done). */
-async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function inLanes<T>(
+  items: readonly T[],
+  lanes: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   const queue = [...items];
   await Promise.all(
     Array.from({ length: Math.max(1, lanes) }, async () => {
@@ -195,6 +199,29 @@ export async function rebuildProjection(
   } finally {
     guard.release();
   }
+}
+
+/**
+ * Rebuilds several projections, `atOnce` of them side by side (largest first). A single rebuild
+ * leaves a core idle in its serial steps (a roll-up, the index of a one-table projection, the
+ * last chunk); a second projection's rebuild fills it.
+ */
+export async function rebuildProjections(
+  sql: Sql,
+  projections: readonly Projection[],
+  options: RebuildOptions & { atOnce?: number } = {},
+): Promise<RebuildReport[]> {
+  const sizes = new Map<Projection, number>();
+  for (const p of projections) {
+    const chunks = await planChunks(sql, p, 1);
+    sizes.set(p, chunks.reduce((n, c) => n + c.events, 0) * p.tables.length);
+  }
+  const ordered = [...projections].sort((a, b) => sizes.get(b)! - sizes.get(a)!);
+  const reports = new Map<Projection, RebuildReport>();
+  await inLanes(ordered, options.atOnce ?? 2, async (p) => {
+    reports.set(p, await rebuildProjection(sql, p, options));
+  });
+  return projections.map((p) => reports.get(p)!);
 }
 
 async function buildAndSwap(
