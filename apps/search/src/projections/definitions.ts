@@ -229,21 +229,19 @@ const activity: Projection = {
 
 const heatmapKeys = { scope: 's.scope', key: 's.key', guild_id: 's.guild_id', day: 's.day' };
 /**
- * Events counted per (scope, key, guild, day, hour) for the channel and user scopes; the guild
- * scope is the sum of its channels' counts (every event has a channel), which spares a third of
- * the grouping over events (the heatmap is the costliest rebuild).
+ * Events counted per (scope, key, guild, day, hour) for the channel, user and guild scopes in one
+ * pass: grouping sets fill three hash tables from each event row (the rebuild's costliest step;
+ * a lateral row per scope grouped once took half as long again).
  */
-const heatmapSource = (type: EventType) => (src: string) =>
-  `(with c as (
-      select k.scope, k.key, e.guild_id, (e.occurred_at at time zone 'UTC')::date as day,
-        extract(hour from e.occurred_at at time zone 'UTC')::int as h, count(*)::int as n
-      from ${src} e
-      cross join lateral (values ('channel', e.channel_id), ('user', ${userOf(type).replace('s.', 'e.')})) k(scope, key)
-      group by 1, 2, 3, 4, 5
-    )
-    select scope, key, guild_id, day, h, n from c
-    union all
-    select 'guild', guild_id, guild_id, day, h, sum(n)::int from c where scope = 'channel' group by 3, 4, 5)`;
+const heatmapSource = (type: EventType) => (src: string) => {
+  const user = userOf(type).replace('s.', 'e.');
+  return `(select case when grouping(e.channel_id) = 0 then 'channel' when grouping(${user}) = 0 then 'user' else 'guild' end as scope,
+      case when grouping(e.channel_id) = 0 then e.channel_id when grouping(${user}) = 0 then ${user} else e.guild_id end as key,
+      e.guild_id, (e.occurred_at at time zone 'UTC')::date as day,
+      extract(hour from e.occurred_at at time zone 'UTC')::int as h, count(*)::int as n
+    from ${src} e
+    group by grouping sets ((e.guild_id, 4, 5, e.channel_id), (e.guild_id, 4, 5, ${user}), (e.guild_id, 4, 5)))`;
+};
 
 const heatmap: Projection = {
   name: 'heatmap',
