@@ -234,10 +234,20 @@ export async function loadPeriod(
       const name = /^CREATE (?:CONSTRAINT )?TRIGGER (\S+) /.exec(def)?.[1];
       await t.unsafe(`drop trigger ${name} on ${table}`);
     }
-    for (const fn of shape.bulkCollectors) await t.unsafe(`select ${fn}($1::regclass)`, [table]);
     await t`set local maintenance_work_mem = '64MB'`;
     for (const def of shape.constraints) await t.unsafe(`alter table ${table} add ${def}`);
     for (const def of shape.indexes) await t.unsafe(indexOn(def, table));
+    // A query fixes its partitions when it is planned and takes its snapshot just after: without
+    // this lock, a projector planned before the commit could execute after it, take this
+    // transaction as finished (tx < xmin) while not scanning the new partition, move its cursor
+    // past these rows and never read them (seen in the tailing test). ATTACH alone takes a lock
+    // readers do not wait for; this one (what CREATE TABLE ... PARTITION OF takes for a live
+    // partition) makes the commit wait for queries planned before it, and queries planned after
+    // it wait for the commit. It is taken before the bulk collectors run: a writer inserting
+    // into the parent meanwhile may wait for words or ids they insert (unique keys), and must
+    // not be what this lock waits for. Held for the collectors, the attach and the checkpoint.
+    await t.unsafe(`lock table ${parent} in access exclusive mode`);
+    for (const fn of shape.bulkCollectors) await t.unsafe(`select ${fn}($1::regclass)`, [table]);
     await t.unsafe(
       `alter table ${parent} attach partition ${table} for values from ('${lower}') to ('${upper}')`,
     );
