@@ -109,7 +109,9 @@ function columnSql(column: Column): string {
   let e: string;
   switch (column.kind) {
     case 'ts':
-      e = `(extract(epoch from ${ref}) * 1000)::bigint::text`;
+      // float8 epoch seconds hold every millisecond of 2000-2100 exactly enough to round back
+      // to it, and cost half of extract()'s numeric arithmetic
+      e = `(date_part('epoch', ${ref}) * 1000)::bigint::text`;
       break;
     case 'arr':
       e = `cardinality(${ref})::text || ':' || array_to_string(${ref}, E'\\x1e')`;
