@@ -16,6 +16,11 @@ export interface SearchDeps {
   sql: Sql;
   /** Pool for search reads (a replica via SEARCH_DATABASE_URL); defaults to `sql`; closed with the app. */
   searchSql?: Sql;
+  /**
+   * Pool for analytics reads opened with ANALYTICS_SETTINGS (createAnalyticsSql); without it each
+   * analytics query runs in a transaction that sets them. Closed with the app.
+   */
+  analyticsSql?: Sql;
   nats: NatsConnection;
   auth: Auth;
   metrics: Registry;
@@ -39,6 +44,7 @@ export async function buildApp(deps: SearchDeps): Promise<ServiceInstance> {
   });
   await registerProjections(app, deps);
   if (deps.searchSql) app.addHook('onClose', async () => deps.searchSql!.end({ timeout: 5 }));
+  if (deps.analyticsSql) app.addHook('onClose', async () => deps.analyticsSql!.end({ timeout: 5 }));
   searchRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });
   messageRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });
   timelineRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });

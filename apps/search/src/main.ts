@@ -1,5 +1,6 @@
 import { startService } from '@spywatcher/service';
 import { buildApp } from './app.ts';
+import { createAnalyticsSql } from './projections/analytics.ts';
 import { projectionEnv, startProjectionRunner } from './projections/index.ts';
 import { createSearchSql, searchEnv } from './search/pool.ts';
 
@@ -8,7 +9,13 @@ await startService({
   defaultPort: 3002,
   env: { ...projectionEnv, ...searchEnv },
   build: async (rt) => ({
-    app: await buildApp({ ...rt, searchSql: createSearchSql(rt.config), loggerInstance: rt.logger }),
+    app: await buildApp({
+      ...rt,
+      searchSql: createSearchSql(rt.config),
+      // Session settings do not pass through PgBouncer: there each query sets them in a transaction.
+      analyticsSql: rt.config.DATABASE_PGBOUNCER ? undefined : createAnalyticsSql(rt.config),
+      loggerInstance: rt.logger,
+    }),
     // The projection runner lives in the read side (see README, "Projections and analytics").
     stop: rt.config.PROJECTIONS_RUNNER
       ? startProjectionRunner({

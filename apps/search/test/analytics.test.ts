@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Sql } from '@spywatcher/db';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
@@ -7,6 +8,7 @@ import { buildApp } from '../src/app.ts';
 import {
   type AnalyticsName,
   type AnalyticsParams,
+  createAnalyticsSql,
   runAnalytics,
   splitWindow,
 } from '../src/projections/analytics.ts';
@@ -57,6 +59,7 @@ const WAIT_MS = 170_000;
 let db: TestDatabase;
 let nats: NatsConnection;
 let app: ServiceInstance;
+let analyticsSql: Sql;
 
 async function endpoint(name: string, query: Record<string, string | number>) {
   const qs = new URLSearchParams(
@@ -87,8 +90,11 @@ async function expectAllEqualRaw() {
 beforeAll(async () => {
   db = await createTestDatabase();
   nats = await connect({ servers: testNatsUrl() });
+  // As main.ts wires it (the transaction fallback without this pool: projection-runner.test.ts).
+  analyticsSql = createAnalyticsSql({ DATABASE_URL: db.url, DATABASE_STATEMENT_TIMEOUT_MS: 30_000 });
   app = await buildApp({
     sql: db.sql,
+    analyticsSql,
     nats,
     auth: createAuth([]),
     metrics: new Registry(),
@@ -138,6 +144,14 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
       weeks: ['2026-10-05', '2026-10-05'],
     });
     expect(splitWindow('2026-10-06', '2026-10-12')).toEqual({ days: [['2026-10-06', '2026-10-12']] });
+  });
+
+  it('run on a pool whose sessions carry the analytics planner settings', async () => {
+    const [row] = await analyticsSql<{ jit: string; plan: string; workers: string }[]>`
+      select current_setting('jit') as jit, current_setting('plan_cache_mode') as plan,
+        current_setting('max_parallel_workers_per_gather') as workers
+    `;
+    expect(row).toEqual({ jit: 'off', plan: 'force_custom_plan', workers: '0' });
   });
 
   it('explain their numbers and check the window', async () => {

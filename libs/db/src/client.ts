@@ -24,6 +24,12 @@ export interface SqlOptions {
   idleTimeoutS?: number;
   /** Seconds to wait for a connection to be established. */
   connectTimeoutS?: number;
+  /**
+   * Session settings sent when each connection starts (e.g. planner settings for one kind of
+   * query), instead of a transaction that sets them on every use. Not through PgBouncer in
+   * transaction mode, which does not pass them on.
+   */
+  settings?: Record<string, string>;
 }
 
 /**
@@ -33,6 +39,7 @@ export interface SqlOptions {
  */
 export function createSql(options: SqlOptions): Sql {
   const connection: Record<string, string> = {
+    ...options.settings,
     application_name: options.applicationName,
     TimeZone: 'UTC',
   };

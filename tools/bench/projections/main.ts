@@ -30,6 +30,7 @@ import { buildApp } from '../../../apps/search/src/app.ts';
 import {
   type AnalyticsName,
   type AnalyticsParams,
+  createAnalyticsSql,
   runAnalytics,
 } from '../../../apps/search/src/projections/analytics.ts';
 import { PROJECTIONS } from '../../../apps/search/src/projections/definitions.ts';
@@ -229,7 +230,15 @@ async function main() {
     log(`rebuild of all projections: ${rebuildSeconds.toFixed(2)} s (${Math.round(rebuildPerS)} events/s)`);
 
     // Analytics endpoints vs the raw tables, same parameters (guild rotates, last 28 days).
-    const app = await buildApp({ sql, nats, auth: createAuth([]), metrics: new Registry(), logger: false });
+    // As main.ts wires it: analytics reads through their own pool with its session settings.
+    const app = await buildApp({
+      sql,
+      analyticsSql: createAnalyticsSql({ DATABASE_URL: url, DATABASE_STATEMENT_TIMEOUT_MS: 0 }),
+      nats,
+      auth: createAuth([]),
+      metrics: new Registry(),
+      logger: false,
+    });
     const guildOf = (i: number) => `1000000000000000${i % GUILDS}`;
     const cases: { name: AnalyticsName; extra: Record<string, string | number> }[] = [
       { name: 'ghosts', extra: {} },

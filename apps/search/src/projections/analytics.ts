@@ -1,4 +1,4 @@
-import type { Queryable, TransactionSql } from '@spywatcher/db';
+import { createSql, type Queryable, type Sql, type TransactionSql } from '@spywatcher/db';
 import { FAST_REACTION_MS } from './definitions.ts';
 
 /**
@@ -351,14 +351,42 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
     ) ${FINAL.suspicion(q, a)}`,
 };
 
+/**
+ * Session settings of the read-model queries (see runAnalytics for why). The search service
+ * opens its analytics pool with them (createAnalyticsSql), which spares each request the
+ * transaction that would otherwise set them: three round trips, ~3 ms at p95 on a busy machine.
+ */
+export const ANALYTICS_SETTINGS = {
+  jit: 'off',
+  plan_cache_mode: 'force_custom_plan',
+  max_parallel_workers_per_gather: '0',
+};
+
+/** The pool for analytics reads, its sessions set up by ANALYTICS_SETTINGS. */
+export function createAnalyticsSql(config: {
+  DATABASE_URL: string;
+  DATABASE_STATEMENT_TIMEOUT_MS: number;
+}): Sql {
+  return createSql({
+    url: config.DATABASE_URL,
+    applicationName: 'spywatcher-analytics',
+    max: 5,
+    statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+    settings: ANALYTICS_SETTINGS,
+  });
+}
+
 export async function runAnalytics(
   sql: Queryable,
   queries: Record<AnalyticsName, Query>,
   name: AnalyticsName,
   params: AnalyticsParams,
+  options: { sessionReady?: boolean } = {},
 ): Promise<Record<string, unknown>[]> {
   const q = new Params();
   const text = queries[name](q, params);
+  if (options.sessionReady)
+    return [...(await sql.unsafe<Record<string, unknown>[]>(text, q.values as never[]))];
   // At a few million events these aggregates cost enough for the planner to JIT-compile them,
   // which takes longer (tens of ms) than running them. And a cached generic plan cannot see how
   // narrow the window or the guild is: plan each call for its own parameters (planning is < 1 ms).

@@ -19,7 +19,7 @@ export const projectionEnv = {
 /** Analytics and projection routes plus the projection status gauges. */
 export async function registerProjections(
   app: ServiceInstance,
-  deps: { sql: Sql; auth: Auth; metrics: Registry },
+  deps: { sql: Sql; analyticsSql?: Sql; auth: Auth; metrics: Registry },
 ): Promise<void> {
   registerProjectionMetrics(deps.metrics, deps.sql);
   await analyticsRoutes(app, deps);

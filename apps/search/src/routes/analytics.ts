@@ -252,7 +252,10 @@ export function resolveWindow(
   return { from, to, days };
 }
 
-export async function analyticsRoutes(app: ServiceInstance, deps: { sql: Sql }): Promise<void> {
+export async function analyticsRoutes(
+  app: ServiceInstance,
+  deps: { sql: Sql; analyticsSql?: Sql },
+): Promise<void> {
   for (const e of ENDPOINTS) {
     const limitMax = e.limitMax ?? 500;
     const querySchema = Type.Object(
@@ -304,7 +307,9 @@ export async function analyticsRoutes(app: ServiceInstance, deps: { sql: Sql }):
           to: window.to,
           limit: (q.limit as number | undefined) ?? (limitMax === 168 ? 168 : 50),
         };
-        const items = await runAnalytics(deps.sql, READ_MODEL_QUERIES, e.name, params);
+        const items = await runAnalytics(deps.analyticsSql ?? deps.sql, READ_MODEL_QUERIES, e.name, params, {
+          sessionReady: deps.analyticsSql !== undefined,
+        });
         return {
           name: e.name,
           window: { ...window, timezone: 'UTC' as const },
