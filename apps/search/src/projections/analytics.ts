@@ -318,11 +318,13 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       m.median as "medianMs", u.fast::int as "fastReactions"
     from u join m on m.user_id = u.user_id
     order by u.fast desc, u.total desc, u.user_id`,
+  // Within one guild a user has one row per day with changes: its days are count(*) (hashed),
+  // not a sorted count(distinct day).
   'role-drift': (q, a) => `
     with t as (
       select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
-        count(distinct day) filter (where role_changes > 0) as change_days
-      from rm_user_daily where role_changes > 0 and ${dayWindow(q, a)} ${guildFilter(q, a)}
+        ${a.guildId === undefined ? 'count(distinct day)' : 'count(*)'} as change_days
+      from rm_role_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
       group by user_id
     ) ${FINAL.roleDrift(q, a)}`,
   'behavior-shifts': (q, a) => `

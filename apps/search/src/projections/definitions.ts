@@ -179,7 +179,7 @@ const userDayKeys = (type: EventType) => ({
 const activity: Projection = {
   name: 'activity',
   description:
-    'Per user, guild and UTC day: messages, typing, reactions (fast ones too), presences, multi-client presences, role changes, deletions. Serves ghosts, lurkers, role-drift, behavior-shifts and suspicion.',
+    'Per user, guild and UTC day: messages, typing, reactions (fast ones too), presences, multi-client presences, role changes (also on their own), deletions. Serves ghosts, lurkers, role-drift, behavior-shifts and suspicion.',
   types: ['message', 'typing', 'reaction_time', 'presence', 'role_change', 'deleted_message'],
   tables: [
     {
@@ -222,6 +222,24 @@ const activity: Projection = {
           },
         },
         deleted_message: { keys: userDayKeys('deleted_message'), values: { deleted_messages: 'count(*)' } },
+      },
+    },
+    {
+      // Role changes are sparse (a few per user and month): role-drift reads these narrow rows
+      // instead of picking them out of the wide per-day activity rows.
+      name: 'rm_role_daily',
+      clusterBy: ['guild_id', 'day'],
+      keys: ['guild_id', 'day', 'user_id'],
+      values: { role_changes: SUM, roles_added: SUM, roles_removed: SUM },
+      sources: {
+        role_change: {
+          keys: userDayKeys('role_change'),
+          values: {
+            role_changes: 'count(*)',
+            roles_added: 'sum(cardinality(s.added_roles))',
+            roles_removed: 'sum(cardinality(s.removed_roles))',
+          },
+        },
       },
     },
   ],
