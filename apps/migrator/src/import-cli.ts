@@ -20,7 +20,7 @@ options:
   --max-rejects N      rejected rows allowed before the exit code says failure (default 0)
   --reject-file FILE   NDJSON file for rejected rows (default FILE.rejects.ndjson)
   --batch-rows N       rows per committed batch (default 5000)
-  --concurrency N      event-table batches written at once (default 2)
+  --concurrency N      event-table periods loaded at once (default 3)
   --json               print the report as one JSON line at the end
 
 exit codes: 0 ok, 1 error, 2 bad configuration, 3 more rejects than --max-rejects,
@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
         'max-rejects': { type: 'string', default: '0' },
         'reject-file': { type: 'string' },
         'batch-rows': { type: 'string', default: '5000' },
-        concurrency: { type: 'string', default: '2' },
+        concurrency: { type: 'string', default: '3' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -186,7 +186,8 @@ async function main(argv: string[]): Promise<number> {
     sql = createSql({
       url: databaseUrl(),
       applicationName: 'spywatcher-import',
-      max: 4,
+      // the advisory lock's connection, three lanes, and one for progress and verification samples
+      max: 5,
       connectTimeoutS: 5,
     });
   }

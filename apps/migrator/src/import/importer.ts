@@ -48,7 +48,7 @@ export interface ImportOptions {
   rejectFile?: string;
   /** Rows per insert (and per commit, except in a bulk-loaded period, which commits once). */
   batchRows?: number;
-  /** Event tables imported at once (default 2). */
+  /** Event table periods imported at once (default 3). */
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
@@ -136,6 +136,13 @@ interface Batch {
 }
 
 const DAY = 86_400_000;
+
+/**
+ * Lanes loading periods at once. Three beat two on the 2-core machine (1M rows: 16.8 s against
+ * 19.2 s on average over four alternated pairs): a lane's PostgreSQL work (index builds, attach)
+ * leaves the import's thread idle, and a third lane fills those gaps.
+ */
+export const DEFAULT_CONCURRENCY = 3;
 
 /** Relative PostgreSQL cost of a row, to start the costliest table first. */
 const costOf = (spec: TableSpec) => (spec.legacy === 'MessageEvent' ? 8 : 1);
@@ -796,7 +803,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     }
     // Users before the guilds that point at them, one at a time; then the event tables'
     // id ranges in parallel lanes, costliest first (message rows compute a tsvector and feed a
-    // GIN index), so PostgreSQL works on two batches at once and no table is left alone at the end.
+    // GIN index), so PostgreSQL works on several periods at once and no table is left alone at the end.
     let failed = false;
     for (const unit of plan.filter((u) => u.spec.kind === 'reference')) {
       await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
@@ -804,18 +811,21 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     const queue = plan
       .filter((u) => u.spec.kind === 'event')
       .sort((a, b) => b.rows * costOf(b.spec) - a.rows * costOf(a.spec));
-    const lanes = Array.from({ length: Math.max(1, options.concurrency ?? 2) }, async () => {
-      for (let unit = queue.shift(); unit && !failed; unit = queue.shift()) {
-        try {
-          await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
-        } catch (error) {
-          if (!failed) {
-            failed = true;
-            throw error;
+    const lanes = Array.from(
+      { length: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY) },
+      async () => {
+        for (let unit = queue.shift(); unit && !failed; unit = queue.shift()) {
+          try {
+            await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
+          } catch (error) {
+            if (!failed) {
+              failed = true;
+              throw error;
+            }
           }
         }
-      }
-    });
+      },
+    );
     const settled = await Promise.allSettled(lanes);
     const failure = settled.find((r) => r.status === 'rejected');
     if (failure) throw (failure as PromiseRejectedResult).reason;
@@ -843,7 +853,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           if (!result.ok) log(`verification failed for ${spec.legacy}: ${result.message}`);
         }
       };
-      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, verifyNext));
+      await Promise.all(
+        Array.from({ length: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY) }, verifyNext),
+      );
       verified = reports.every((r) => r.verification?.ok === true);
     }
     phases.verify = performance.now() - verifyStarted;
