@@ -71,7 +71,8 @@ describe('period helpers', () => {
     }
     for (const period of ['week', 'month'] as const) {
       const stmt = lite.prepare(`select ${periodSql(period, ':x')} as p`);
-      for (const x of samples) expect((stmt.get({ x: BigInt(x) }) as { p: number }).p).toBe(periodStart(period, x));
+      for (const x of samples)
+        expect((stmt.get({ x: BigInt(x) }) as { p: number }).p).toBe(periodStart(period, x));
     }
     lite.close();
     expect(
