@@ -88,15 +88,18 @@ export function splitWindow(
 
 /**
  * The rows of a per-day read model for the window (and guild), whole weeks taken from its
- * weekly roll-up: a FROM item with the daily table's columns, `day` being a week's Monday on
- * roll-up rows. With `splitRecent` the last 7 days are split off first, so a roll-up row lies
- * wholly before or wholly inside them and `day >= recentStart` still tells them apart.
+ * weekly roll-up: a FROM item with the given columns of the daily table, `day` being a week's
+ * Monday on roll-up rows. Only the columns the query uses: the union's rows are formed from
+ * them, and wide rows cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms). With `splitRecent` the
+ * last 7 days are split off first, so a roll-up row lies wholly before or wholly inside them and
+ * `day >= recentStart` still tells them apart.
  */
 export function windowRows(
   q: Params,
   a: WindowParams,
   daily: string,
   weekly: string,
+  columns: readonly string[],
   options: { splitRecent?: boolean } = {},
 ): string {
   const recent = isoDay(Date.parse(`${a.to}T00:00:00Z`) - 6 * DAY_MS);
@@ -111,8 +114,9 @@ export function windowRows(
   const range = ([lo, hi]: [string, string]) => `day between ${q.p(lo, '::date')} and ${q.p(hi, '::date')}`;
   for (const segment of segments) {
     const { days, weeks } = splitWindow(...segment);
-    for (const d of days) parts.push(`select * from ${daily} where ${range(d)} ${guildFilter(q, a)}`);
-    if (weeks) parts.push(`select * from ${weekly} where ${range(weeks)} ${guildFilter(q, a)}`);
+    const list = columns.join(', ');
+    for (const d of days) parts.push(`select ${list} from ${daily} where ${range(d)} ${guildFilter(q, a)}`);
+    if (weeks) parts.push(`select ${list} from ${weekly} where ${range(weeks)} ${guildFilter(q, a)}`);
   }
   return `(${parts.join('\n      union all ')}) r`;
 }
@@ -242,7 +246,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   ghosts: (q, a) => `
     with t as (
       select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly')}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'typing', 'messages'])}
       group by user_id
     ) ${FINAL.ghosts(q, a)}`,
   // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
@@ -280,7 +284,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'channel-diversity': (q, a) => `
     with c as (
       select user_id, channel_id, sum(events) as events
-      from ${windowRows(q, a, 'rm_user_channel_daily', 'rm_user_channel_weekly')}
+      from ${windowRows(q, a, 'rm_user_channel_daily', 'rm_user_channel_weekly', ['user_id', 'channel_id', 'events'])}
       group by user_id, channel_id
     ), t as (
       select user_id, count(*) as channels, sum(events) as events from c group by user_id
@@ -297,7 +301,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'reaction-stats': (q, a) => `
     with u as (
       select user_id, sum(reactions) as total, sum(fast_reactions) as fast, sum(delta_ms_sum) as dsum
-      from ${windowRows(q, a, 'rm_reaction_daily', 'rm_reaction_weekly')}
+      from ${windowRows(q, a, 'rm_reaction_daily', 'rm_reaction_weekly', ['user_id', 'reactions', 'fast_reactions', 'delta_ms_sum'])}
       group by user_id
       having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
       order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
@@ -332,7 +336,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id,
         sum(messages + typing + reactions) filter (where day >= ${recentStart(q, a)}) as recent,
         sum(messages + typing + reactions) filter (where day < ${recentStart(q, a)}) as earlier
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', { splitRecent: true })}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'day', 'messages', 'typing', 'reactions'], { splitRecent: true })}
       group by user_id
     ) ${FINAL.behaviorShifts(q, a)}`,
   'client-drift': (q, a) => `
@@ -340,7 +344,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id, client,
         sum(presences) filter (where day >= ${recentStart(q, a)}) as recent,
         sum(presences) filter (where day < ${recentStart(q, a)}) as earlier
-      from ${windowRows(q, a, 'rm_client_daily', 'rm_client_weekly', { splitRecent: true })}
+      from ${windowRows(q, a, 'rm_client_daily', 'rm_client_weekly', ['user_id', 'client', 'day', 'presences'], { splitRecent: true })}
       group by user_id, client
     ) ${FINAL.clientDrift(q, a)}`,
   suspicion: (q, a) => `
@@ -348,7 +352,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id, sum(messages)::bigint as messages, sum(typing)::bigint as typing,
         sum(fast_reactions)::bigint as fast, sum(multi_client)::bigint as multi,
         sum(role_changes)::bigint as roles, sum(deleted_messages)::bigint as deleted
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly')}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'messages', 'typing', 'fast_reactions', 'multi_client', 'role_changes', 'deleted_messages'])}
       group by user_id
     ) ${FINAL.suspicion(q, a)}`,
 };
