@@ -137,13 +137,71 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
         ['2026-09-29', '2026-10-04'],
         ['2026-10-26', '2026-10-26'],
       ],
-      weeks: ['2026-10-05', '2026-10-19'],
+      weeks: [['2026-10-05', '2026-10-19']],
+      minus: [],
+    });
+    // Subtracting: the first week is its roll-up row minus its Monday.
+    expect(splitWindow('2026-09-29', '2026-10-26', true)).toEqual({
+      days: [['2026-10-26', '2026-10-26']],
+      weeks: [['2026-09-28', '2026-10-19']],
+      minus: [['2026-09-28', '2026-09-28']],
     });
     expect(splitWindow('2026-10-05', '2026-10-11')).toEqual({
       days: [],
-      weeks: ['2026-10-05', '2026-10-05'],
+      weeks: [['2026-10-05', '2026-10-05']],
+      minus: [],
     });
-    expect(splitWindow('2026-10-06', '2026-10-12')).toEqual({ days: [['2026-10-06', '2026-10-12']] });
+    expect(splitWindow('2026-10-06', '2026-10-12')).toEqual({
+      days: [['2026-10-06', '2026-10-12']],
+      weeks: [],
+      minus: [],
+    });
+  });
+
+  it('leave out groups whose only events fall on days a week row has subtracted', async () => {
+    // DEFAULT_WINDOW starts on Thursday 2026-10-01: its first week is the roll-up row of Monday
+    // 2026-09-28 minus Monday to Wednesday. This user acts only on that Tuesday, in every table.
+    const at = new Date('2026-09-29T12:00:00Z');
+    const user = '399999999999999999';
+    const userColumn = { reaction_time: 4, message: 3, deleted_message: 3 } as Record<string, number>;
+    const rows = [...generateEvents({ events: 400, start: '2026-09-29', days: 1, guilds: 1, users: 10 })].map(
+      (e) => {
+        const row = [...e.row];
+        row[1] = at;
+        row[userColumn[e.type] ?? 2] = user;
+        return { ...e, occurredAt: at, row };
+      },
+    );
+    // And on a client of its own inside the window, before and in the last week: the other
+    // clients' sums are then zero for a user who does count (client-drift must not list them).
+    // Web before, mobile in the last week: a distance of 1, so client-drift lists the user.
+    const presence = (id: string, day: string, client: string) => ({
+      type: 'presence' as const,
+      occurredAt: new Date(`${day}T09:00:00Z`),
+      row: [id, new Date(`${day}T09:00:00Z`), user, 'edge', '10000000000000000', [client], 'online'],
+    });
+    rows.push(
+      presence('ffffffff-0000-7000-8000-000000000001', '2026-10-10', 'web'),
+      presence('ffffffff-0000-7000-8000-000000000002', '2026-11-08', 'mobile'),
+    );
+    await insertEvents(db.sql, rows, 100);
+    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    await runner.runUntilCaughtUp(WAIT_MS);
+    await runner.stop();
+    const [week] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from rm_user_weekly where user_id = ${user} and day = '2026-09-28'
+    `;
+    expect(week!.n).toBeGreaterThan(0);
+    await expectAllEqualRaw();
+    const drift = await endpoint('client-drift', { limit: 500 });
+    expect(drift.items).toContainEqual(
+      // Only the clients seen in the window: not those of the subtracted Tuesday alone.
+      expect.objectContaining({
+        userId: user,
+        thisWeek: { mobile: 1, web: 0 },
+        previousWeeks: { mobile: 0, web: 1 },
+      }),
+    );
   });
 
   it('run on a pool whose sessions carry the analytics planner settings', async () => {

@@ -66,33 +66,53 @@ export const guildFilter = (q: Params, a: WindowParams, col = 'guild_id') =>
 const DAY_MS = 86_400_000;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
+export interface WindowPlan {
+  /** Day ranges (inclusive) read from the daily table. */
+  days: [string, string][];
+  /** Week ranges (Mondays, inclusive) read from the weekly roll-up. */
+  weeks: [string, string][];
+  /** Day ranges read from the daily table and subtracted: a week's days outside the window. */
+  minus: [string, string][];
+}
+
 /**
- * A window as whole ISO weeks (Monday to Sunday, both inclusive) and the days at its edges.
- * Windows are whole UTC days, YYYY-MM-DD.
+ * How to sum a window (whole UTC days, YYYY-MM-DD, inclusive) from day and week rows: the whole
+ * ISO weeks inside it from the roll-up, the other days from the daily table. With `subtract`,
+ * a week mostly inside (four to six days) is read as its roll-up row minus the days outside, so
+ * no edge costs more than three days of rows. Values are counts, so that is exact; a group whose
+ * sums are all zero then had no event in the window, and the query must leave it out.
  */
-export function splitWindow(
-  from: string,
-  to: string,
-): { days: [string, string][]; weeks?: [string, string] } {
+export function splitWindow(from: string, to: string, subtract = false): WindowPlan {
   const lo = Date.parse(`${from}T00:00:00Z`);
   const hi = Date.parse(`${to}T00:00:00Z`);
+  const plan: WindowPlan = { days: [], weeks: [], minus: [] };
   const isoDow = (ms: number) => ((new Date(ms).getUTCDay() + 6) % 7) + 1;
-  const firstMonday = lo + ((8 - isoDow(lo)) % 7) * DAY_MS;
-  const lastMonday = hi - 6 * DAY_MS - (isoDow(hi - 6 * DAY_MS) - 1) * DAY_MS;
-  if (firstMonday > lastMonday) return { days: [[from, to]] };
-  const days: [string, string][] = [];
-  if (lo < firstMonday) days.push([from, isoDay(firstMonday - DAY_MS)]);
-  if (lastMonday + 7 * DAY_MS <= hi) days.push([isoDay(lastMonday + 7 * DAY_MS), to]);
-  return { days, weeks: [isoDay(firstMonday), isoDay(lastMonday)] };
+  const push = (list: [string, string][], a: number, b: number, step: number) => {
+    const last = list[list.length - 1];
+    if (last && Date.parse(`${last[1]}T00:00:00Z`) + step === a) last[1] = isoDay(b);
+    else list.push([isoDay(a), isoDay(b)]);
+  };
+  for (let monday = lo - (isoDow(lo) - 1) * DAY_MS; monday <= hi; monday += 7 * DAY_MS) {
+    const sunday = monday + 6 * DAY_MS;
+    const a = Math.max(lo, monday);
+    const b = Math.min(hi, sunday);
+    const inside = (b - a) / DAY_MS + 1;
+    if (inside === 7 || (subtract && inside >= 4)) {
+      push(plan.weeks, monday, monday, 7 * DAY_MS);
+      if (a > monday) push(plan.minus, monday, a - DAY_MS, DAY_MS);
+      if (b < sunday) push(plan.minus, b + DAY_MS, sunday, DAY_MS);
+    } else push(plan.days, a, b, DAY_MS);
+  }
+  return plan;
 }
 
 /**
  * The rows of a per-day read model for the window (and guild), whole weeks taken from its
- * weekly roll-up: a FROM item with the given columns of the daily table, `day` being a week's
- * Monday on roll-up rows. Only the columns the query uses: the union's rows are formed from
- * them, and wide rows cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms). With `splitRecent` the
- * last 7 days are split off first, so a roll-up row lies wholly before or wholly inside them and
- * `day >= recentStart` still tells them apart.
+ * weekly roll-up: a FROM item with the given columns, `day` being a week's Monday on roll-up
+ * rows. Only the columns the query uses: the union's rows are formed from them, and wide rows
+ * cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms). `subtract` names the value columns to
+ * negate on subtracted rows and turns that plan on (see splitWindow). With `splitRecent` the last
+ * 7 days are planned on their own and the rows carry `recent` (a week row's `day` cannot tell).
  */
 export function windowRows(
   q: Params,
@@ -100,23 +120,28 @@ export function windowRows(
   daily: string,
   weekly: string,
   columns: readonly string[],
-  options: { splitRecent?: boolean } = {},
+  options: { splitRecent?: boolean; subtract?: readonly string[] } = {},
 ): string {
   const recent = isoDay(Date.parse(`${a.to}T00:00:00Z`) - 6 * DAY_MS);
-  const segments: [string, string][] =
+  const segments: [string, string, boolean][] =
     options.splitRecent && recent > a.from
       ? [
-          [a.from, isoDay(Date.parse(`${recent}T00:00:00Z`) - DAY_MS)],
-          [recent, a.to],
+          [a.from, isoDay(Date.parse(`${recent}T00:00:00Z`) - DAY_MS), false],
+          [recent, a.to, true],
         ]
-      : [[a.from, a.to]];
+      : [[a.from, a.to, true]];
   const parts: string[] = [];
   const range = ([lo, hi]: [string, string]) => `day between ${q.p(lo, '::date')} and ${q.p(hi, '::date')}`;
-  for (const segment of segments) {
-    const { days, weeks } = splitWindow(...segment);
-    const list = columns.join(', ');
-    for (const d of days) parts.push(`select ${list} from ${daily} where ${range(d)} ${guildFilter(q, a)}`);
-    if (weeks) parts.push(`select ${list} from ${weekly} where ${range(weeks)} ${guildFilter(q, a)}`);
+  for (const [from, to, isRecent] of segments) {
+    const flag = options.splitRecent ? `, ${isRecent} as recent` : '';
+    const select = (table: string, r: [string, string], negate: boolean) => {
+      const list = columns.map((c) => (negate && options.subtract?.includes(c) ? `-${c} as ${c}` : c));
+      return `select ${list.join(', ')}${flag} from ${table} where ${range(r)} ${guildFilter(q, a)}`;
+    };
+    const plan = splitWindow(from, to, options.subtract !== undefined);
+    for (const r of plan.days) parts.push(select(daily, r, false));
+    for (const r of plan.weeks) parts.push(select(weekly, r, false));
+    for (const r of plan.minus) parts.push(select(daily, r, true));
   }
   return `(${parts.join('\n      union all ')}) r`;
 }
@@ -246,7 +271,9 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   ghosts: (q, a) => `
     with t as (
       select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'typing', 'messages'])}
+      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'typing', 'messages'], {
+        subtract: ['typing', 'messages'],
+      })}
       group by user_id
     ) ${FINAL.ghosts(q, a)}`,
   // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
@@ -334,18 +361,31 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'behavior-shifts': (q, a) => `
     with t as (
       select user_id,
-        sum(messages + typing + reactions) filter (where day >= ${recentStart(q, a)}) as recent,
-        sum(messages + typing + reactions) filter (where day < ${recentStart(q, a)}) as earlier
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'day', 'messages', 'typing', 'reactions'], { splitRecent: true })}
+        sum(messages + typing + reactions) filter (where recent) as recent,
+        sum(messages + typing + reactions) filter (where not recent) as earlier
+      from ${windowRows(
+        q,
+        a,
+        'rm_user_daily',
+        'rm_user_weekly',
+        ['user_id', 'messages', 'typing', 'reactions'],
+        {
+          splitRecent: true,
+          subtract: ['messages', 'typing', 'reactions'],
+        },
+      )}
       group by user_id
     ) ${FINAL.behaviorShifts(q, a)}`,
   'client-drift': (q, a) => `
     with t as (
       select user_id, client,
-        sum(presences) filter (where day >= ${recentStart(q, a)}) as recent,
-        sum(presences) filter (where day < ${recentStart(q, a)}) as earlier
-      from ${windowRows(q, a, 'rm_client_daily', 'rm_client_weekly', ['user_id', 'client', 'day', 'presences'], { splitRecent: true })}
-      group by user_id, client
+        sum(presences) filter (where recent) as recent,
+        sum(presences) filter (where not recent) as earlier
+      from ${windowRows(q, a, 'rm_client_daily', 'rm_client_weekly', ['user_id', 'client', 'presences'], {
+        splitRecent: true,
+        subtract: ['presences'],
+      })}
+      group by user_id, client having sum(presences) > 0
     ) ${FINAL.clientDrift(q, a)}`,
   suspicion: (q, a) => `
     with t as (
