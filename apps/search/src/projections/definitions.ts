@@ -176,6 +176,16 @@ const userDayKeys = (type: EventType) => ({
   day: DAY,
 });
 
+/** Role changes per guild, user and day: a source of both activity tables. */
+const roleChanges: Source = {
+  keys: userDayKeys('role_change'),
+  values: {
+    role_changes: 'count(*)',
+    roles_added: 'sum(cardinality(s.added_roles))',
+    roles_removed: 'sum(cardinality(s.removed_roles))',
+  },
+};
+
 const activity: Projection = {
   name: 'activity',
   description:
@@ -213,14 +223,7 @@ const activity: Projection = {
           keys: userDayKeys('presence'),
           values: { presences: 'count(*)', multi_client: `count(*) filter (where ${MULTI_CLIENT})` },
         },
-        role_change: {
-          keys: userDayKeys('role_change'),
-          values: {
-            role_changes: 'count(*)',
-            roles_added: 'sum(cardinality(s.added_roles))',
-            roles_removed: 'sum(cardinality(s.removed_roles))',
-          },
-        },
+        role_change: roleChanges,
         deleted_message: { keys: userDayKeys('deleted_message'), values: { deleted_messages: 'count(*)' } },
       },
     },
@@ -232,14 +235,7 @@ const activity: Projection = {
       keys: ['guild_id', 'day', 'user_id'],
       values: { role_changes: SUM, roles_added: SUM, roles_removed: SUM },
       sources: {
-        role_change: {
-          keys: userDayKeys('role_change'),
-          values: {
-            role_changes: 'count(*)',
-            roles_added: 'sum(cardinality(s.added_roles))',
-            roles_removed: 'sum(cardinality(s.removed_roles))',
-          },
-        },
+        role_change: roleChanges,
       },
     },
   ],
