@@ -634,6 +634,25 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           });
         }
       };
+      // Per batch, whichever path loads it: rejects to their file, the table's counts, progress.
+      const keepRejects = (b: Batch) => {
+        if (b.rejects.length > 0 && rejectFile) {
+          appendFileSync(rejectFile, `${b.rejects.map((r) => JSON.stringify(r)).join('\n')}\n`);
+        }
+      };
+      const count = (b: Batch) => {
+        report.read += b.rows + b.rejects.length;
+        report.imported += b.rows;
+        report.rejected += b.rejects.length;
+      };
+      const reportProgress = () =>
+        options.onProgress?.({
+          table: spec.legacy,
+          phase: 'progress',
+          done: report.read,
+          total: progress.total,
+          rejected: report.rejected,
+        });
       const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before, unit.period);
       let state = cp;
       if (
@@ -667,22 +686,12 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                   if (error) throw error;
                 }
                 if (b.rows === 0 && b.rejects.length === 0) break;
-                if (b.rejects.length > 0 && rejectFile) {
-                  appendFileSync(rejectFile, `${b.rejects.map((r) => JSON.stringify(r)).join('\n')}\n`);
-                }
+                keepRejects(b);
                 acc = advance(acc, b);
-                report.read += b.rows + b.rejects.length;
-                report.imported += b.rows;
-                report.rejected += b.rejects.length;
+                count(b);
                 pending = (b.rows > 0 ? writeBulkBatch(tx, spec, table, b) : Promise.resolve()).then(
                   () => {
-                    options.onProgress?.({
-                      table: spec.legacy,
-                      phase: 'progress',
-                      done: report.read,
-                      total: progress.total,
-                      rejected: report.rejected,
-                    });
+                    reportProgress();
                   },
                   (e: unknown) => e ?? new Error('batch failed'),
                 );
@@ -703,9 +712,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       const write = async (b: Batch) => {
         const nextState = advance(state, b);
         if (!dryRun) {
-          if (b.rejects.length > 0 && rejectFile) {
-            appendFileSync(rejectFile, `${b.rejects.map((r) => JSON.stringify(r)).join('\n')}\n`);
-          }
+          keepRejects(b);
           for (let attempt = 1; ; attempt++) {
             if (spec.kind === 'event' && b.rows > 0) {
               const t0 = performance.now();
@@ -745,16 +752,8 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
         }
         state = nextState;
         states.set(unit.key, state);
-        report.read += b.rows + b.rejects.length;
-        report.imported += b.rows;
-        report.rejected += b.rejects.length;
-        options.onProgress?.({
-          table: spec.legacy,
-          phase: 'progress',
-          done: report.read,
-          total: progress.total,
-          rejected: report.rejected,
-        });
+        count(b);
+        reportProgress();
       };
       for (;;) {
         const stop = failed || options.signal?.aborted === true;
