@@ -149,29 +149,43 @@ export const MESSAGE_COLUMNS = [
   'attachment_count',
 ] as const;
 
+/** What a message's `message_events` row is made of (corpus and benchmark messages alike). */
+export type MessageFields = Pick<
+  CorpusMessage,
+  | 'id'
+  | 'occurredAt'
+  | 'messageId'
+  | 'userId'
+  | 'username'
+  | 'channelId'
+  | 'channelName'
+  | 'guildId'
+  | 'content'
+  | 'attachmentCount'
+>;
+
+/** A message's row, in MESSAGE_COLUMNS order. */
+export const messageRow = (m: MessageFields) =>
+  [
+    m.id,
+    m.occurredAt,
+    m.messageId,
+    m.userId,
+    m.username,
+    m.channelId,
+    m.channelName,
+    m.guildId,
+    m.content,
+    m.attachmentCount,
+  ] as const;
+
 export async function loadCorpus(sql: Queryable, messages: CorpusMessage[]): Promise<void> {
   await ensurePartitions(
     sql,
     'message',
     messages.map((m) => m.occurredAt),
   );
-  await copyRows(
-    sql,
-    'message_events',
-    MESSAGE_COLUMNS,
-    messages.map((m) => [
-      m.id,
-      m.occurredAt,
-      m.messageId,
-      m.userId,
-      m.username,
-      m.channelId,
-      m.channelName,
-      m.guildId,
-      m.content,
-      m.attachmentCount,
-    ]),
-  );
+  await copyRows(sql, 'message_events', MESSAGE_COLUMNS, messages.map(messageRow));
 }
 
 /** Brute-force evaluation of a text node against a message's tokens. */

@@ -8,6 +8,7 @@ import {
   loadCorpus,
   MESSAGE_COLUMNS,
   matchesText,
+  messageRow,
   newestFirst,
   prng,
   uuidFrom,
@@ -45,18 +46,12 @@ function startWriter(seed: number, late: boolean) {
           late && i % 2 === 1
             ? oldest + Math.floor(rand() * (newest - oldest))
             : newest + 1000 + batch * 10 + i;
-        return [
-          uuidFrom(rand),
-          new Date(t),
-          `9${seed}${batch}${i}`,
-          m.userId,
-          m.username,
-          m.channelId,
-          m.channelName,
-          m.guildId,
-          m.content,
-          m.attachmentCount,
-        ] as const;
+        return messageRow({
+          ...m,
+          id: uuidFrom(rand),
+          occurredAt: new Date(t),
+          messageId: `9${seed}${batch}${i}`,
+        });
       });
       await ensurePartitions(
         db.sql,

@@ -19,6 +19,7 @@ import {
 } from '@spywatcher/db';
 import { createEmptyDatabase } from '@spywatcher/testing';
 import { parseQuery, searchMessages } from '../../../apps/search/src/search/index.ts';
+import { MESSAGE_COLUMNS, messageRow } from '../../../apps/search/test/search-corpus.ts';
 import {
   type CorpusShape,
   channelId,
@@ -239,18 +240,7 @@ async function load(url: string): Promise<number> {
       await copyRows(
         sql,
         'message_events',
-        [
-          'id',
-          'occurred_at',
-          'message_id',
-          'user_id',
-          'username',
-          'channel_id',
-          'channel_name',
-          'guild_id',
-          'content',
-          'attachment_count',
-        ],
+        MESSAGE_COLUMNS,
         (function* () {
           for (let i = 0; i < n; i++) {
             const m = messages.next().value!;
@@ -263,18 +253,7 @@ async function load(url: string): Promise<number> {
                 guildId: m.guildId,
               });
             }
-            yield [
-              m.id,
-              m.occurredAt,
-              m.messageId,
-              m.userId,
-              m.username,
-              m.channelId,
-              m.channelName,
-              m.guildId,
-              m.content,
-              m.attachmentCount,
-            ];
+            yield messageRow(m);
           }
         })(),
         5000,
