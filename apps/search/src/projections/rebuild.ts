@@ -153,18 +153,6 @@ async function bulkSettings(tx: Queryable): Promise<void> {
     set_config('jit', 'off', true)`;
 }
 
-/**
- * Rebuilds a projection without downtime:
- * 1. creates empty `<table>__next` copies of its tables, without indexes (the live ones keep serving);
- * 2. bulk pass: per table and time chunk, one INSERT of the grouped UNION ALL of every event
- *    type it reads, restricted to transactions below the xmin taken at the start (a fixed, fully
- *    committed prefix of the log), `concurrency` at a time; then builds the indexes; the `__next`
- *    checkpoints are the last row of that prefix in each event table;
- * 3. tails the log into `__next` in batches until caught up;
- * 4. in one transaction holding the projection's lock (the live runner skips meanwhile): applies
- *    the last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
- *    checkpoints. Readers see the old tables until that commit and the new ones after it.
- */
 export interface RebuildOptions {
   batchSize?: number;
   /**
@@ -176,6 +164,19 @@ export interface RebuildOptions {
   onProgress?: (p: RebuildProgress) => void | Promise<void>;
 }
 
+/**
+ * Rebuilds a projection without downtime:
+ * 1. creates empty `<table>__next` copies of its tables, without indexes (the live ones keep serving);
+ * 2. bulk pass: per table and time chunk, one INSERT of the grouped UNION ALL of every event
+ *    type it reads, restricted to transactions below the xmin taken at the start (a fixed, fully
+ *    committed prefix of the log), `concurrency` at a time; then fills the weekly roll-ups from
+ *    the daily tables and builds the indexes; the `__next` checkpoints are the last row of that
+ *    prefix in each event table;
+ * 3. tails the log into `__next` in batches until caught up;
+ * 4. in one transaction holding the projection's lock (the live runner skips meanwhile): applies
+ *    the last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
+ *    checkpoints. Readers see the old tables until that commit and the new ones after it.
+ */
 export async function rebuildProjection(
   sql: Sql,
   projection: Projection,
@@ -248,14 +249,14 @@ async function buildAndSwap(
 
   const [snap] = await sql<{ xmin: string }[]>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`;
   const xmin = snap!.xmin;
-  const chunks = await planChunks(sql, projection, Math.max(1, options.concurrency ?? 2));
+  const lanes = Math.max(1, options.concurrency ?? 2);
+  const chunks = await planChunks(sql, projection, lanes);
   const eventsTotal = chunks.reduce((n, c) => n + c.events, 0);
   let eventsDone = 0;
   const bulkStarted = performance.now();
   // Every read-model key holds the UTC day of its events, so time ranges that meet at midnight
   // fill disjoint keys: the chunks are independent INSERTs, run side by side, and each groups
   // fewer rows (a smaller hash table) than one statement over the whole log would.
-  const lanes = Math.max(1, options.concurrency ?? 2);
   const work = projection.tables.flatMap((spec) => chunks.map((chunk) => ({ spec, chunk })));
   let finished = 0;
   await progress({ phase: `bulk 0/${work.length} chunks`, eventsDone, eventsTotal });
