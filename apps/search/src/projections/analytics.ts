@@ -1,5 +1,5 @@
 import { createSql, type Queryable, type Sql, type TransactionSql } from '@spywatcher/db';
-import { FAST_REACTION_MS } from './definitions.ts';
+import { FAST_REACTION_MS, PROJECTIONS } from './definitions.ts';
 
 /**
  * The analytics questions, answered from the read models. Windows are whole UTC days (`from` and
@@ -107,21 +107,23 @@ export function splitWindow(from: string, to: string, subtract = false): WindowP
 }
 
 /**
- * The rows of a per-day read model for the window (and guild), whole weeks taken from its
- * weekly roll-up: a FROM item with the given columns, `day` being a week's Monday on roll-up
- * rows. Only the columns the query uses: the union's rows are formed from them, and wide rows
- * cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms). `subtract` names the value columns to
- * negate on subtracted rows and turns that plan on (see splitWindow). With `splitRecent` the last
- * 7 days are planned on their own and the rows carry `recent` (a week row's `day` cannot tell).
+ * The rows of a per-day read model (`daily`, a table with a weekly roll-up) for the window (and
+ * guild), whole weeks taken from its roll-up: a FROM item with the given columns, `day` being a
+ * week's Monday on roll-up rows. Only the columns the query uses: the union's rows are formed
+ * from them, and wide rows cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms). `subtract` turns
+ * that plan on (see splitWindow): subtracted rows carry their value columns negated. With
+ * `splitRecent` the last 7 days are planned on their own and the rows carry `recent` (a week
+ * row's `day` cannot tell).
  */
 export function windowRows(
   q: Params,
   a: WindowParams,
   daily: string,
-  weekly: string,
   columns: readonly string[],
-  options: { splitRecent?: boolean; subtract?: readonly string[] } = {},
+  options: { splitRecent?: boolean; subtract?: boolean } = {},
 ): string {
+  const spec = PROJECTIONS.flatMap((p) => p.tables).find((t) => t.name === daily);
+  if (!spec?.weekly) throw new Error(`${daily} is not a read model with a weekly roll-up`);
   const recent = isoDay(Date.parse(`${a.to}T00:00:00Z`) - 6 * DAY_MS);
   const segments: [string, string, boolean][] =
     options.splitRecent && recent > a.from
@@ -135,12 +137,12 @@ export function windowRows(
   for (const [from, to, isRecent] of segments) {
     const flag = options.splitRecent ? `, ${isRecent} as recent` : '';
     const select = (table: string, r: [string, string], negate: boolean) => {
-      const list = columns.map((c) => (negate && options.subtract?.includes(c) ? `-${c} as ${c}` : c));
+      const list = columns.map((c) => (negate && c in spec.values ? `-${c} as ${c}` : c));
       return `select ${list.join(', ')}${flag} from ${table} where ${range(r)} ${guildFilter(q, a)}`;
     };
-    const plan = splitWindow(from, to, options.subtract !== undefined);
+    const plan = splitWindow(from, to, options.subtract === true);
     for (const r of plan.days) parts.push(select(daily, r, false));
-    for (const r of plan.weeks) parts.push(select(weekly, r, false));
+    for (const r of plan.weeks) parts.push(select(spec.weekly, r, false));
     for (const r of plan.minus) parts.push(select(daily, r, true));
   }
   return `(${parts.join('\n      union all ')}) r`;
@@ -271,9 +273,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   ghosts: (q, a) => `
     with t as (
       select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'typing', 'messages'], {
-        subtract: ['typing', 'messages'],
-      })}
+      from ${windowRows(q, a, 'rm_user_daily', ['user_id', 'typing', 'messages'], { subtract: true })}
       group by user_id
     ) ${FINAL.ghosts(q, a)}`,
   // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
@@ -311,7 +311,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'channel-diversity': (q, a) => `
     with c as (
       select user_id, channel_id, sum(events) as events
-      from ${windowRows(q, a, 'rm_user_channel_daily', 'rm_user_channel_weekly', ['user_id', 'channel_id', 'events'])}
+      from ${windowRows(q, a, 'rm_user_channel_daily', ['user_id', 'channel_id', 'events'])}
       group by user_id, channel_id
     ), t as (
       select user_id, count(*) as channels, sum(events) as events from c group by user_id
@@ -328,7 +328,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   'reaction-stats': (q, a) => `
     with u as (
       select user_id, sum(reactions) as total, sum(fast_reactions) as fast, sum(delta_ms_sum) as dsum
-      from ${windowRows(q, a, 'rm_reaction_daily', 'rm_reaction_weekly', ['user_id', 'reactions', 'fast_reactions', 'delta_ms_sum'])}
+      from ${windowRows(q, a, 'rm_reaction_daily', ['user_id', 'reactions', 'fast_reactions', 'delta_ms_sum'])}
       group by user_id
       having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
       order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
@@ -363,17 +363,10 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id,
         sum(messages + typing + reactions) filter (where recent) as recent,
         sum(messages + typing + reactions) filter (where not recent) as earlier
-      from ${windowRows(
-        q,
-        a,
-        'rm_user_daily',
-        'rm_user_weekly',
-        ['user_id', 'messages', 'typing', 'reactions'],
-        {
-          splitRecent: true,
-          subtract: ['messages', 'typing', 'reactions'],
-        },
-      )}
+      from ${windowRows(q, a, 'rm_user_daily', ['user_id', 'messages', 'typing', 'reactions'], {
+        splitRecent: true,
+        subtract: true,
+      })}
       group by user_id
     ) ${FINAL.behaviorShifts(q, a)}`,
   'client-drift': (q, a) => `
@@ -381,9 +374,9 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id, client,
         sum(presences) filter (where recent) as recent,
         sum(presences) filter (where not recent) as earlier
-      from ${windowRows(q, a, 'rm_client_daily', 'rm_client_weekly', ['user_id', 'client', 'presences'], {
+      from ${windowRows(q, a, 'rm_client_daily', ['user_id', 'client', 'presences'], {
         splitRecent: true,
-        subtract: ['presences'],
+        subtract: true,
       })}
       group by user_id, client having sum(presences) > 0
     ) ${FINAL.clientDrift(q, a)}`,
@@ -392,7 +385,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       select user_id, sum(messages)::bigint as messages, sum(typing)::bigint as typing,
         sum(fast_reactions)::bigint as fast, sum(multi_client)::bigint as multi,
         sum(role_changes)::bigint as roles, sum(deleted_messages)::bigint as deleted
-      from ${windowRows(q, a, 'rm_user_daily', 'rm_user_weekly', ['user_id', 'messages', 'typing', 'fast_reactions', 'multi_client', 'role_changes', 'deleted_messages'])}
+      from ${windowRows(q, a, 'rm_user_daily', ['user_id', 'messages', 'typing', 'fast_reactions', 'multi_client', 'role_changes', 'deleted_messages'])}
       group by user_id
     ) ${FINAL.suspicion(q, a)}`,
 };
