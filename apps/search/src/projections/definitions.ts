@@ -121,19 +121,25 @@ export function projectionTables(projection: Projection): string[] {
 }
 
 /**
+ * The aggregate that combines rows of a value column. 'hours' columns are filled by exactly one
+ * event type each, so in a rebuild max() picks that one array (roll-ups have no 'hours' columns).
+ */
+const AGGREGATE: Record<Merge, string> = { sum: 'sum', least: 'min', greatest: 'max', hours: 'max' };
+
+/** The ORDER BY writing a rebuilt table's rows in its clusterBy order (empty without one). */
+const clusterOrder = (spec: TableSpec) =>
+  spec.clusterBy ? `order by ${spec.clusterBy.map((k) => spec.keys.indexOf(k) + 1).join(', ')}` : '';
+
+/**
  * The rebuild statement filling an empty weekly roll-up from its daily table (already rebuilt):
  * a few hundred thousand grouped rows instead of the event log once more.
  */
 export function rollupStatement(spec: TableSpec, daily: string, weekly: string): string {
-  const agg = { sum: 'sum', least: 'min', greatest: 'max', hours: '' };
   const keys = spec.keys.map((k) => (k === 'day' ? `${mondayOf('day')} as day` : k));
-  const values = Object.entries(spec.values).map(([c, v]) => `${agg[v.merge]}(${c}) as ${c}`);
-  const order = spec.clusterBy
-    ? `order by ${spec.clusterBy.map((k) => spec.keys.indexOf(k) + 1).join(', ')}`
-    : '';
+  const values = Object.entries(spec.values).map(([c, v]) => `${AGGREGATE[v.merge]}(${c}) as ${c}`);
   return `insert into ${weekly} (${[...spec.keys, ...Object.keys(spec.values)].join(', ')})
 select ${[...keys, ...values].join(', ')} from ${daily}
-group by ${spec.keys.map((_, i) => i + 1).join(', ')} ${order}`;
+group by ${spec.keys.map((_, i) => i + 1).join(', ')} ${clusterOrder(spec)}`;
 }
 
 /** The live-batch statement folding events of `type` in `src` into `table` (live or `__next`). */
@@ -147,10 +153,8 @@ on conflict (${spec.keys.join(', ')}) do update set ${updates.join(', ')}`;
 }
 
 const finalAgg = (column: string, spec: ValueSpec) => {
-  // 'hours' columns are filled by exactly one event type each, so max() picks that one array.
-  const agg = { sum: 'sum', least: 'min', greatest: 'max', hours: 'max' }[spec.merge];
   const fallback = spec.merge === 'hours' ? `array_fill(0::bigint, array[24])` : spec.empty;
-  return `coalesce(${agg}(${column}), ${fallback}) as ${column}`;
+  return `coalesce(${AGGREGATE[spec.merge]}(${column}), ${fallback}) as ${column}`;
 };
 
 /** The rebuild statement filling an empty `table` from every event type at once. */
@@ -160,13 +164,10 @@ export function bulkStatement(spec: TableSpec, srcOf: (type: EventType) => strin
   );
   const values = Object.entries(spec.values).map(([c, v]) => finalAgg(c, v));
   const keys = spec.keys.map((_, i) => i + 1).join(', ');
-  const order = spec.clusterBy
-    ? `order by ${spec.clusterBy.map((k) => spec.keys.indexOf(k) + 1).join(', ')}`
-    : '';
   return `insert into ${table} (${[...spec.keys, ...Object.keys(spec.values)].join(', ')})
 select ${[...spec.keys, ...values].join(', ')}
 from (${parts.join('\nunion all\n')}) u
-group by ${keys} ${order}`;
+group by ${keys} ${clusterOrder(spec)}`;
 }
 
 const userOf = (type: EventType) => (type === 'reaction_time' ? 's.actor_id' : 's.user_id');
