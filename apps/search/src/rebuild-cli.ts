@@ -4,6 +4,7 @@ import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
 import { findProjection, PROJECTIONS, type Projection } from './projections/definitions.ts';
 import {
   inLanes,
+  largestFirst,
   RebuildConflictError,
   type RebuildProgress,
   startRebuildJob,
@@ -97,11 +98,11 @@ async function main(argv: string[]): Promise<number> {
   });
   process.stderr.write(`rebuilding on ${redactUrl(config.DATABASE_URL)}\n`);
   try {
-    // --all: two projections at a time (a rebuild's serial steps leave a core to the other);
-    // their progress then goes to stderr as lines rather than one redrawn bar.
+    // --all: two projections at a time, largest first (a rebuild's serial steps leave a core to
+    // the other); their progress then goes to stderr as lines rather than one redrawn bar.
     const lines = targets.length > 1;
     let failed = false;
-    await inLanes(targets, lines ? 2 : 1, async (projection) => {
+    await inLanes(await largestFirst(sql, targets), lines ? 2 : 1, async (projection) => {
       if (failed) return;
       const { job, done } = await startRebuildJob(sql, projection, {
         batchSize,

@@ -212,17 +212,24 @@ export async function rebuildProjections(
   projections: readonly Projection[],
   options: RebuildOptions & { atOnce?: number } = {},
 ): Promise<RebuildReport[]> {
+  const reports = new Map<Projection, RebuildReport>();
+  await inLanes(await largestFirst(sql, projections), options.atOnce ?? 2, async (p) => {
+    reports.set(p, await rebuildProjection(sql, p, options));
+  });
+  return projections.map((p) => reports.get(p)!);
+}
+
+/** Projections ordered by estimated work (events read × tables filled), largest first. */
+export async function largestFirst(
+  sql: Queryable,
+  projections: readonly Projection[],
+): Promise<Projection[]> {
   const sizes = new Map<Projection, number>();
   for (const p of projections) {
     const chunks = await planChunks(sql, p, 1);
     sizes.set(p, chunks.reduce((n, c) => n + c.events, 0) * p.tables.length);
   }
-  const ordered = [...projections].sort((a, b) => sizes.get(b)! - sizes.get(a)!);
-  const reports = new Map<Projection, RebuildReport>();
-  await inLanes(ordered, options.atOnce ?? 2, async (p) => {
-    reports.set(p, await rebuildProjection(sql, p, options));
-  });
-  return projections.map((p) => reports.get(p)!);
+  return [...projections].sort((a, b) => sizes.get(b)! - sizes.get(a)!);
 }
 
 async function buildAndSwap(
