@@ -27,6 +27,28 @@ async function copyMigrations(): Promise<string> {
 }
 
 describe('migrate', () => {
+  it('gives every Discord id column and read-model key byte order (COLLATE "C"), partitions included', async () => {
+    const { sql } = await emptyDb();
+    await migrate({ sql, dir: MIGRATIONS_DIR });
+    await sql`select sw_ensure_partition('message_events', now())`;
+    // An index serves a comparison only under its own collation: one default-collated id column
+    // joined to a C one would lose its index, so the rule is all of them.
+    const wrong = await sql<{ rel: string; col: string; coll: string }[]>`
+      select c.relname as rel, a.attname as col, coalesce(co.collname, '') as coll
+      from pg_attribute a
+      join pg_class c on c.oid = a.attrelid
+      join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+      left join pg_collation co on co.oid = a.attcollation
+      where c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped and a.atttypid = 'text'::regtype
+        and (c.relname like '%events%' or c.relname like 'rm\_%' or c.relname in ('users', 'guilds', 'banned_users', 'search_deleted_messages'))
+        and (a.attname like '%\_id' or a.attname in ('key', 'client', 'clients'))
+        and coalesce(co.collname, '') <> 'C'
+    `;
+    expect(wrong).toEqual([]);
+    const partitions = await sql`select 1 from pg_inherits where inhparent = 'message_events'::regclass`;
+    expect(partitions.length).toBeGreaterThan(0);
+  });
+
   it('migrates an empty database and a re-run is a no-op', async () => {
     const { sql } = await emptyDb();
     const first = await migrate({ sql, dir: MIGRATIONS_DIR });

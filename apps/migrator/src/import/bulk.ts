@@ -130,9 +130,14 @@ async function readParentShape(sql: Sql, parent: string): Promise<ParentShape> {
   const columns = await sql<
     { name: string; type: string; not_null: boolean; generated: string; expr: string | null }[]
   >`
-    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null,
-           a.attgenerated as generated, pg_get_expr(d.adbin, d.adrelid) as expr
+    select a.attname as name,
+           -- ATTACH PARTITION requires the same collation on every column (ids are COLLATE "C")
+           format_type(a.atttypid, a.atttypmod) ||
+             case when a.attcollation <> t.typcollation then ' collate ' || quote_ident(co.collname) else '' end as type,
+           a.attnotnull as not_null, a.attgenerated as generated, pg_get_expr(d.adbin, d.adrelid) as expr
     from pg_attribute a
+    join pg_type t on t.oid = a.atttypid
+    left join pg_collation co on co.oid = a.attcollation
     left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
     where a.attrelid = ${parent}::regclass and a.attnum > 0 and not a.attisdropped
     order by a.attnum
