@@ -184,6 +184,17 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
       presence('ffffffff-0000-7000-8000-000000000001', '2026-10-10', 'web'),
       presence('ffffffff-0000-7000-8000-000000000002', '2026-11-08', 'mobile'),
     );
+    // A second user, half web and half mobile before, only mobile in the last week: 0.5.
+    const half = '399999999999999998';
+    for (const [i, day, client] of [
+      [3, '2026-10-10', 'web'],
+      [4, '2026-10-11', 'mobile'],
+      [5, '2026-11-08', 'mobile'],
+    ] as const) {
+      const p = presence(`ffffffff-0000-7000-8000-00000000000${i}`, day, client);
+      p.row[2] = half;
+      rows.push(p);
+    }
     await insertEvents(db.sql, rows, 100);
     const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
     await runner.runUntilCaughtUp(WAIT_MS);
@@ -198,10 +209,17 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
       // Only the clients seen in the window: not those of the subtracted Tuesday alone.
       expect.objectContaining({
         userId: user,
+        distance: 1,
         thisWeek: { mobile: 1, web: 0 },
         previousWeeks: { mobile: 0, web: 1 },
       }),
     );
+    expect(drift.items).toContainEqual({
+      userId: half,
+      distance: 0.5,
+      thisWeek: { mobile: 1, web: 0 },
+      previousWeeks: { mobile: 0.5, web: 0.5 },
+    });
   });
 
   it('run on a pool whose sessions carry the analytics planner settings', async () => {
