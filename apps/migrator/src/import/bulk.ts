@@ -240,6 +240,10 @@ export async function loadPeriod(
       await t.unsafe(`drop trigger ${name} on ${table}`);
     }
     await t`set local maintenance_work_mem = '64MB'`;
+    // A period's table is small (tens of thousands of rows): starting parallel workers (a fork
+    // each) for its index builds cost more than they saved, and the other lanes keep the cores
+    // busy anyway (1M-row benchmark: 19.8 -> 17.3 s on average over three alternated pairs).
+    await t`set local max_parallel_maintenance_workers = 0`;
     for (const def of shape.constraints) await t.unsafe(`alter table ${table} add ${def}`);
     for (const def of shape.indexes) await t.unsafe(indexOn(def, table));
     // A query fixes its partitions when it is planned and takes its snapshot just after: without
