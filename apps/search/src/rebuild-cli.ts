@@ -1,9 +1,8 @@
 import { parseArgs } from 'node:util';
-import { createSql, redactUrl } from '@spywatcher/db';
+import { createSql, inLanes, redactUrl } from '@spywatcher/db';
 import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
 import { findProjection, PROJECTIONS, type Projection } from './projections/definitions.ts';
 import {
-  inLanes,
   largestFirst,
   RebuildConflictError,
   type RebuildProgress,

@@ -17,6 +17,7 @@ export {
   encodeCopyRows,
 } from './copy.ts';
 export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-tables.ts';
+export { inLanes } from './lanes.ts';
 export {
   type MigrationFile,
   MigrationFileError,

@@ -2,6 +2,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import {
   ensurePartitions,
+  inLanes,
   isMissingPartitionError,
   PartitionCache,
   type Sql,
@@ -810,24 +811,15 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     const queue = plan
       .filter((u) => u.spec.kind === 'event')
       .sort((a, b) => b.rows * costOf(b.spec) - a.rows * costOf(a.spec));
-    const lanes = Array.from(
-      { length: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY) },
-      async () => {
-        for (let unit = queue.shift(); unit && !failed; unit = queue.shift()) {
-          try {
-            await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
-          } catch (error) {
-            if (!failed) {
-              failed = true;
-              throw error;
-            }
-          }
-        }
-      },
-    );
-    const settled = await Promise.allSettled(lanes);
-    const failure = settled.find((r) => r.status === 'rejected');
-    if (failure) throw (failure as PromiseRejectedResult).reason;
+    // `failed` also stops the other lanes' units between batches (see importUnit).
+    await inLanes(queue, options.concurrency ?? DEFAULT_CONCURRENCY, async (unit) => {
+      try {
+        await importUnit(unit, reportOf(unit.spec), progressOf.get(unit.spec)!);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    });
     for (const spec of TABLE_SPECS) {
       const total = aggregate(states, spec);
       const report = reportOf(spec);
@@ -842,19 +834,13 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     if ((verify || options.verifyOnly) && sql) {
       const fresh = await loadCheckpoints(sql, source.key);
       await checkServerHash(sql);
-      // Each table is one scan on the server: two at a time keep both cores busy.
-      const pending = [...TABLE_SPECS];
-      const verifyNext = async (): Promise<void> => {
-        for (let spec = pending.shift(); spec; spec = pending.shift()) {
-          const cp = aggregate(fresh, spec);
-          const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
-          reportOf(spec).verification = result;
-          if (!result.ok) log(`verification failed for ${spec.legacy}: ${result.message}`);
-        }
-      };
-      await Promise.all(
-        Array.from({ length: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY) }, verifyNext),
-      );
+      // Each table is one scan on the server: one per lane keeps the cores busy.
+      await inLanes(TABLE_SPECS, options.concurrency ?? DEFAULT_CONCURRENCY, async (spec) => {
+        const cp = aggregate(fresh, spec);
+        const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
+        reportOf(spec).verification = result;
+        if (!result.ok) log(`verification failed for ${spec.legacy}: ${result.message}`);
+      });
       verified = reports.every((r) => r.verification?.ok === true);
     }
     phases.verify = performance.now() - verifyStarted;

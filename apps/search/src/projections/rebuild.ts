@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { eventTable, inLanes, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
 import { bulkStatement, type Projection, projectionTables, rollupStatement } from './definitions.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
@@ -64,20 +64,6 @@ async function indexStatements(sql: Queryable, table: string, next: string): Pro
       ? [def, `alter table ${next} add constraint ${name} primary key using index ${name}`]
       : [def];
   });
-}
-
-/** Runs `fn` over `items`, `lanes` at a time (each lane takes the next item when it is done). */
-export async function inLanes<T>(
-  items: readonly T[],
-  lanes: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: Math.max(1, lanes) }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-    }),
-  );
 }
 
 interface Chunk {
