@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Sql } from '@spywatcher/db';
+import type { Queryable, Sql } from '@spywatcher/db';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
@@ -9,6 +9,7 @@ import {
   type AnalyticsName,
   type AnalyticsParams,
   createAnalyticsSql,
+  READ_MODEL_QUERIES,
   runAnalytics,
   splitWindow,
 } from '../src/projections/analytics.ts';
@@ -228,6 +229,27 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
         current_setting('max_parallel_workers_per_gather') as workers
     `;
     expect(row).toEqual({ jit: 'off', plan: 'force_custom_plan', workers: '0' });
+  });
+
+  it('set the same planner settings in their transaction on a pool without them (PgBouncer)', async () => {
+    const settings = (q: Queryable) =>
+      q<{ jit: string; plan: string; workers: string }[]>`
+        select current_setting('jit') as jit, current_setting('plan_cache_mode') as plan,
+          current_setting('max_parallel_workers_per_gather') as workers`;
+    const [server] = await settings(db.sql);
+    const params = { ...DEFAULT_WINDOW, limit: 5 };
+    // set_config(..., true) lasts until the transaction ends: read them inside it, just after.
+    const [readModel] = await db.sql.begin(async (tx) => {
+      await runAnalytics(tx, READ_MODEL_QUERIES, 'ghosts', params);
+      return settings(tx);
+    });
+    expect(readModel).toEqual({ jit: 'off', plan: 'force_custom_plan', workers: '0' });
+    // Raw-table questions scan far more: they keep the server's parallel workers.
+    const [raw] = await db.sql.begin(async (tx) => {
+      await runAnalytics(tx, RAW_QUERIES, 'ghosts', params);
+      return settings(tx);
+    });
+    expect(raw).toEqual({ jit: 'off', plan: 'force_custom_plan', workers: server!.workers });
   });
 
   it('explain their numbers and check the window', async () => {

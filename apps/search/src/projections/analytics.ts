@@ -441,11 +441,12 @@ export async function runAnalytics(
   // more than it saves, and on a busy server the workers wait for a core (a 28-day guild window
   // went from ~25 to ~50 ms with two workers on a loaded 2-core machine). Raw-table questions
   // scan far more and keep the server's setting.
-  const workers = queries === READ_MODEL_QUERIES ? '0' : null;
+  const { max_parallel_workers_per_gather: _, ...rawSettings } = ANALYTICS_SETTINGS;
+  const settings: Record<string, string> = queries === READ_MODEL_QUERIES ? ANALYTICS_SETTINGS : rawSettings;
   const run = async (tx: TransactionSql) => {
-    // One round trip for all three (a null value keeps the server's setting).
-    await tx`select set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
-      set_config('max_parallel_workers_per_gather', coalesce(${workers}::text, current_setting('max_parallel_workers_per_gather')), true)`;
+    // One round trip for all of them.
+    await tx`select set_config(name, value, true)
+      from unnest(${Object.keys(settings)}::text[], ${Object.values(settings)}::text[]) as s(name, value)`;
     return [...(await tx.unsafe<Record<string, unknown>[]>(text, q.values as never[]))];
   };
   return 'savepoint' in sql ? run(sql) : sql.begin(run);
