@@ -49,6 +49,32 @@ describe('migrate', () => {
     expect(partitions.length).toBeGreaterThan(0);
   });
 
+  it("keeps the read models' counts as int (and int arrays), sums of milliseconds as bigint", async () => {
+    const { sql } = await emptyDb();
+    await migrate({ sql, dir: MIGRATIONS_DIR });
+    // sum(int) adds into a bigint, sum(bigint) into 128 bits and returns numeric: the analytics
+    // queries sum these columns for every request (migration 0090).
+    const columns = await sql<{ rel: string; col: string; type: string }[]>`
+      select c.relname as rel, a.attname as col, format_type(a.atttypid, a.atttypmod) as type
+      from pg_attribute a
+      join pg_class c on c.oid = a.attrelid
+      join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+      where c.relkind = 'r' and c.relname like 'rm\_%' and a.attnum > 0 and not a.attisdropped
+        and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'int4[]'::regtype, 'int8[]'::regtype)
+      order by 1, 2
+    `;
+    expect(columns.length).toBeGreaterThan(30);
+    const bigint = columns.filter((c) => c.type === 'bigint' || c.type === 'bigint[]');
+    expect(bigint.map((c) => `${c.rel}.${c.col}`)).toEqual([
+      'rm_reaction_daily.delta_ms_sum',
+      'rm_reaction_weekly.delta_ms_sum',
+    ]);
+    const [hours] = await sql<
+      { sum: number[] }[]
+    >`select sw_hours_add(array[1, 2]::int[], array[3, 4]::int[]) as sum`;
+    expect(hours!.sum).toEqual([4, 6]);
+  });
+
   it('migrates an empty database and a re-run is a no-op', async () => {
     const { sql } = await emptyDb();
     const first = await migrate({ sql, dir: MIGRATIONS_DIR });

@@ -57,7 +57,7 @@ export interface Projection {
 }
 
 const SUM: ValueSpec = { merge: 'sum', empty: '0' };
-const HOURS: ValueSpec = { merge: 'hours', empty: 'null::bigint[]' };
+const HOURS: ValueSpec = { merge: 'hours', empty: 'null::int[]' };
 export const FAST_REACTION_MS = 3000;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
@@ -73,7 +73,7 @@ const CLIENT_SET = `array_to_string(array(select distinct c from unnest(s.client
  * counted per (scope, key, guild, day, hour) by heatmapSource: 24 filters per group instead of
  * per event.
  */
-const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `coalesce(sum(s.n) filter (where s.h = ${h}), 0)`).join(', ')}]::bigint[]`;
+const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `coalesce(sum(s.n) filter (where s.h = ${h}), 0)`).join(', ')}]::int[]`;
 
 function mergeSql(table: string, column: string, spec: ValueSpec): string {
   switch (spec.merge) {
@@ -153,7 +153,7 @@ on conflict (${spec.keys.join(', ')}) do update set ${updates.join(', ')}`;
 }
 
 const finalAgg = (column: string, spec: ValueSpec) => {
-  const fallback = spec.merge === 'hours' ? `array_fill(0::bigint, array[24])` : spec.empty;
+  const fallback = spec.merge === 'hours' ? `array_fill(0, array[24])` : spec.empty;
   return `coalesce(${AGGREGATE[spec.merge]}(${column}), ${fallback}) as ${column}`;
 };
 
