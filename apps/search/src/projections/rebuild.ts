@@ -137,17 +137,17 @@ const timeLiteral = (bound: string) => `'${bound.replaceAll("'", "''")}'::timest
 /**
  * Session settings for the bulk pass (transaction-local): no JIT (it compiles these statements
  * for longer than it saves on them) and a bigger maintenance_work_mem for the index builds.
- * work_mem stays at the server's setting (4 MB by default): each statement groups one time
- * chunk, and its groupings spill in sorted batches that reuse the same memory. With 1 GB the
- * planner sized every hash table from its estimate of the groups (ten times too many for the
- * per-source groupings), and zeroing and faulting in that memory cost more than the spill saves:
- * at 5,000,000 events the five projections took ~96 backend CPU-s with 1 GB and ~86 with 4 MB
- * on a VM whose page faults are expensive (1.65M page faults against 0.4M). On an earlier machine
- * 1 GB had been the faster one; the chunks (about eight per table) have made the statements
- * small enough since.
+ * work_mem stays at the server's setting (4 MB by default) unless the table asks for more
+ * (`TableSpec.bulkWorkMem`): each statement groups one time chunk, and its groupings spill in
+ * sorted batches that reuse the same memory. With 1 GB for every table the planner sized every
+ * hash table from its estimate of the groups (ten times too many for the per-source groupings),
+ * and on a VM whose page faults are expensive zeroing and faulting in that memory cost more than
+ * the spill saves (~96 backend CPU-s for the five projections at 5,000,000 events against ~86
+ * with 4 MB; 1.65M page faults against 0.4M). Only the heatmap's grouping sets gain from more.
  */
-async function bulkSettings(tx: Queryable): Promise<void> {
+async function bulkSettings(tx: Queryable, workMem?: string): Promise<void> {
   await tx`select set_config('maintenance_work_mem', '256MB', true), set_config('jit', 'off', true)`;
+  if (workMem !== undefined) await tx`select set_config('work_mem', ${workMem}, true)`;
 }
 
 export interface RebuildOptions {
@@ -266,7 +266,7 @@ async function buildAndSwap(
   await progress({ phase: `bulk 0/${work.length} chunks`, eventsDone, eventsTotal });
   await inLanes(work, lanes, async ({ spec, chunk }) => {
     await sql.begin(async (tx) => {
-      await bulkSettings(tx);
+      await bulkSettings(tx, spec.bulkWorkMem);
       await tx.unsafe(
         bulkStatement(
           spec,
