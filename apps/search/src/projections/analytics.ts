@@ -110,42 +110,89 @@ export function splitWindow(from: string, to: string, subtract = false): WindowP
  * The rows of a per-day read model (`daily`, a table with a weekly roll-up) for the window (and
  * guild), whole weeks taken from its roll-up: a FROM item with the given columns, `day` being a
  * week's Monday on roll-up rows. Only the columns the query uses: the union's rows are formed
- * from them, and wide rows cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms). `subtract` turns
- * that plan on (see splitWindow): subtracted rows carry their value columns negated. With
- * `splitRecent` the last 7 days are planned on their own and the rows carry `recent` (a week
- * row's `day` cannot tell).
+ * from them, and wide rows cost (ghosts at 2,000,000 events: 10.2 -> 8.0 ms); a value may also be
+ * an expression over the value columns, `[alias, expression]`. `subtract` turns
+ * that plan on (see splitWindow): subtracted rows carry their value columns negated.
+ *
+ * With `splitRecent` the last 7 days and the days before are planned as two parts of one read,
+ * and each value column `c` comes out twice: `recent_c` (the last 7 days) and `earlier_c` (the
+ * rest; 0 on rows of the other part). Every table range is read once with one sign per part: the
+ * days of the week where the parts meet, which one part's week row adds and the other's
+ * subtracts, are one read that carries both signs (client-drift at 5,000,000 events: ~7% fewer
+ * rows and no FILTER aggregates, 15.7 -> 14.9 ms).
  */
 export function windowRows(
   q: Params,
   a: WindowParams,
   daily: string,
-  columns: readonly string[],
+  columns: readonly (string | [alias: string, expression: string])[],
   options: { splitRecent?: boolean; subtract?: boolean } = {},
 ): string {
   const spec = PROJECTIONS.flatMap((p) => p.tables).find((t) => t.name === daily);
   if (!spec?.weekly) throw new Error(`${daily} is not a read model with a weekly roll-up`);
-  const recent = isoDay(Date.parse(`${a.to}T00:00:00Z`) - 6 * DAY_MS);
-  const segments: [string, string, boolean][] =
-    options.splitRecent && recent > a.from
-      ? [
-          [a.from, isoDay(Date.parse(`${recent}T00:00:00Z`) - DAY_MS), false],
-          [recent, a.to, true],
-        ]
-      : [[a.from, a.to, true]];
-  const parts: string[] = [];
-  const range = ([lo, hi]: [string, string]) => `day between ${q.p(lo, '::date')} and ${q.p(hi, '::date')}`;
-  for (const [from, to, isRecent] of segments) {
-    const flag = options.splitRecent ? `, ${isRecent} as recent` : '';
-    const select = (table: string, r: [string, string], negate: boolean) => {
-      const list = columns.map((c) => (negate && c in spec.values ? `-${c} as ${c}` : c));
-      return `select ${list.join(', ')}${flag} from ${table} where ${range(r)} ${guildFilter(q, a)}`;
-    };
+  const toMs = Date.parse(`${a.to}T00:00:00Z`);
+  const recentMs = Math.max(Date.parse(`${a.from}T00:00:00Z`), toMs - 6 * DAY_MS);
+  // Part 0 is the whole window, or with splitRecent the earlier days; part 1 the last 7 days.
+  const parts: [string, string][] = options.splitRecent
+    ? [
+        [a.from, isoDay(recentMs - DAY_MS)],
+        [isoDay(recentMs), a.to],
+      ]
+    : [[a.from, a.to]];
+  // The sign each part gives a day's (or a week's) rows: 1 added, -1 subtracted, 0 not read.
+  const dayCoefficients = new Map<number, number[]>();
+  const weekCoefficients = new Map<number, number[]>();
+  const mark = (
+    into: Map<number, number[]>,
+    ranges: [string, string][],
+    step: number,
+    part: number,
+    sign: number,
+  ) => {
+    for (const [lo, hi] of ranges) {
+      for (let t = Date.parse(`${lo}T00:00:00Z`); t <= Date.parse(`${hi}T00:00:00Z`); t += step) {
+        const coefficients = into.get(t) ?? parts.map(() => 0);
+        coefficients[part]! += sign;
+        into.set(t, coefficients);
+      }
+    }
+  };
+  parts.forEach(([from, to], part) => {
+    if (from > to) return;
     const plan = splitWindow(from, to, options.subtract === true);
-    for (const r of plan.days) parts.push(select(daily, r, false));
-    for (const r of plan.weeks) parts.push(select(spec.weekly, r, false));
-    for (const r of plan.minus) parts.push(select(daily, r, true));
-  }
-  return `(${parts.join('\n      union all ')}) r`;
+    mark(dayCoefficients, plan.days, DAY_MS, part, 1);
+    mark(dayCoefficients, plan.minus, DAY_MS, part, -1);
+    mark(weekCoefficients, plan.weeks, 7 * DAY_MS, part, 1);
+  });
+  const signed = (c: string, sign: number) => (sign === 1 ? c : sign === -1 ? `-${c}` : '0');
+  const select = (table: string, lo: number, hi: number, coefficients: number[]) => {
+    const list = columns.flatMap((column) => {
+      if (typeof column === 'string' && !(column in spec.values)) return [column];
+      const [c, value] = typeof column === 'string' ? [column, column] : [column[0], `(${column[1]})`];
+      if (!options.splitRecent) return [`${signed(value, coefficients[0]!)} as ${c}`];
+      return [
+        `${signed(value, coefficients[1]!)} as recent_${c}`,
+        `${signed(value, coefficients[0]!)} as earlier_${c}`,
+      ];
+    });
+    return `select ${list.join(', ')} from ${table} where day between ${q.p(isoDay(lo), '::date')} and ${q.p(isoDay(hi), '::date')} ${guildFilter(q, a)}`;
+  };
+  const branches: string[] = [];
+  // Consecutive days (weeks) with the same signs are one range.
+  const emit = (table: string, from: Map<number, number[]>, step: number) => {
+    const keys = [...from.keys()].sort((x, y) => x - y);
+    let lo = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const same = (j: number) => from.get(keys[j]!)!.join() === from.get(keys[i]!)!.join();
+      if (i === 0 || keys[i]! - keys[i - 1]! !== step || !same(i - 1)) lo = keys[i]!;
+      const last = i === keys.length - 1 || keys[i + 1]! - keys[i]! !== step || !same(i + 1);
+      if (last && from.get(keys[i]!)!.some((x) => x !== 0))
+        branches.push(select(table, lo, keys[i]!, from.get(keys[i]!)!));
+    }
+  };
+  emit(daily, dayCoefficients, DAY_MS);
+  emit(spec.weekly, weekCoefficients, 7 * DAY_MS);
+  return `(${branches.join('\n      union all ')}) r`;
 }
 
 /** First day of the "this week" part of a shift window: the last 7 days up to `to`. */
@@ -230,7 +277,7 @@ export const FINAL = {
    */
   clientDrift: (q: Params, a: AnalyticsParams) => `
     , s as (
-      select user_id, client, coalesce(recent, 0)::bigint as recent, coalesce(earlier, 0)::bigint as earlier
+      select user_id, client, coalesce(recent, 0)::int as recent, coalesce(earlier, 0)::int as earlier
       from t
     ), u as (
       select user_id, sum(recent)::bigint as rt, sum(earlier)::bigint as et from s group by user_id
@@ -368,10 +415,8 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
     ) ${FINAL.roleDrift(q, a)}`,
   'behavior-shifts': (q, a) => `
     with t as (
-      select user_id,
-        sum(messages + typing + reactions) filter (where recent) as recent,
-        sum(messages + typing + reactions) filter (where not recent) as earlier
-      from ${windowRows(q, a, 'rm_user_daily', ['user_id', 'messages', 'typing', 'reactions'], {
+      select user_id, sum(recent_activity) as recent, sum(earlier_activity) as earlier
+      from ${windowRows(q, a, 'rm_user_daily', ['user_id', ['activity', 'messages + typing + reactions']], {
         splitRecent: true,
         subtract: true,
       })}
@@ -379,14 +424,12 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
     ) ${FINAL.behaviorShifts(q, a)}`,
   'client-drift': (q, a) => `
     with t as (
-      select user_id, client,
-        sum(presences) filter (where recent) as recent,
-        sum(presences) filter (where not recent) as earlier
+      select user_id, client, sum(recent_presences) as recent, sum(earlier_presences) as earlier
       from ${windowRows(q, a, 'rm_client_daily', ['user_id', 'client', 'presences'], {
         splitRecent: true,
         subtract: true,
       })}
-      group by user_id, client having sum(presences) > 0
+      group by user_id, client having sum(recent_presences) + sum(earlier_presences) > 0
     ) ${FINAL.clientDrift(q, a)}`,
   suspicion: (q, a) => `
     with t as (
