@@ -7,7 +7,7 @@ import {
   recentStart,
   timeWindow,
 } from '../src/projections/analytics.ts';
-import { FAST_REACTION_MS } from '../src/projections/definitions.ts';
+import { CLIENTS, FAST_REACTION_MS } from '../src/projections/definitions.ts';
 
 /**
  * The analytics questions asked of the raw event tables, with no read model: the reference the
@@ -98,11 +98,13 @@ export const RAW_QUERIES: Record<AnalyticsName, (q: Params, a: AnalyticsParams) 
     ) ${FINAL.behaviorShifts(q, a)}`,
   'client-drift': (q, a) => `
     with t as (
-      select user_id, c.client,
-        count(*) filter (where ${DAY} >= ${recentStart(q, a)}) as recent,
-        count(*) filter (where ${DAY} < ${recentStart(q, a)}) as earlier
-      from presence_events cross join lateral (select distinct u as client from unnest(clients) u) c
-      where ${W(q, a)} group by user_id, c.client
+      select user_id, ${CLIENTS.map(
+        (
+          c,
+        ) => `count(*) filter (where ${DAY} >= ${recentStart(q, a)} and '${c}' = any(clients)) as recent_${c},
+        count(*) filter (where ${DAY} < ${recentStart(q, a)} and '${c}' = any(clients)) as earlier_${c}`,
+      ).join(', ')}
+      from presence_events where ${W(q, a)} group by user_id
     ) ${FINAL.clientDrift(q, a)}`,
   suspicion: (q, a) => `
     with e as (

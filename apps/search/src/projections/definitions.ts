@@ -64,6 +64,8 @@ export interface Projection {
 const SUM: ValueSpec = { merge: 'sum', empty: '0' };
 const HOURS: ValueSpec = { merge: 'hours', empty: 'null::int[]' };
 export const FAST_REACTION_MS = 3000;
+/** Every client a presence can show (presence_events.clients is checked against these). */
+export const CLIENTS = ['desktop', 'web', 'mobile'] as const;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
 /**
@@ -322,20 +324,22 @@ const channels: Projection = {
 const clients: Projection = {
   name: 'clients',
   description:
-    'Presences per client and per combination of clients seen at once, per user and UTC day. Serves multi-client and client-drift.',
+    'Presences showing each client (desktop, web, mobile: a column each) and per combination of clients seen at once, per user and UTC day. Serves multi-client and client-drift.',
   types: ['presence'],
   tables: [
     {
+      // A column per client (the event table allows no others): a user's mix is one row.
       name: 'rm_client_daily',
       weekly: 'rm_client_weekly',
       clusterBy: ['guild_id', 'day'],
-      keys: ['guild_id', 'day', 'user_id', 'client'],
-      values: { presences: SUM },
+      keys: ['guild_id', 'day', 'user_id'],
+      values: Object.fromEntries(CLIENTS.map((c) => [c, SUM])),
       sources: {
         presence: {
-          keys: { ...userDayKeys('presence'), client: 'c.client' },
-          values: { presences: 'count(*)' },
-          from: 'cross join lateral (select distinct u as client from unnest(s.clients) u) c',
+          keys: userDayKeys('presence'),
+          values: Object.fromEntries(
+            CLIENTS.map((c) => [c, `count(*) filter (where '${c}' = any(s.clients))`]),
+          ),
         },
       },
     },
