@@ -391,7 +391,11 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
     ) ${FINAL.multiClient(q, a)}`,
   // Ranking needs only counts, fast counts and delta sums (rm_reaction_daily); the exact median
   // needs every delta, read for the page's users alone. Same answer as FINAL.reactionStats over
-  // all deltas (the tests compare), without sorting the deltas of users who are not shown.
+  // all deltas (the tests compare), without sorting the deltas of users who are not shown. Each
+  // user's median is its own subquery: its deltas grouped and summed in delta order up to the
+  // first that reaches half of the user's reactions (the total ranked by, from the same events).
+  // One join, sort and two window passes over all 50 users' deltas took twice as long (the guild
+  // of the fast reactors at 5,000,000 events: ~20 -> ~10 ms).
   'reaction-stats': (q, a) => `
     with u as (
       select user_id, sum(reactions) as total, sum(fast_reactions) as fast, sum(delta_ms_sum) as dsum
@@ -399,22 +403,18 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       group by user_id
       having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
       order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
-    ), t as (
-      select d.user_id, d.delta_ms, sum(d.reactions) as n
-      from rm_reaction_deltas d join u on u.user_id = d.user_id
-      where ${dayWindow(q, a, 'd.day')} ${guildFilter(q, a, 'd.guild_id')}
-      group by d.user_id, d.delta_ms
-    ), m as (
-      select user_id, min(delta_ms) filter (where cum * 2 >= total) as median
-      from (
-        select user_id, delta_ms, sum(n) over (partition by user_id order by delta_ms) as cum,
-          sum(n) over (partition by user_id) as total
-        from t
-      ) c group by user_id
     )
     select u.user_id as "userId", u.total::int as reactions, round(u.dsum::numeric / u.total, 1)::float8 as "avgMs",
-      m.median as "medianMs", u.fast::int as "fastReactions"
-    from u join m on m.user_id = u.user_id
+      (
+        select x.delta_ms from (
+          select d.delta_ms, sum(sum(d.reactions)) over (order by d.delta_ms) as cum
+          from rm_reaction_deltas d
+          where d.user_id = u.user_id and ${dayWindow(q, a, 'd.day')} ${guildFilter(q, a, 'd.guild_id')}
+          group by d.delta_ms
+        ) x where x.cum * 2 >= u.total order by x.delta_ms limit 1
+      ) as "medianMs",
+      u.fast::int as "fastReactions"
+    from u
     order by u.fast desc, u.total desc, u.user_id`,
   // Within one guild a user has one row per day with changes: its days are count(*) (hashed),
   // not a sorted count(distinct day).
