@@ -1,4 +1,4 @@
-import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSql, MIGRATIONS_DIR, migrate, migrationStatus, type Sql } from '@spywatcher/db';
@@ -73,6 +73,53 @@ describe('migrate', () => {
       { sum: number[] }[]
     >`select sw_hours_add(array[1, 2]::int[], array[3, 4]::int[]) as sum`;
     expect(hours!.sum).toEqual([4, 6]);
+  });
+
+  it('0091 turns a populated per-client read model into a column per client, sums kept', async () => {
+    const { sql } = await emptyDb();
+    const dir = await copyMigrations();
+    const pivot = '0091_client_columns.sql';
+    await cp(join(dir, pivot), join(dir, `${pivot}.later`));
+    await rm(join(dir, pivot));
+    await migrate({ sql, dir });
+    // The old shape, as the projection wrote it: a row per client, the roll-up per ISO week.
+    await sql`
+      insert into rm_client_daily (guild_id, user_id, day, client, presences) values
+        ('g', 'u1', '2026-10-05', 'desktop', 3), ('g', 'u1', '2026-10-05', 'mobile', 1),
+        ('g', 'u1', '2026-10-07', 'web', 2), ('g', 'u2', '2026-10-12', 'mobile', 5),
+        ('h', 'u1', '2026-10-05', 'desktop', 7)`;
+    await sql`
+      insert into rm_client_weekly (guild_id, user_id, day, client, presences)
+      select guild_id, user_id, '2026-10-05'::date + 7 * ((day - '2026-10-05'::date) / 7), client, sum(presences)
+      from rm_client_daily group by 1, 2, 3, 4`;
+    await cp(join(dir, `${pivot}.later`), join(dir, pivot));
+    await rm(join(dir, `${pivot}.later`));
+    const result = await migrate({ sql, dir });
+    expect(result.applied.map((m) => m.name)).toEqual(['client_columns']);
+    const daily =
+      await sql`select guild_id, user_id, day::text, desktop, web, mobile from rm_client_daily order by 1, 2, 3`;
+    expect([...daily]).toEqual([
+      { guild_id: 'g', user_id: 'u1', day: '2026-10-05', desktop: 3, web: 0, mobile: 1 },
+      { guild_id: 'g', user_id: 'u1', day: '2026-10-07', desktop: 0, web: 2, mobile: 0 },
+      { guild_id: 'g', user_id: 'u2', day: '2026-10-12', desktop: 0, web: 0, mobile: 5 },
+      { guild_id: 'h', user_id: 'u1', day: '2026-10-05', desktop: 7, web: 0, mobile: 0 },
+    ]);
+    const weekly =
+      await sql`select guild_id, user_id, day::text, desktop, web, mobile from rm_client_weekly order by 1, 2, 3`;
+    expect([...weekly]).toEqual([
+      { guild_id: 'g', user_id: 'u1', day: '2026-10-05', desktop: 3, web: 2, mobile: 1 },
+      { guild_id: 'g', user_id: 'u2', day: '2026-10-12', desktop: 0, web: 0, mobile: 5 },
+      { guild_id: 'h', user_id: 'u1', day: '2026-10-05', desktop: 7, web: 0, mobile: 0 },
+    ]);
+    // The keys the upserts and the analytics read by.
+    const indexes = await sql`
+      select indexdef from pg_indexes where tablename in ('rm_client_daily', 'rm_client_weekly') order by indexname`;
+    expect(indexes.map((i) => i.indexdef.replace(/^.* USING /, ''))).toEqual([
+      'btree (day, guild_id)',
+      'btree (guild_id, day, user_id)',
+      'btree (day, guild_id)',
+      'btree (guild_id, day, user_id)',
+    ]);
   });
 
   it('migrates an empty database and a re-run is a no-op', async () => {
