@@ -202,6 +202,13 @@ export const earlierDays = (q: Params, a: WindowParams) =>
   `(${q.p(a.to, '::date')} - ${q.p(a.from, '::date')} + 1 - 7)`;
 
 /**
+ * SQL for n / d rounded half up, in integer arithmetic, for integer expressions n >= 0 and d > 0:
+ * (2n + d) / 2d. The final steps below compute their ratios in bigint thousandths with it, which
+ * is numeric round(x, 3) exactly without a numeric division per user.
+ */
+const divRoundHalfUp = (n: string, d: string) => `(2 * (${n}) + (${d})) / (2 * (${d}))`;
+
+/**
  * Final SELECTs, each over a CTE `t` whose columns the comment names. `$limit` and other
  * parameters are appended by the caller through `q`.
  */
@@ -259,22 +266,22 @@ export const FINAL = {
   /**
    * t(user_id, recent, earlier): activity in the last 7 days and before.
    * weekly = round(earlier / (days before / 7), 3) and change = round((recent - weekly) /
-   * greatest(weekly, 1), 3), both computed exactly in bigint thousandths (_k): integer division
-   * rounds half up as (2n + d) / 2d, and change's sign is taken apart so it rounds half away from
-   * zero as numeric round() does. numeric divisions for every user in the window were half of
+   * greatest(weekly, 1), 3), both computed exactly in bigint thousandths (_k) with
+   * divRoundHalfUp; change's sign is taken apart so it rounds half away from zero as numeric
+   * round() does. numeric divisions for every user in the window were half of
    * this query (~5 of ~10.5 ms for a guild's 28-day window at 5,000,000 events).
    */
   behaviorShifts: (q: Params, a: AnalyticsParams) => `
     , w as (
       select user_id, coalesce(recent, 0)::bigint as recent,
-        (14000 * coalesce(earlier, 0)::bigint + ${earlierDays(q, a)}) / (2 * ${earlierDays(q, a)}) as weekly_k
+        ${divRoundHalfUp('7000 * coalesce(earlier, 0)::bigint', earlierDays(q, a))} as weekly_k
       from t where coalesce(recent, 0) + coalesce(earlier, 0) > 0
     ), x as (
       select user_id, recent, weekly_k, 1000 * (1000 * recent - weekly_k) as n, greatest(weekly_k, 1000) as m
       from w
     ), d as (
       select user_id, recent, weekly_k,
-        case when n < 0 then -((2 * -n + m) / (2 * m)) else (2 * n + m) / (2 * m) end as change_k
+        case when n < 0 then -${divRoundHalfUp('-n', 'm')} else ${divRoundHalfUp('n', 'm')} end as change_k
       from x
     )
     select user_id as "userId", recent::int as "thisWeek", weekly_k::float8 / 1000 as "previousWeeklyAverage",
@@ -284,8 +291,8 @@ export const FINAL = {
   /**
    * t(user_id, recent_<client>, earlier_<client> for each of CLIENTS): presences showing each
    * client in the last 7 days and before. distance = round(sum |r/rt - e/et| / 2, 3) over the
-   * clients, computed exactly in bigint thousandths as (2000 * S + 2 * rt * et) / (4 * rt * et)
-   * with S = sum |r * et - e * rt| (integer division rounds half up; S >= 0). The mixes (JSON)
+   * clients, computed exactly in bigint thousandths as 1000 * S / (2 * rt * et) rounded half up
+   * (divRoundHalfUp), with S = sum |r * et - e * rt| >= 0. The mixes (JSON)
    * are built for the page's users only, listing the clients seen in the window.
    */
   clientDrift: (q: Params, a: AnalyticsParams) => {
@@ -298,8 +305,10 @@ export const FINAL = {
     , u as (
       select *, ${sum('recent')} as rt, ${sum('earlier')} as et from t
     ), d as (
-      select *, (2000 * (${CLIENTS.map((c) => `abs(recent_${c} * et - earlier_${c} * rt)`).join(' + ')}) + 2 * rt * et)
-        / (4 * rt * et) as distance_k
+      select *, ${divRoundHalfUp(
+        `1000 * (${CLIENTS.map((c) => `abs(recent_${c} * et - earlier_${c} * rt)`).join(' + ')})`,
+        '2 * rt * et',
+      )} as distance_k
       from u where rt > 0 and et > 0
     ), page as (
       select * from d where distance_k >= ceil(${q.p(a.threshold ?? 0.5, '::numeric')} * 1000)
@@ -437,7 +446,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
   // A row per user and day (week) with a column per client: one grouping by user.
   'client-drift': (q, a) => `
     with t as (
-      select user_id, ${CLIENTS.map((c) => `sum(recent_${c})::bigint as recent_${c}, sum(earlier_${c})::bigint as earlier_${c}`).join(', ')}
+      select user_id, ${CLIENTS.map((c) => `sum(recent_${c}) as recent_${c}, sum(earlier_${c}) as earlier_${c}`).join(', ')}
       from ${windowRows(q, a, 'rm_client_daily', ['user_id', ...CLIENTS], { splitRecent: true, subtract: true })}
       group by user_id
     ) ${FINAL.clientDrift(q, a)}`,
