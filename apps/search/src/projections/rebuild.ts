@@ -146,8 +146,9 @@ const timeLiteral = (bound: string) => `'${bound.replaceAll("'", "''")}'::timest
  * with 4 MB; 1.65M page faults against 0.4M). Only the heatmap's grouping sets gain from more.
  */
 async function bulkSettings(tx: Queryable, workMem?: string): Promise<void> {
-  await tx`select set_config('maintenance_work_mem', '256MB', true), set_config('jit', 'off', true)`;
-  if (workMem !== undefined) await tx`select set_config('work_mem', ${workMem}, true)`;
+  // One round trip: a null work_mem keeps the server's setting.
+  await tx`select set_config('maintenance_work_mem', '256MB', true), set_config('jit', 'off', true),
+    set_config('work_mem', coalesce(${workMem ?? null}::text, current_setting('work_mem')), true)`;
 }
 
 export interface RebuildOptions {
