@@ -73,14 +73,13 @@ const adminUrl = withDatabase(baseUrl, 'postgres');
 const dbName = `sw_bench_proj_${Date.now().toString(36)}`;
 const url = withDatabase(baseUrl, dbName);
 
-const p95 = (xs: number[]) => {
+/** Nearest-rank quantile (p50 is the lower median). */
+const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(s.length * 0.95) - 1)] ?? 0;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * q) - 1))] ?? 0;
 };
-const p50 = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)] ?? 0;
-};
+const p95 = (xs: number[]) => quantile(xs, 0.95);
+const p50 = (xs: number[]) => quantile(xs, 0.5);
 const r3 = (n: number) => Math.round(n * 1000) / 1000;
 
 async function admin(statement: string) {
