@@ -21,7 +21,7 @@ commands:
   maintenance <vacuum|analyze|reindex> [--tables a,b] [--dry-run]
   health [--json] [--long-query-ms N]       the database health report
 
-environment: DATABASE_URL, BACKUP_DIR and the ops variables in the README ("Ops").`;
+environment: DATABASE_URL, BACKUP_DIR and the ops variables in apps/ops/README.md ("Settings").`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -16,7 +16,7 @@ await startService({
       analyticsSql: rt.config.DATABASE_PGBOUNCER ? undefined : createAnalyticsSql(rt.config),
       loggerInstance: rt.logger,
     }),
-    // The projection runner lives in the read side (see README, "Projections and analytics").
+    // The projection runner lives in the read side (see apps/search/README.md, "Projections and analytics").
     stop: rt.config.PROJECTIONS_RUNNER
       ? startProjectionRunner({
           ...rt,

@@ -4,7 +4,7 @@ import { type EventType, eventTable } from './event-tables.ts';
 /**
  * Partition layout lives in the `event_partitioning` table (seeded by migration 0003) so
  * every writer — ingest, the SQLite importer, tests — and the SQL function
- * `sw_ensure_partition` agree on it. See the README section "Partitions and retention".
+ * `sw_ensure_partition` agree on it. See apps/migrator/README.md, "Partitions and retention".
  */
 export interface PartitionPolicy {
   table: string;

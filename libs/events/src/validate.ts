@@ -6,7 +6,7 @@ import { EVENT_SCHEMAS, METADATA_MAX_BYTES, type SpywatcherEvent } from './schem
 /** Why one field of an event was refused. `field` is a JSON pointer into the event. */
 export interface EventFieldError {
   field: string;
-  /** Stable machine-readable code (see README, Ingest → rejection reasons). */
+  /** Stable machine-readable code (see libs/events/README.md, "Event shape"). */
   code: EventErrorCode;
   /** A sentence a person can act on. */
   reason: string;

@@ -1,7 +1,7 @@
 /**
  * Configuration from environment variables, validated once at start. Each variable is
  * declared with a parser, a default and a description; the same declarations feed the
- * README's table and the error a person sees when a value is missing or malformed.
+ * README's configuration table and the error a person sees when a value is missing or malformed.
  */
 export interface VarSpec<T> {
   description: string;

@@ -53,7 +53,7 @@ async function createDatabase(name: string, migrated: boolean): Promise<string> 
     const sql = createSql({ url, applicationName: 'bench-import', max: 2 });
     try {
       await migrate({ sql, dir: MIGRATIONS_DIR });
-      // Imported history is older than the default retention; keep it, as the README says.
+      // Imported history is older than the default retention; keep it, as apps/migrator/README.md says.
       await sql`update event_partitioning set retention_days = null`;
     } finally {
       await sql.end();
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     say('our import (nx run migrator:import-sqlite) with verification ...');
     const ours = await run(
       process.execPath,
-      // the same command as `nx run migrator:import-sqlite` (bounded heap, see the README)
+      // the same command as `nx run migrator:import-sqlite` (bounded heap, see apps/migrator/README.md)
       ['--max-old-space-size=160', join(root, 'apps/migrator/src/import-cli.ts'), '--from', file, '--json'],
       { ...process.env, DATABASE_URL: ourUrl },
     );

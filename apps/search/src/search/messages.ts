@@ -407,7 +407,7 @@ interface Edge {
 /**
  * Runs a parsed query: one page newest-first (default) or by relevance, a capped count and,
  * when nothing matches, did-you-mean suggestions. `sql` should be a pool whose statements are
- * planned with their actual values (see README: the search pool does not prepare statements).
+ * planned with their actual values (see apps/search/README.md: the search pool does not prepare statements).
  */
 export async function searchMessages(
   sql: Queryable,

@@ -1,7 +1,7 @@
 import { createSql, type Sql } from '@spywatcher/db';
 import { env } from '@spywatcher/service';
 
-/** The search service's own variables (see README, "Search"). */
+/** The search service's own variables (see apps/search/README.md, "Settings"). */
 export const searchEnv = {
   SEARCH_DATABASE_URL: env.custom<string>(
     'PostgreSQL for search reads (e.g. a streaming replica); empty = DATABASE_URL',
