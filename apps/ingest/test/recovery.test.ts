@@ -7,11 +7,11 @@ import {
   type TestDatabase,
   UNREACHABLE_DATABASE_URL,
 } from '@spywatcher/testing';
+import { type NatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetter } from '../src/consumer.ts';
 import { createIngest, type Ingest, storedIdCounts, waitFor } from './harness.ts';
-import { startPrivateNats } from './nats-server.ts';
 
 const many = (n: number): SpywatcherEvent[] =>
   Array.from({ length: n }, (_, i) => {
@@ -79,10 +79,10 @@ describe('PostgreSQL goes away during ingest', () => {
 describe('NATS goes away during ingest', () => {
   let db: TestDatabase;
   let ingest: Ingest;
-  let nats: Awaited<ReturnType<typeof startPrivateNats>>;
+  let nats: NatsServer;
   beforeAll(async () => {
     db = await createTestDatabase();
-    nats = await startPrivateNats();
+    nats = await startNatsServer();
     ingest = await createIngest(db.url, { natsUrl: nats.url });
     await ingest.startConsumer();
   });

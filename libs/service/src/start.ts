@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { createSql, type Sql } from '@spywatcher/db';
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
@@ -6,9 +6,11 @@ import type { Registry } from 'prom-client';
 import { type Auth, createAuth, parseTokenGrants } from './auth.ts';
 import { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
 import { createMetricsRegistry } from './metrics.ts';
+import { connectNats } from './nats-connect.ts';
 import { runService } from './run.ts';
 import type { ServiceInstance } from './service.ts';
 import { REDACT_PATHS } from './service.ts';
+import { startWaitingService } from './waiting.ts';
 
 type Spec = Record<string, VarSpec<unknown>>;
 
@@ -75,15 +77,34 @@ export async function startService<S extends Spec>(options: StartOptions<S>): Pr
     statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
     pgbouncer: config.DATABASE_PGBOUNCER,
   });
-  logger.info({ servers: config.NATS_URL }, 'connecting to NATS');
-  const nats = await connect({
-    servers: config.NATS_URL.split(',').map((s) => s.trim()),
-    name: applicationName,
-    maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
-  });
-  const metrics = createMetricsRegistry(options.name);
   const auth = createAuth(grants, { disabled: config.AUTH_DISABLED });
+  logger.info({ servers: config.NATS_URL }, 'connecting to NATS');
+  let closeWaiting = async () => {};
+  const nats = await connectNats(
+    {
+      servers: config.NATS_URL.split(',').map((s) => s.trim()),
+      name: applicationName,
+      maxReconnectAttempts: -1,
+    },
+    {
+      logger,
+      onUnreachable: async (reason) => {
+        const { HOST: host, PORT: port } = config;
+        closeWaiting = await startWaitingService({
+          name: options.name,
+          host,
+          port,
+          sql,
+          auth,
+          logger,
+          waitingFor: 'nats',
+          reason,
+        });
+      },
+    },
+  );
+  await closeWaiting();
+  const metrics = createMetricsRegistry(options.name);
   if (auth.disabled) logger.warn('AUTH_DISABLED=true: every endpoint is open');
   else if (grants.length === 0) logger.warn('AUTH_TOKENS is empty: protected endpoints will answer 401');
 

@@ -4,6 +4,7 @@ import { inject } from 'vitest';
 import { createEmptyDatabase } from './template.ts';
 import './provided.ts';
 
+export { collectOutput } from './output.ts';
 export { createEmptyDatabase, createTemplateDatabase } from './template.ts';
 
 export interface TestDatabase {

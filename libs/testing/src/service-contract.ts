@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -14,6 +13,10 @@ import {
   testNatsUrl,
   UNREACHABLE_DATABASE_URL,
 } from './index.ts';
+import { collectOutput } from './output.ts';
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 /** A bearer token holding every scope, accepted by the apps the contract builds. */
 export const CONTRACT_TOKEN = 'contract-test-token-0123456789';
@@ -69,16 +72,6 @@ export interface ServiceContractOptions {
 
 function unwrap(built: BuiltService): { app: InjectableApp; stop?: () => Promise<void> } {
   return 'inject' in built ? { app: built } : built;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function waitForReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
@@ -247,20 +240,14 @@ export function describeServiceContract(options: ServiceContractOptions): void {
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let output = '';
-      child.stdout!.on('data', (d) => {
-        output += d;
-      });
-      child.stderr!.on('data', (d) => {
-        output += d;
-      });
+      const output = collectOutput(child);
       const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
       try {
-        await waitForReady(`http://127.0.0.1:${port}/ready`, child, () => output);
+        await waitForReady(`http://127.0.0.1:${port}/ready`, child, output);
         child.kill('SIGTERM');
         const [code, signal] = await exited;
-        expect({ code, signal }, output).toEqual({ code: 0, signal: null });
-        expect(output).toContain('shutting down');
+        expect({ code, signal }, output()).toEqual({ code: 0, signal: null });
+        expect(output()).toContain('shutting down');
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }

@@ -1,3 +1,5 @@
+import { dockerAvailable, startNatsContainer, startPostgresContainer } from './containers.ts';
+
 export interface TestServices {
   databaseUrl: string;
   natsUrl: string;
@@ -7,16 +9,6 @@ export interface TestServices {
 const LOCAL_DATABASE = 'postgres://postgres@127.0.0.1:5432/postgres';
 const LOCAL_NATS = 'nats://127.0.0.1:4222';
 
-async function dockerAvailable(): Promise<boolean> {
-  try {
-    const { getContainerRuntimeClient } = await import('testcontainers');
-    await getContainerRuntimeClient();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * DATABASE_URL / NATS_URL when set. Otherwise testcontainers starts PostgreSQL 15 and NATS
  * with JetStream, when a Docker engine is reachable; without one, the local defaults.
@@ -25,22 +17,16 @@ export async function resolveTestServices(env = process.env): Promise<TestServic
   const stops: (() => Promise<unknown>)[] = [];
   let databaseUrl = env.DATABASE_URL;
   let natsUrl = env.NATS_URL;
-  if ((!databaseUrl || !natsUrl) && (await dockerAvailable())) {
+  if ((!databaseUrl || !natsUrl) && (await dockerAvailable(env))) {
     if (!databaseUrl) {
-      const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
-      const pg = await new PostgreSqlContainer('postgres:15').withUsername('postgres').start();
-      databaseUrl = pg.getConnectionUri();
-      stops.push(() => pg.stop());
+      const pg = await startPostgresContainer();
+      databaseUrl = pg.url;
+      stops.push(pg.stop);
     }
     if (!natsUrl) {
-      const { GenericContainer, Wait } = await import('testcontainers');
-      const nats = await new GenericContainer('nats:2.9')
-        .withCommand(['-js'])
-        .withExposedPorts(4222)
-        .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
-        .start();
-      natsUrl = `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`;
-      stops.push(() => nats.stop());
+      const nats = await startNatsContainer();
+      natsUrl = nats.url;
+      stops.push(nats.stop);
     }
   }
   if (!databaseUrl || !natsUrl) {
