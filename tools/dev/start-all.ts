@@ -1,104 +1,129 @@
 /**
- * `npm start`: migrate the database, create partitions, then run the four services against
- * the local PostgreSQL and NATS (or DATABASE_URL / NATS_URL), wait until each answers
- * /ready, and stop them all on Ctrl-C.
+ * `npm start`: find or start PostgreSQL and NATS, migrate the database and create partitions,
+ * run the four services, wait until each answers /ready, and stop everything on Ctrl-C.
+ * Every failure is told in two lines (what is wrong, what to run), never a stack trace.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { databaseNameOf, redactUrl } from '@spywatcher/db';
+import { StartFailure } from './start/failure.ts';
+import { resolveNats } from './start/nats.ts';
+import { resolvePostgres } from './start/postgres.ts';
+import { prepareSchema } from './start/schema.ts';
+import { startServices } from './start/services.ts';
+import { readSettings, SERVICES, type StartSettings, USAGE } from './start/settings.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const services = [
-  { name: 'ingest', port: 3001 },
-  { name: 'search', port: 3002 },
-  { name: 'migrator', port: 3003 },
-  { name: 'ops', port: 3004 },
-] as const;
+const say = (line: string) => process.stdout.write(`${line}\n`);
 
-const env = { ...process.env };
-if (!env.AUTH_TOKENS && env.AUTH_DISABLED !== 'true') {
-  // A development token with every scope, printed once, so the protected endpoints can be tried.
-  const token = `dev-${randomBytes(16).toString('hex')}`;
-  env.AUTH_TOKENS = JSON.stringify([
-    {
-      name: 'dev',
-      token,
-      scopes: [
-        'events:write',
-        'events:read',
-        'search:read',
-        'projections:write',
-        'ops:read',
-        'ops:write',
-        'ops:restore',
-        'imports:write',
-      ],
-    },
-  ]);
-  process.stdout.write(`development token (all scopes): ${token}\n`);
+const SCOPES = [
+  'events:write',
+  'events:read',
+  'search:read',
+  'projections:write',
+  'ops:read',
+  'ops:write',
+  'ops:restore',
+  'imports:write',
+];
+
+/** A development token with every scope, unless the user configured authentication. */
+function developmentToken(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.AUTH_TOKENS || env.AUTH_DISABLED === 'true') return undefined;
+  return `dev-${randomBytes(16).toString('hex')}`;
 }
 
-function run(args: string[], cwd: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd, env, stdio: 'inherit' });
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${args.join(' ')} exited with ${code}`)),
-    );
-  });
+/** A folder inside the repository as a relative path, any other as it is. */
+function shortPath(dir: string): string {
+  const rel = relative(root, dir);
+  return rel && !rel.startsWith('..') ? rel : dir;
 }
 
-await run(['src/cli.ts', 'migrate'], `${root}/apps/migrator`);
-await run(['src/cli.ts', 'partitions', '--no-retention'], `${root}/apps/migrator`);
+const WHAT = {
+  ingest: 'stores events',
+  search: 'message search, timelines, analytics',
+  migrator: 'schema, partitions, legacy imports',
+  ops: 'backups, restores, database health',
+} as const;
 
-const children: ChildProcess[] = [];
-for (const s of services) {
-  const child = spawn(process.execPath, ['src/main.ts'], {
-    cwd: `${root}/apps/${s.name}`,
-    env: { ...env, PORT: env[`${s.name.toUpperCase()}_PORT`] ?? String(s.port) },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  child.on('exit', (code, signal) => {
-    if (!stopping) {
-      process.stderr.write(`${s.name} exited (${signal ?? code}); stopping the others\n`);
-      void stop(1);
-    }
-  });
-  children.push(child);
+function summary(
+  settings: StartSettings,
+  databaseUrl: string,
+  token: string | undefined,
+  ownData: boolean,
+): string {
+  const lines = [
+    '',
+    `ready: ${SERVICES.map((s) => s.name).join(', ')} on database ${databaseNameOf(databaseUrl)}`,
+    ...SERVICES.map(
+      (s) => `  ${s.name.padEnd(9)} http://127.0.0.1:${settings.ports[s.name]}/docs   ${WHAT[s.name]}`,
+    ),
+    token
+      ? `development token (every scope, this run only): ${token}\n  use it in /docs (Authorize) or as: curl -H "Authorization: Bearer ${token}" ...`
+      : 'authentication: as AUTH_TOKENS / AUTH_DISABLED say',
+    `Ctrl-C stops everything${ownData ? `; the data stays in ${shortPath(settings.dataDir)}/ (npm start -- --fresh starts clean)` : ''}.`,
+  ];
+  return lines.join('\n');
 }
 
-let stopping = false;
-async function stop(code: number): Promise<void> {
-  stopping = true;
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(
-    children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('exit', r)))),
-  );
+/** What to stop on the way out, in reverse order of starting: services, then NATS, then PostgreSQL. */
+const started: (() => Promise<void>)[] = [];
+let exiting = false;
+
+async function exit(code: number): Promise<never> {
+  if (!exiting) {
+    exiting = true;
+    if (started.length > 0) say('npm start: stopping');
+    for (const stop of started.reverse()) await stop().catch(() => {});
+    if (started.length > 0) say('npm start: stopped');
+  }
   process.exit(code);
 }
-process.on('SIGINT', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
 
-async function waitReady(port: number): Promise<void> {
-  for (let i = 0; i < 120; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/ready`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 500));
+async function main(): Promise<void> {
+  const settings = readSettings(process.argv.slice(2), process.env, root);
+  if (settings.help) {
+    say(USAGE);
+    return;
   }
-  throw new Error(`service on port ${port} did not become ready in 60 s`);
+  const postgres = await resolvePostgres(settings);
+  if (postgres.stop) started.push(postgres.stop);
+  say(`npm start: PostgreSQL  ${postgres.how}: ${redactUrl(postgres.url)}`);
+  const nats = await resolveNats(settings);
+  if (nats.stop) started.push(nats.stop);
+  say(`npm start: NATS        ${nats.how}: ${nats.url}`);
+  say(`npm start: schema      ${await prepareSchema(postgres.url)}`);
+
+  const token = developmentToken(process.env);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: postgres.url,
+    NATS_URL: nats.url,
+    // The services' own info lines (one per request) would bury what npm start says.
+    LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
+    ...(token ? { AUTH_TOKENS: JSON.stringify([{ name: 'dev', token, scopes: SCOPES }]) } : {}),
+  };
+  say(`npm start: starting ${SERVICES.map((s) => `${s.name} (:${settings.ports[s.name]})`).join(', ')}`);
+  const services = startServices(env, root, settings.ports);
+  started.push(services.stop);
+  services.onExit((name, code, signal) => {
+    say(`npm start: ${name} exited (${signal ?? code}); stopping the others`);
+    void exit(1);
+  });
+  await services.ready;
+  say(summary(settings, postgres.url, token, Boolean(postgres.stop || nats.stop)));
 }
 
+process.on('SIGINT', () => void exit(0));
+process.on('SIGTERM', () => void exit(0));
 try {
-  await Promise.all(services.map((s) => waitReady(Number(env[`${s.name.toUpperCase()}_PORT`] ?? s.port))));
+  await main();
 } catch (error) {
-  process.stderr.write(`${(error as Error).message}\n`);
-  await stop(1);
+  if (error instanceof StartFailure) {
+    process.stderr.write(`npm start: ${error.message}\n  ${error.hint}\n`);
+  } else {
+    process.stderr.write(`npm start: ${(error as Error).message ?? String(error)}\n`);
+  }
+  await exit(1);
 }
-process.stdout.write(
-  `\nall four services are ready:\n${services
-    .map((s) => `  ${s.name.padEnd(9)} http://127.0.0.1:${s.port}  (docs: /docs, OpenAPI: /openapi.json)`)
-    .join('\n')}\nCtrl-C stops them.\n`,
-);

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import {
   createSql,
+  databaseNameOf,
+  ensureDatabase,
   MIGRATIONS_DIR,
   MigrationError,
   MigrationFileError,
@@ -20,7 +22,7 @@ commands:
   partitions [--dry-run] [--ahead N] [--no-retention]
                                create partitions ahead and drop expired ones
 
-environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
+environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher)`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -44,6 +46,9 @@ async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   try {
     if (command === 'migrate') {
+      if (!values['dry-run'] && (await ensureDatabase(config.DATABASE_URL, 'spywatcher-migrator-cli'))) {
+        log(`created database ${databaseNameOf(config.DATABASE_URL)}`);
+      }
       log(`migrating ${redactUrl(config.DATABASE_URL)}`);
       const result = await migrate({ sql, dir: MIGRATIONS_DIR, dryRun: values['dry-run'], log });
       if (values['dry-run']) {

@@ -25,7 +25,7 @@ options:
 
 exit codes: 0 ok, 1 error, 2 bad configuration, 3 more rejects than --max-rejects,
             4 verification found differences, 64 bad usage
-environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
+environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher)`;
 
 function progressBars() {
   const tty = process.stderr.isTTY === true;
@@ -125,7 +125,7 @@ class ConfigError extends Error {}
  * memory is part of what the import benchmark measures.
  */
 function databaseUrl(): string {
-  const raw = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const raw = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spywatcher';
   try {
     const u = new URL(raw);
     if (!/^postgres(ql)?:$/.test(u.protocol)) throw new Error('protocol');

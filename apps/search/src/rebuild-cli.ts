@@ -18,7 +18,7 @@ report (one JSON object per projection) to stdout. --concurrency: bulk-pass stat
 once, each on its own connection and server core (default 2).
 
 projections: ${PROJECTIONS.map((p) => p.name).join(', ')}
-environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
+environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher)`;
 
 function progressBar(name: string, lines = false) {
   const tty = process.stderr.isTTY && !lines;

@@ -16,6 +16,7 @@ export {
   encodeCopyField,
   encodeCopyRows,
 } from './copy.ts';
+export { ensureDatabase } from './ensure-database.ts';
 export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-tables.ts';
 export { inLanes } from './lanes.ts';
 export {

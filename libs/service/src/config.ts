@@ -154,7 +154,7 @@ export const commonEnv = {
     'trace',
     'silent',
   ] as const),
-  DATABASE_URL: env.url('PostgreSQL connection string', 'postgres://postgres@127.0.0.1:5432/postgres', [
+  DATABASE_URL: env.url('PostgreSQL connection string', 'postgres://postgres@127.0.0.1:5432/spywatcher', [
     'postgres',
     'postgresql',
   ]),

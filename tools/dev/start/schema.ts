@@ -1,0 +1,37 @@
+import {
+  createSql,
+  MIGRATIONS_DIR,
+  MigrationError,
+  MigrationFileError,
+  migrate,
+  partitionUpkeep,
+} from '@spywatcher/db';
+import { reasonOf, StartFailure } from './failure.ts';
+
+/**
+ * Applies pending migrations and creates the event partitions (no retention: npm start never
+ * drops data), as `npm run migrate` and `npm run partitions` would. Returns a summary line.
+ */
+export async function prepareSchema(databaseUrl: string): Promise<string> {
+  const sql = createSql({
+    url: databaseUrl,
+    applicationName: 'spywatcher-start',
+    max: 2,
+    statementTimeoutMs: 0,
+  });
+  try {
+    const { applied } = await migrate({ sql, dir: MIGRATIONS_DIR });
+    const created = (await partitionUpkeep(sql, { skipRetention: true })).filter(
+      (a) => a.action === 'create',
+    );
+    return `${applied.length} migration(s) applied, ${created.length} partition(s) created`;
+  } catch (error) {
+    const known = error instanceof MigrationError || error instanceof MigrationFileError;
+    throw new StartFailure(
+      `preparing the schema failed: ${known ? (error as Error).message : reasonOf(error)}`,
+      'Nothing was started. npx nx run migrator:status lists what is applied; fix the migration, then npm start again.',
+    );
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
