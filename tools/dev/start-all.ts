@@ -4,7 +4,6 @@
  * Every failure is told in two lines (what is wrong, what to run), never a stack trace.
  */
 import { randomBytes } from 'node:crypto';
-import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { databaseNameOf, redactUrl } from '@spywatcher/db';
 import { StartFailure } from './start/failure.ts';
@@ -34,12 +33,6 @@ function developmentToken(env: NodeJS.ProcessEnv): string | undefined {
   return `dev-${randomBytes(16).toString('hex')}`;
 }
 
-/** A folder inside the repository as a relative path, any other as it is. */
-function shortPath(dir: string): string {
-  const rel = relative(root, dir);
-  return rel && !rel.startsWith('..') ? rel : dir;
-}
-
 const WHAT = {
   ingest: 'stores events',
   search: 'message search, timelines, analytics',
@@ -62,7 +55,7 @@ function summary(
     token
       ? `development token (every scope, this run only): ${token}\n  use it in /docs (Authorize) or as: curl -H "Authorization: Bearer ${token}" ...`
       : 'authentication: as AUTH_TOKENS / AUTH_DISABLED say',
-    `Ctrl-C stops everything${ownData ? `; the data stays in ${shortPath(settings.dataDir)}/ (npm start -- --fresh starts clean)` : ''}.`,
+    `Ctrl-C stops everything${ownData ? `; the data stays in ${settings.dataDirShown}/ (npm start -- --fresh starts clean)` : ''}.`,
   ];
   return lines.join('\n');
 }
@@ -115,8 +108,11 @@ async function main(): Promise<void> {
   say(summary(settings, postgres.url, token, Boolean(postgres.stop || nats.stop)));
 }
 
-process.on('SIGINT', () => void exit(0));
-process.on('SIGTERM', () => void exit(0));
+// A closed terminal (SIGHUP) must still stop the servers npm start runs, and writing to it then
+// fails: such errors must not end the clean-up half way.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void exit(0));
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 try {
   await main();
 } catch (error) {

@@ -80,7 +80,11 @@ export async function resolveNats(settings: StartSettings): Promise<ResolvedNats
         'Check the Docker engine, or run START_DOCKER=false npm start to use nats-server.',
       );
     });
-    return { url: c.url, how: `NATS in Docker (data in ${dataDir})`, stop: c.stop };
+    return {
+      url: c.url,
+      how: `NATS in Docker (data in ${join(settings.dataDirShown, 'nats')})`,
+      stop: c.stop,
+    };
   }
   const bin = findNatsServer();
   if (!bin) {
@@ -96,11 +100,15 @@ export async function resolveNats(settings: StartSettings): Promise<ResolvedNats
       storeDir: dataDir,
       logFile: join(settings.dataDir, 'nats.log'),
     });
-    return { url: server.url, how: `nats-server ${bin} (data in ${dataDir})`, stop: server.stop };
+    return {
+      url: server.url,
+      how: `nats-server ${bin} (data in ${join(settings.dataDirShown, 'nats')})`,
+      stop: server.stop,
+    };
   } catch (error) {
     throw new StartFailure(
       (error as Error).message.replace(/\n/g, ' | '),
-      `See ${join(settings.dataDir, 'nats.log')}, or set NATS_URL to a running NATS.`,
+      `See ${join(settings.dataDirShown, 'nats.log')}, or set NATS_URL to a running NATS.`,
     );
   }
 }

@@ -92,7 +92,11 @@ export async function resolvePostgres(settings: StartSettings): Promise<Resolved
         'Check the Docker engine, or run START_DOCKER=false npm start to use the embedded PostgreSQL.',
       );
     });
-    return prepare(ownDatabaseUrl(c.url, settings), `PostgreSQL 15 in Docker (data in ${dataDir})`, c.stop);
+    return prepare(
+      ownDatabaseUrl(c.url, settings),
+      `PostgreSQL 15 in Docker (data in ${join(settings.dataDirShown, 'postgres-docker')})`,
+      c.stop,
+    );
   }
   const bin = await embeddedBinaries();
   if (!bin) {
@@ -110,7 +114,7 @@ export async function resolvePostgres(settings: StartSettings): Promise<Resolved
   try {
     return await prepare(
       ownDatabaseUrl(server.url, settings),
-      `embedded PostgreSQL 15 (data in ${dataDir})`,
+      `embedded PostgreSQL 15 (data in ${join(settings.dataDirShown, 'postgres')})`,
       server.stop,
     );
   } catch (error) {

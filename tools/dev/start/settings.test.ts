@@ -21,6 +21,7 @@ describe('npm start settings', () => {
       probeNatsUrl: 'nats://127.0.0.1:4222',
       database: 'spywatcher',
       dataDir: `${root}.data`,
+      dataDirShown: '.data',
       docker: true,
       ports: { ingest: 3001, search: 3002, migrator: 3003, ops: 3004 },
     });

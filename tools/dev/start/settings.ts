@@ -1,4 +1,4 @@
-import { isAbsolute, join } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StartFailure } from './failure.ts';
 
@@ -20,7 +20,8 @@ DATABASE_URL / NATS_URL when set; the local servers when they answer; otherwise 
 runs itself (Docker when an engine is available, else an embedded PostgreSQL and nats-server),
 keeping their data in .data/.
 
-  --fresh   start clean: delete .data/ (and, on a local server, drop and recreate the database)
+  --fresh   start clean: empty the servers npm start runs (their folders in .data/), or on a
+            local server drop and recreate its database
 
 environment:
   DATABASE_URL, NATS_URL          use these servers (nothing else is tried)
@@ -44,6 +45,8 @@ export interface StartSettings {
   probeNatsUrl: string;
   database: string;
   dataDir: string;
+  /** dataDir as a person reads it: relative when inside the repository. */
+  dataDirShown: string;
   docker: boolean;
   ports: Record<ServiceName, number>;
 }
@@ -89,7 +92,8 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv, root: strin
   } catch (error) {
     throw new StartFailure((error as Error).message, 'Run npm start -- --help for the options.');
   }
-  const dataDir = env.START_DATA_DIR || '.data';
+  const dataDir = resolve(root, env.START_DATA_DIR || '.data');
+  const inRepo = relative(root, dataDir);
   return {
     fresh: values.fresh ?? false,
     help: values.help ?? false,
@@ -101,7 +105,8 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv, root: strin
     ]),
     probeNatsUrl: url(env, 'START_PROBE_NATS_URL', 'nats://127.0.0.1:4222', ['nats']),
     database: env.START_DATABASE || DEFAULT_DATABASE,
-    dataDir: isAbsolute(dataDir) ? dataDir : join(root, dataDir),
+    dataDir,
+    dataDirShown: inRepo && !inRepo.startsWith('..') ? inRepo : dataDir,
     docker: env.START_DOCKER !== 'false',
     ports: Object.fromEntries(
       SERVICES.map((s) => [s.name, port(env, `${s.name.toUpperCase()}_PORT`, s.port)]),

@@ -8,7 +8,6 @@ import { createSql } from '@spywatcher/db';
 import {
   createTestDatabase,
   type TestDatabase,
-  testNatsUrl,
   UNREACHABLE_DATABASE_URL,
   UNREACHABLE_NATS_URL,
 } from '@spywatcher/testing';
