@@ -62,16 +62,17 @@ function summary(
 
 /** What to stop on the way out, in reverse order of starting: services, then NATS, then PostgreSQL. */
 const started: (() => Promise<void>)[] = [];
-let exiting = false;
+let exiting: Promise<never> | undefined;
 
-async function exit(code: number): Promise<never> {
-  if (!exiting) {
-    exiting = true;
+/** Stops what was started, then exits; a second call (a signal during the clean-up) waits for the first. */
+function exit(code: number): Promise<never> {
+  exiting ??= (async () => {
     if (started.length > 0) say('npm start: stopping');
     for (const stop of started.reverse()) await stop().catch(() => {});
     if (started.length > 0) say('npm start: stopped');
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return exiting;
 }
 
 async function main(): Promise<void> {
@@ -101,10 +102,14 @@ async function main(): Promise<void> {
   const services = startServices(env, root, settings.ports);
   started.push(services.stop);
   services.onExit((name, code, signal) => {
-    say(`npm start: ${name} exited (${signal ?? code}); stopping the others`);
+    const variable = `${name.toUpperCase()}_PORT`;
+    say(
+      `npm start: ${name} exited (${signal ?? code}); stopping the others. Port taken? ${variable}=<port> npm start`,
+    );
     void exit(1);
   });
   await services.ready;
+  if (exiting) return; // a service exited, or Ctrl-C, while the others were starting
   say(summary(settings, postgres.url, token, Boolean(postgres.stop || nats.stop)));
 }
 

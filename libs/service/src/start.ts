@@ -45,8 +45,30 @@ export interface StartOptions<S extends Spec> {
 /**
  * The body of every service's main.ts: validate config (exit 2 naming the variable),
  * connect to PostgreSQL and NATS, build the app, listen, and shut down cleanly on signals.
+ * A failure to start (the port taken, the build failing) ends it with exit 1 and one line
+ * naming what failed, not a stack trace.
  */
 export async function startService<S extends Spec>(options: StartOptions<S>): Promise<void> {
+  try {
+    await startSteps(options);
+  } catch (error) {
+    process.stderr.write(`${options.name}: ${startFailure(error)}\n`);
+    process.exit(1);
+  }
+}
+
+function startFailure(error: unknown): string {
+  const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e.syscall === 'listen' && e.code === 'EADDRINUSE') {
+    return `cannot listen on ${e.address}:${e.port}: the port is in use (set PORT to a free one)`;
+  }
+  if (e.syscall === 'listen' && e.code === 'EACCES') {
+    return `cannot listen on ${e.address}:${e.port}: permission denied (set PORT above 1023)`;
+  }
+  return `could not start: ${e.message}`;
+}
+
+async function startSteps<S extends Spec>(options: StartOptions<S>): Promise<void> {
   let config: CommonConfig & ConfigOf<S>;
   let grants: ReturnType<typeof parseTokenGrants>;
   try {

@@ -31,10 +31,16 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-async function waitReady(name: ServiceName, port: number, child: ChildProcess): Promise<void> {
+async function waitReady(
+  name: ServiceName,
+  port: number,
+  child: ChildProcess,
+  stopping: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last: { ok: boolean; failing?: string } = { ok: false };
   while (Date.now() < deadline) {
+    if (stopping()) return; // being stopped on purpose: nothing to report
     if (exited(child)) {
       throw new StartFailure(
         `${name} stopped before it was ready (exit ${child.signalCode ?? child.exitCode}).`,
@@ -71,7 +77,9 @@ export function startServices(
     return { name: s.name, child };
   });
   return {
-    ready: Promise.all(children.map(({ name, child }) => waitReady(name, ports[name], child))).then(() => {}),
+    ready: Promise.all(
+      children.map(({ name, child }) => waitReady(name, ports[name], child, () => stopping)),
+    ).then(() => {}),
     stop: async () => {
       stopping = true;
       await Promise.all(

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { collectOutput, createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import { collectOutput, createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { type NatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { freePort } from '@spywatcher/testing/ports';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,5 +86,38 @@ describe('a service whose NATS is not there yet', () => {
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
     expect(await exited, output()).toEqual([0, null]);
+  });
+});
+
+describe('a service that cannot start', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('exits 1 with one line naming the port in use, no stack trace', async () => {
+    const taken = createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const child = spawn(process.execPath, [main], {
+        env: { PATH: process.env.PATH, DATABASE_URL: db.url, NATS_URL: testNatsUrl(), PORT: String(port) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d) => {
+        stderr += d;
+      });
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(1);
+      expect(stderr).toBe(
+        `plain: cannot listen on 127.0.0.1:${port}: the port is in use (set PORT to a free one)\n`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 });
