@@ -185,7 +185,7 @@ describe('npm start on a machine without PostgreSQL or NATS', () => {
     expect(started.output().stdout).toContain('npm start: stopped');
     expect(await portOpen(pgPort)).toBe(false);
     expect(await portOpen(natsPort)).toBe(false);
-  });
+  }, 240_000);
 
   it('keeps the embedded cluster between runs, and --fresh starts it clean', async () => {
     const env = bareEnv({
@@ -210,5 +210,5 @@ describe('npm start on a machine without PostgreSQL or NATS', () => {
     } finally {
       await fresh.stop?.();
     }
-  });
+  }, 120_000);
 });
