@@ -11,6 +11,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isEventType, type PartitionCache, type Sql } from '@spywatcher/db';
 import {
+  decodeEventPayload,
   describeErrors,
   type EventFieldError,
   type NatsNames,
@@ -21,7 +22,7 @@ import {
 import type { FastifyBaseLogger } from 'fastify';
 import type { IngestMetrics } from './metrics.ts';
 import { publishStored } from './notify.ts';
-import { isDataError, type StoreOutcome, storeEvents } from './store.ts';
+import { conflictReason, type StoreOutcome, storeIsolating } from './store.ts';
 
 export interface ConsumerOptions {
   sql: Sql;
@@ -57,7 +58,9 @@ export interface IngestConsumer {
 
 /** A dead letter: the original payload as received, and why it could not be stored. */
 export interface DeadLetter {
-  reason: 'invalid' | 'undeliverable';
+  /** invalid: the event can never be stored as sent; conflict: its id is already stored with
+   * other content; undeliverable: storing kept failing for another reason. */
+  reason: 'invalid' | 'conflict' | 'undeliverable';
   message: string;
   errors?: EventFieldError[];
   subject: string;
@@ -107,19 +110,21 @@ interface Parsed {
   errors?: EventFieldError[];
 }
 
+/** Decodes and validates one message; whatever goes wrong becomes this message's own rejection. */
 function parse(msg: JsMsg, prefix: string): Parsed {
   const subjectType = msg.subject.slice(`${prefix}.events.`.length);
-  let value: unknown;
   try {
-    value = JSON.parse(msg.string());
-  } catch {
-    return {
-      msg,
-      type: subjectType,
-      errors: [{ field: '', code: 'invalid_type', reason: 'payload is not valid JSON' }],
-    };
+    return parseChecked(msg, subjectType);
+  } catch (error) {
+    const reason = `the event could not be checked: ${(error as Error)?.message ?? String(error)}`;
+    return { msg, type: subjectType, errors: [{ field: '', code: 'unprocessable', reason }] };
   }
-  const result = validateEvent(value);
+}
+
+function parseChecked(msg: JsMsg, subjectType: string): Parsed {
+  const decoded = decodeEventPayload(msg.data);
+  if (!decoded.ok) return { msg, type: subjectType, errors: [decoded.error] };
+  const result = validateEvent(decoded.value);
   if (!result.ok) return { msg, type: result.type ?? subjectType, errors: result.errors };
   if (result.event.type !== subjectType) {
     return {
@@ -219,50 +224,46 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
     );
   }
 
-  function acknowledge(batch: Parsed[], outcome: StoreOutcome) {
-    for (const p of batch) {
-      const type = p.type;
-      if (outcome.storedIds.has(p.event!.id)) {
-        o.metrics.stored.inc({ type, source: 'nats' });
-        outcome.storedIds.delete(p.event!.id); // a repeat within the batch counts as a duplicate
-      } else {
-        o.metrics.duplicate.inc({ type, source: 'nats' });
-      }
-      p.msg.ack();
-    }
+  /** After the commit: ack what is stored or a duplicate, dead-letter conflicts and refused rows. */
+  async function acknowledge(batch: Parsed[], outcome: StoreOutcome) {
+    await Promise.all(
+      batch.map(async (p, k) => {
+        const r = outcome.results[k]!;
+        const event = p.event!;
+        if (r.status === 'stored' || r.status === 'duplicate') {
+          o.metrics[r.status === 'stored' ? 'stored' : 'duplicate'].inc({ type: p.type, source: 'nats' });
+          p.msg.ack();
+          return;
+        }
+        const code = r.status === 'conflict' ? 'conflict' : 'invalid_value';
+        o.metrics.rejected.inc({ type: p.type, source: 'nats', code });
+        const message = r.status === 'conflict' ? conflictReason(event.id, r.storedAs) : r.reason;
+        try {
+          await deadLetter(p, {
+            reason: r.status === 'conflict' ? 'conflict' : 'invalid',
+            message,
+            errors: [{ field: r.status === 'conflict' ? '/id' : '', code, reason: message }],
+          });
+          p.msg.ack();
+        } catch (error) {
+          o.logger.warn({ err: error }, 'could not publish a dead letter; the message will be redelivered');
+          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount));
+        }
+      }),
+    );
   }
 
   async function storeValid(valid: Parsed[]) {
     if (valid.length === 0) return;
     const started = performance.now();
-    let outcome: StoreOutcome;
-    try {
-      outcome = await storeEvents(
-        o.sql,
-        o.cache,
-        valid.map((p) => p.event!),
-      );
-    } catch (error) {
-      if (isDataError(error) && valid.length > 1) {
-        // One row the schema allowed but the table refused: store the others one by one.
-        for (const p of valid) await storeValid([p]);
-        return;
-      }
-      if (isDataError(error)) {
-        const p = valid[0]!;
-        o.metrics.rejected.inc({ type: p.type, source: 'nats', code: 'invalid_value' });
-        await deadLetter(p, {
-          reason: 'invalid',
-          message: `refused by PostgreSQL: ${(error as Error).message}`,
-        });
-        p.msg.ack();
-        return;
-      }
-      throw error;
-    }
+    const outcome = await storeIsolating(
+      o.sql,
+      o.cache,
+      valid.map((p) => p.event!),
+    );
     o.metrics.appendSeconds.observe({ source: 'nats' }, (performance.now() - started) / 1000);
     if (o.afterCommit) await o.afterCommit(outcome);
-    acknowledge(valid, outcome);
+    await acknowledge(valid, outcome);
     publishStored(o.nc, o.names, outcome.stored);
   }
 

@@ -1,4 +1,5 @@
 import {
+  copyRows,
   type EventType,
   ensurePartitions,
   isMissingPartitionError,
@@ -7,7 +8,7 @@ import {
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
-import { eventRowGroups, type SpywatcherEvent } from '@spywatcher/events';
+import { EVENT_COLUMNS, eventRowGroups, type SpywatcherEvent } from '@spywatcher/events';
 
 export interface StoredGroup {
   type: EventType;
@@ -17,96 +18,185 @@ export interface StoredGroup {
   maxPosition: string;
 }
 
-export interface StoreOutcome {
-  stored: StoredGroup[];
-  storedIds: Set<string>;
-  /** Ids that were already in the log (or repeated within the batch). */
-  duplicateIds: Set<string>;
+/** Where an id already stored lives (the registry's entry). */
+export interface StoredAs {
+  type: EventType;
+  occurred_at: string;
 }
 
+/** What became of one event of a batch. */
+export type EventOutcome =
+  | { status: 'stored' }
+  /** The same event (same id and content) was stored before, or earlier in this batch. */
+  | { status: 'duplicate' }
+  /** Its id was stored before with other content: nothing was written. */
+  | { status: 'conflict'; storedAs: StoredAs }
+  /** PostgreSQL refused the row (a data error); the rest of the batch was stored without it. */
+  | { status: 'refused'; reason: string };
+
+export interface StoreOutcome {
+  /** New rows per type, for the `stored.<type>` notifications. */
+  stored: StoredGroup[];
+  /** One outcome per event, in the order given. */
+  results: EventOutcome[];
+}
+
+/** Attempts of a batch that raced another writer storing one of its ids at the same time. */
+const RACE_ATTEMPTS = 4;
+
 /**
- * Appends a batch of valid events: partitions first (with the pool, outside the inserting
- * transaction), then every table of the batch in ONE transaction with ON CONFLICT DO NOTHING,
- * so the batch is all stored or not at all, and a repeated id is reported, not doubled.
+ * Appends a batch of valid events. Ids already in the registry (`event_ids`, migration 0100)
+ * are answered `duplicate` or `conflict` after comparing the content with the stored row; the
+ * others are COPYed into their tables in ONE transaction, whose insert trigger registers them.
+ * A repeated id within the batch is stored once and its repeats compared with it after commit.
+ *
+ * Throws when the database is unavailable (nothing of the batch is stored then) or refuses the
+ * data (isDataError; storeIsolating narrows that down to the events at fault).
  */
 export async function storeEvents(
   sql: Sql,
   cache: PartitionCache,
   events: readonly SpywatcherEvent[],
 ): Promise<StoreOutcome> {
-  const duplicateIds = new Set<string>();
-  const unique = new Map<string, SpywatcherEvent>();
-  for (const e of events) {
-    if (unique.has(e.id)) duplicateIds.add(e.id);
-    else unique.set(e.id, e);
-  }
-  const groups = eventRowGroups(unique.values());
-
+  const first = new Map<string, number>();
+  const repeats: number[] = [];
+  events.forEach((e, i) => {
+    if (first.has(e.id)) repeats.push(i);
+    else first.set(e.id, i);
+  });
+  const unique = [...first.values()].map((i) => events[i]!);
   for (let attempt = 1; ; attempt++) {
     try {
-      for (const [type, g] of groups) {
-        await ensurePartitions(
+      await ensureEventPartitions(sql, cache, unique);
+      const { stored, known } = await withTransaction(sql, (tx) => appendNew(tx, unique));
+      const results: EventOutcome[] = new Array(events.length);
+      for (const [id, i] of first) results[i] = known.get(id) ?? { status: 'stored' };
+      if (repeats.length > 0) {
+        const later = await compareWithStored(
           sql,
-          type,
-          g.events.map((e) => new Date(e.occurred_at)),
-          cache,
+          repeats.map((i) => events[i]!),
         );
+        repeats.forEach((i, k) => {
+          results[i] = later[k]!;
+        });
       }
-      const stored = await withTransaction(sql, async (tx) => {
-        const out: StoredGroup[] = [];
-        for (const [type, g] of groups) {
-          const inserted = await insertRows(tx, g.table, g.columns, g.rows);
-          if (inserted.length === 0) continue;
-          let max = BigInt(inserted[0]!.position);
-          for (const r of inserted) if (BigInt(r.position) > max) max = BigInt(r.position);
-          out.push({ type, ids: inserted.map((r) => r.id), maxPosition: max.toString() });
-        }
-        return out;
-      });
-      const storedIds = new Set<string>();
-      for (const g of stored) for (const id of g.ids) storedIds.add(id);
-      for (const id of unique.keys()) if (!storedIds.has(id)) duplicateIds.add(id);
-      return { stored, storedIds, duplicateIds };
+      return { stored, results };
     } catch (error) {
-      // A partition dropped by retention after we cached it: forget and create again, once.
+      // A partition dropped by retention after we cached it: forget and create again.
       if (attempt === 1 && isMissingPartitionError(error)) {
         cache.clear();
         continue;
       }
+      // Another transaction stored one of these ids between our look-up and our insert:
+      // looking again finds it and answers it.
+      if (attempt < RACE_ATTEMPTS && isUniqueViolation(error)) continue;
       throw error;
     }
   }
 }
 
+async function ensureEventPartitions(sql: Sql, cache: PartitionCache, events: readonly SpywatcherEvent[]) {
+  const byType = new Map<EventType, Date[]>();
+  for (const e of events) {
+    const times = byType.get(e.type) ?? [];
+    times.push(new Date(e.occurred_at));
+    byType.set(e.type, times);
+  }
+  for (const [type, times] of byType) await ensurePartitions(sql, type, times, cache);
+}
+
+/** In one transaction: look the ids up, COPY the new events, read back their positions. */
+async function appendNew(tx: Queryable, events: readonly SpywatcherEvent[]) {
+  const registered = await tx<{ id: string }[]>`
+    select id::text as id from event_ids where id = any(${events.map((e) => e.id)}::uuid[])
+  `;
+  const taken = new Set(registered.map((r) => r.id));
+  const known = new Map<string, EventOutcome>();
+  if (taken.size > 0) {
+    const seen = events.filter((e) => taken.has(e.id));
+    const outcomes = await compareWithStored(tx, seen);
+    seen.forEach((e, k) => {
+      known.set(e.id, outcomes[k]!);
+    });
+  }
+  const stored: StoredGroup[] = [];
+  for (const [type, g] of eventRowGroups(events.filter((e) => !taken.has(e.id)))) {
+    // COPY straight into the partitioned table: the cheapest way in, and every id is new.
+    await copyRows(tx, g.table, g.columns, g.rows, g.rows.length);
+    const [p] = await tx<{ max: string }[]>`select currval('event_position_seq')::text as max`;
+    stored.push({ type, ids: g.events.map((e) => e.id), maxPosition: p!.max });
+  }
+  return { stored, known };
+}
+
 /**
- * Inserts rows (values in `columns` order, as from `eventRow`) with ON CONFLICT DO NOTHING and
- * returns id and position of the rows that were new. One statement per table: the rows travel
- * as one JSON parameter that PostgreSQL turns into the table's own row type, so arrays, jsonb
- * and timestamps convert exactly as the table defines them. This is used instead of
- * `appendRows` (COPY into a staging table) on the hot path because it is one statement per table
- * instead of three (temp table, COPY, insert) and returns `position` as well as `id`. (It was
- * chosen when a COPY round trip took ~40 ms; `createSql` now sets TCP_NODELAY, which fixed that.)
- * `table` and `columns` come from our own code, never from input.
+ * Compares events whose id is registered with what was stored under it: the same type, time and
+ * column values make a `duplicate`, anything else a `conflict`. An event whose row retention has
+ * since dropped is a duplicate when type and time match (its content can no longer be compared).
  */
-export async function insertRows(
-  tx: Queryable,
-  table: string,
-  columns: readonly string[],
-  rows: readonly (readonly unknown[])[],
-): Promise<{ id: string; position: string }[]> {
-  const records = rows.map((row) => {
-    const o: Record<string, unknown> = {};
-    for (let i = 0; i < columns.length; i++) o[columns[i]!] = row[i];
-    return o;
-  });
-  const cols = columns.map((c) => `"${c}"`).join(', ');
-  return tx.unsafe<{ id: string; position: string }[]>(
-    `insert into "${table}" (${cols})
-     select ${cols} from json_populate_recordset(null::"${table}", $1::text::json)
-     on conflict do nothing
-     returning id::text as id, position::text as position`,
-    [JSON.stringify(records)],
-  );
+export async function compareWithStored(
+  sql: Queryable,
+  events: readonly SpywatcherEvent[],
+): Promise<EventOutcome[]> {
+  const outcomes = new Map<SpywatcherEvent, EventOutcome>();
+  for (const [type, g] of eventRowGroups(events)) {
+    const content = EVENT_COLUMNS[type].filter((c) => c !== 'id' && c !== 'occurred_at');
+    const cols = (alias: string) => content.map((c) => `${alias}."${c}"`).join(', ');
+    const records = g.rows.map((row) => Object.fromEntries(EVENT_COLUMNS[type].map((c, i) => [c, row[i]])));
+    const rows = await sql.unsafe<
+      { n: string; type: EventType; occurred_at: Date; same_time: boolean; same_content: boolean | null }[]
+    >(
+      `select i.ordinality::int as n, e.type, e.occurred_at, e.occurred_at = i.occurred_at as same_time,
+              (select (${cols('s')}) is not distinct from (${cols('i')})
+                 from "${g.table}" s where s.id = i.id and s.occurred_at = i.occurred_at) as same_content
+         from json_populate_recordset(null::"${g.table}", $1::text::json) with ordinality i
+         join event_ids e on e.id = i.id`,
+      [JSON.stringify(records)],
+    );
+    if (rows.length !== g.events.length) throw new Error('an event compared with the log is not registered');
+    for (const r of rows) {
+      const duplicate = r.type === type && r.same_time && r.same_content !== false;
+      outcomes.set(
+        g.events[Number(r.n) - 1]!,
+        duplicate
+          ? { status: 'duplicate' }
+          : { status: 'conflict', storedAs: { type: r.type, occurred_at: r.occurred_at.toISOString() } },
+      );
+    }
+  }
+  return events.map((e) => outcomes.get(e)!);
+}
+
+/** The sentence answered (HTTP) or dead-lettered (NATS) for an id stored with other content. */
+export function conflictReason(id: string, storedAs: StoredAs): string {
+  return `id ${id} is already stored as a ${storedAs.type} event of ${storedAs.occurred_at} with other content; an id names one event forever, so send a new id`;
+}
+
+/** Stores a batch; when PostgreSQL refuses some rows, halves it until those rows stand alone. */
+export async function storeIsolating(
+  sql: Sql,
+  cache: PartitionCache,
+  events: readonly SpywatcherEvent[],
+): Promise<StoreOutcome> {
+  try {
+    return await storeEvents(sql, cache, events);
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    if (events.length === 1) {
+      return {
+        stored: [],
+        results: [{ status: 'refused', reason: `refused by PostgreSQL: ${(error as Error).message}` }],
+      };
+    }
+    const half = Math.ceil(events.length / 2);
+    const a = await storeIsolating(sql, cache, events.slice(0, half));
+    const b = await storeIsolating(sql, cache, events.slice(half));
+    return { stored: [...a.stored, ...b.stored], results: [...a.results, ...b.results] };
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '23505';
 }
 
 /**

@@ -4,23 +4,26 @@ import {
   type EventFieldError,
   type NatsNames,
   type SpywatcherEvent,
+  type ValidationResult,
   validateEvent,
 } from '@spywatcher/events';
 import type { IngestMetrics } from './metrics.ts';
 import { publishStored } from './notify.ts';
-import { isDataError, storeEvents } from './store.ts';
+import { conflictReason, type StoredAs, storeIsolating } from './store.ts';
 
-export type EventStatus = 'stored' | 'duplicate' | 'rejected';
+export type EventStatus = 'stored' | 'duplicate' | 'conflict' | 'rejected';
 
 export interface EventAnswer {
   index: number;
   id?: string;
   type?: string;
   status: EventStatus;
-  /** For rejected events: all field errors, and the first one's reason. */
+  /** For rejected and conflicting events: all field errors, and the first one's reason. */
   reason?: string;
   field?: string;
   errors?: EventFieldError[];
+  /** For conflicts: the type and time the id was stored with. */
+  stored_as?: StoredAs;
 }
 
 export interface WriterDeps {
@@ -33,25 +36,17 @@ export interface WriterDeps {
 
 /**
  * The HTTP half of ingest: validate every item, append the valid ones in one transaction,
- * publish `stored` notifications, and answer per item.
+ * publish `stored` notifications, and answer per item. An item that cannot be checked or
+ * stored is answered alone; only an unavailable database fails the whole call.
  */
 export async function writeEvents(deps: WriterDeps, items: readonly unknown[]): Promise<EventAnswer[]> {
   const answers: EventAnswer[] = [];
   const valid: { index: number; event: SpywatcherEvent }[] = [];
   items.forEach((item, index) => {
-    if (item instanceof ParseFailure) {
-      answers[index] = {
-        index,
-        status: 'rejected',
-        field: '',
-        reason: item.message,
-        errors: [{ field: '', code: 'invalid_type', reason: item.message }],
-      };
-      deps.metrics.received.inc({ type: 'unknown', source: 'http' });
-      deps.metrics.rejected.inc({ type: 'unknown', source: 'http', code: 'invalid_type' });
-      return;
-    }
-    const r = validateEvent(item);
+    const r: ValidationResult =
+      item instanceof ParseFailure
+        ? { ok: false, errors: [{ field: '', code: 'invalid_type', reason: item.message }] }
+        : validateEvent(item);
     const type = r.ok ? r.event.type : r.type && isEventType(r.type) ? r.type : 'unknown';
     deps.metrics.received.inc({ type, source: 'http' });
     if (r.ok) {
@@ -59,15 +54,7 @@ export async function writeEvents(deps: WriterDeps, items: readonly unknown[]): 
       return;
     }
     deps.metrics.rejected.inc({ type, source: 'http', code: r.errors[0]!.code });
-    answers[index] = {
-      index,
-      ...(r.id !== undefined ? { id: r.id } : {}),
-      ...(r.type !== undefined ? { type: r.type } : {}),
-      status: 'rejected',
-      field: r.errors[0]!.field,
-      reason: r.errors[0]!.reason,
-      errors: r.errors,
-    };
+    answers[index] = rejection(index, r.errors, r.id, r.type);
   });
   if (valid.length > 0) {
     deps.metrics.batchSize.observe({ source: 'http' }, valid.length);
@@ -76,51 +63,58 @@ export async function writeEvents(deps: WriterDeps, items: readonly unknown[]): 
   return answers;
 }
 
+function rejection(index: number, errors: EventFieldError[], id?: string, type?: string): EventAnswer {
+  return {
+    index,
+    ...(id !== undefined ? { id } : {}),
+    ...(type !== undefined ? { type } : {}),
+    status: 'rejected',
+    field: errors[0]!.field,
+    reason: errors[0]!.reason,
+    errors,
+  };
+}
+
 async function storeAndAnswer(
   deps: WriterDeps,
   valid: { index: number; event: SpywatcherEvent }[],
   answers: EventAnswer[],
 ): Promise<void> {
   const started = performance.now();
-  let outcome: Awaited<ReturnType<typeof storeEvents>>;
-  try {
-    outcome = await storeEvents(
-      deps.sql,
-      deps.cache,
-      valid.map((v) => v.event),
-    );
-  } catch (error) {
-    if (!isDataError(error)) throw error;
-    // A row the schema allowed but PostgreSQL refused: store the others one by one so only
-    // that one is rejected.
-    if (valid.length > 1) {
-      for (const v of valid) await storeAndAnswer(deps, [v], answers);
-      return;
-    }
-    const { index, event } = valid[0]!;
-    deps.metrics.rejected.inc({ type: event.type, source: 'http', code: 'invalid_value' });
-    const reason = `refused by PostgreSQL: ${(error as Error).message}`;
-    answers[index] = {
-      index,
-      id: event.id,
-      type: event.type,
-      status: 'rejected',
-      field: '',
-      reason,
-      errors: [{ field: '', code: 'invalid_value', reason }],
-    };
-    return;
-  }
+  const outcome = await storeIsolating(
+    deps.sql,
+    deps.cache,
+    valid.map((v) => v.event),
+  );
   deps.metrics.appendSeconds.observe({ source: 'http' }, (performance.now() - started) / 1000);
-  const fresh = new Set(outcome.storedIds);
-  for (const { index, event } of valid) {
-    const status: EventStatus = fresh.delete(event.id) ? 'stored' : 'duplicate';
-    (status === 'stored' ? deps.metrics.stored : deps.metrics.duplicate).inc({
-      type: event.type,
-      source: 'http',
-    });
-    answers[index] = { index, id: event.id, type: event.type, status };
-  }
+  valid.forEach(({ index, event }, k) => {
+    const r = outcome.results[k]!;
+    const labels = { type: event.type, source: 'http' };
+    const base = { index, id: event.id, type: event.type };
+    if (r.status === 'stored' || r.status === 'duplicate') {
+      deps.metrics[r.status === 'stored' ? 'stored' : 'duplicate'].inc(labels);
+      answers[index] = { ...base, status: r.status };
+    } else if (r.status === 'conflict') {
+      deps.metrics.rejected.inc({ ...labels, code: 'conflict' });
+      const reason = conflictReason(event.id, r.storedAs);
+      answers[index] = {
+        ...base,
+        status: 'conflict',
+        field: '/id',
+        reason,
+        errors: [{ field: '/id', code: 'conflict', reason }],
+        stored_as: r.storedAs,
+      };
+    } else {
+      deps.metrics.rejected.inc({ ...labels, code: 'invalid_value' });
+      answers[index] = rejection(
+        index,
+        [{ field: '', code: 'invalid_value', reason: r.reason }],
+        event.id,
+        event.type,
+      );
+    }
+  });
   publishStored(deps.nats, deps.names, outcome.stored);
 }
 

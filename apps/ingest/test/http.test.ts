@@ -97,7 +97,7 @@ describe('POST /v1/events', () => {
         '/data/content',
         'invalid_value',
       ],
-      [{ ...message, metadata: { k: ['\u0000'] } }, '/metadata', 'invalid_value'],
+      [{ ...message, metadata: { k: ['\u0000'] } }, '/metadata/k/0', 'invalid_value'],
     ];
     const valid = createEvent('typing', sampleEvents().typing.data);
     const res = await post([...cases.map(([e]) => e), valid]);

@@ -1,4 +1,6 @@
 export { createEvent } from './event.ts';
+export { inspectJson, type JsonLimits, type JsonProblem, stringProblem } from './json-inspect.ts';
+export { type DecodedPayload, decodeEventPayload } from './payload.ts';
 export {
   createPublisher,
   PublishError,
@@ -22,6 +24,7 @@ export {
   JoinData,
   JoinEvent,
   METADATA_MAX_BYTES,
+  METADATA_MAX_DEPTH,
   METADATA_MAX_KEYS,
   MessageData,
   MessageEvent,

@@ -30,6 +30,8 @@ export const STATUSES = ['online', 'idle', 'dnd', 'offline'] as const;
 /** Bounds on `metadata`: a small JSON object, never a dumping ground. */
 export const METADATA_MAX_KEYS = 32;
 export const METADATA_MAX_BYTES = 8192;
+/** Levels of nested objects and arrays in `metadata`, the metadata object itself being the first. */
+export const METADATA_MAX_DEPTH = 16;
 /** Discord's own limit for message content (Nitro). */
 export const CONTENT_MAX_CHARS = 4000;
 
@@ -154,7 +156,7 @@ export const OccurredAt = Type.String({
 });
 export const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: METADATA_MAX_KEYS,
-  description: `Free-form JSON object from the publisher (at most ${METADATA_MAX_KEYS} keys and ${METADATA_MAX_BYTES} bytes)`,
+  description: `Free-form JSON object from the publisher (at most ${METADATA_MAX_KEYS} keys at its top, ${METADATA_MAX_DEPTH} levels of nesting and ${METADATA_MAX_BYTES} bytes of JSON; strings well-formed Unicode without U+0000)`,
   examples: [{ bot: 'spywatcher-bot/2.1' }],
 });
 

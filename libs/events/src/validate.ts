@@ -1,7 +1,8 @@
 import { EVENT_TYPES, type EventType, isEventType } from '@spywatcher/db';
 import { Compile } from 'typebox/compile';
 import type { TLocalizedValidationError } from 'typebox/error';
-import { EVENT_SCHEMAS, METADATA_MAX_BYTES, type SpywatcherEvent } from './schemas.ts';
+import { inspectJson, type JsonProblem } from './json-inspect.ts';
+import { EVENT_SCHEMAS, METADATA_MAX_BYTES, METADATA_MAX_DEPTH, type SpywatcherEvent } from './schemas.ts';
 
 /** Why one field of an event was refused. `field` is a JSON pointer into the event. */
 export interface EventFieldError {
@@ -23,7 +24,11 @@ export type EventErrorCode =
   | 'too_long'
   | 'too_many'
   | 'out_of_range'
-  | 'too_large';
+  | 'too_large'
+  | 'too_deep'
+  | 'unprocessable'
+  /** The id is already stored with other content (answered by ingest, not by validateEvent). */
+  | 'conflict';
 
 export type ValidationResult =
   | { ok: true; event: SpywatcherEvent }
@@ -36,14 +41,34 @@ export const MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000;
 
 // PostgreSQL text and jsonb cannot hold U+0000, so such an event could never be stored.
 const NUL_REASON = 'must not contain the NUL character (U+0000)';
+/** Values in one event at most: more cannot fit the metadata and data limits anyway. */
+const MAX_EVENT_NODES = METADATA_MAX_BYTES + 2000;
 
-function hasNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (value && typeof value === 'object') {
-    return Object.entries(value).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+/** The field error for a problem found by the structural walk of the whole event. */
+function structureError(p: JsonProblem): EventFieldError {
+  const top = `/${p.path.split('/')[1] ?? ''}`;
+  switch (p.kind) {
+    case 'too_deep':
+      return {
+        field: top,
+        code: 'too_deep',
+        reason: `${top.slice(1)} nests deeper than ${METADATA_MAX_DEPTH} levels of objects and arrays`,
+      };
+    case 'too_many_nodes':
+      return {
+        field: top,
+        code: 'too_large',
+        reason: `the event holds more than ${MAX_EVENT_NODES} values; metadata is at most ${METADATA_MAX_BYTES} bytes`,
+      };
+    case 'nul':
+      return { field: p.path, code: 'invalid_value', reason: p.inKey ? `key ${NUL_REASON}` : NUL_REASON };
+    case 'lone_surrogate':
+      return {
+        field: p.path,
+        code: 'invalid_value',
+        reason: `${p.inKey ? 'key ' : ''}must be well-formed Unicode: lone UTF-16 surrogate at character ${p.at}`,
+      };
   }
-  return false;
 }
 
 const validators = Object.fromEntries(EVENT_TYPES.map((t) => [t, Compile(EVENT_SCHEMAS[t])])) as {
@@ -112,9 +137,30 @@ function utf8Bytes(value: unknown): number {
 /**
  * Validates one decoded event. Never throws: an invalid event yields every field error
  * (JSON pointer, code, reason) so HTTP callers and the dead-letter subject can say exactly
- * what is wrong.
+ * what is wrong, and an unexpected failure while checking becomes this event's own rejection.
+ * A valid event comes back with its id in lower case (the canonical form of a UUID).
  */
 export function validateEvent(value: unknown, now: number = Date.now()): ValidationResult {
+  try {
+    return check(value, now);
+  } catch (error) {
+    const v = (value ?? {}) as Record<string, unknown>;
+    return {
+      ok: false,
+      ...(typeof v.id === 'string' ? { id: v.id } : {}),
+      ...(typeof v.type === 'string' ? { type: v.type } : {}),
+      errors: [
+        {
+          field: '',
+          code: 'unprocessable',
+          reason: `the event could not be checked: ${(error as Error)?.message ?? String(error)}`,
+        },
+      ],
+    };
+  }
+}
+
+function check(value: unknown, now: number): ValidationResult {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return {
       ok: false,
@@ -141,6 +187,10 @@ export function validateEvent(value: unknown, now: number = Date.now()): Validat
     };
   }
   const type = v.type;
+  // Depth, size and storable strings first, without recursion: the schema validator and
+  // JSON.stringify below recurse, and a value thousands of levels deep would overflow them.
+  const problem = inspectJson(value, { maxDepth: METADATA_MAX_DEPTH + 1, maxNodes: MAX_EVENT_NODES });
+  if (problem) return { ok: false, id, type, errors: [structureError(problem)] };
   const validator = validators[type];
   const errors = validator.Check(value) ? [] : toFieldErrors(validator.Errors(value));
   if (v.metadata !== undefined && errors.every((e) => !e.field.startsWith('/metadata'))) {
@@ -151,15 +201,6 @@ export function validateEvent(value: unknown, now: number = Date.now()): Validat
         code: 'too_large',
         reason: `metadata is ${bytes} bytes of JSON; at most ${METADATA_MAX_BYTES} are allowed`,
       });
-    } else if (hasNul(v.metadata)) {
-      errors.push({ field: '/metadata', code: 'invalid_value', reason: NUL_REASON });
-    }
-  }
-  if (errors.length === 0) {
-    for (const [key, value] of Object.entries(v.data as Record<string, unknown>)) {
-      if (hasNul(value)) {
-        errors.push({ field: `/data/${key}`, code: 'invalid_value', reason: NUL_REASON });
-      }
     }
   }
   if (typeof v.occurred_at === 'string' && errors.every((e) => e.field !== '/occurred_at')) {
@@ -179,7 +220,9 @@ export function validateEvent(value: unknown, now: number = Date.now()): Validat
     }
   }
   if (errors.length > 0) return { ok: false, id, type, errors };
-  return { ok: true, event: value as SpywatcherEvent };
+  const event = value as SpywatcherEvent;
+  // One id, one spelling: an upper-case UUID names the same event as its lower-case form.
+  return { ok: true, event: id === id!.toLowerCase() ? event : { ...event, id: id!.toLowerCase() } };
 }
 
 /** One line summary of field errors, for logs and dead letters. */

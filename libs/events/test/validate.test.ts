@@ -1,5 +1,6 @@
 import { EVENT_TYPES } from '@spywatcher/db';
 import { describe, expect, it } from 'vitest';
+import { decodeEventPayload } from '../src/payload.ts';
 import { EVENT_COLUMNS, eventRow, rowToEvent } from '../src/rows.ts';
 import { uuidv7Time } from '../src/uuid.ts';
 import { validateEvent } from '../src/validate.ts';
@@ -68,6 +69,62 @@ describe('validateEvent', () => {
     const { message } = sampleEvents();
     const { message_id: _m, attachment_count: _a, embed_count: _e, ...rest } = message.data;
     expect(validateEvent({ ...message, data: { ...rest, content: '' } }).ok).toBe(true);
+  });
+});
+
+describe('validateEvent on hostile input', () => {
+  const deepJson = (levels: number) => `${'{"a":'.repeat(levels - 1)}{}${'}'.repeat(levels - 1)}`;
+
+  it('refuses metadata nested 5,000 levels without throwing, and accepts 16 levels', () => {
+    const { message } = sampleEvents();
+    const text = JSON.stringify(message).replace(/}$/, `,"metadata":${deepJson(5000)}}`);
+    const r = validateEvent(JSON.parse(text));
+    expect(r).toMatchObject({ ok: false, errors: [{ field: '/metadata', code: 'too_deep' }] });
+    const ok = JSON.parse(JSON.stringify(message).replace(/}$/, `,"metadata":${deepJson(16)}}`));
+    expect(validateEvent(ok).ok).toBe(true);
+    const tooDeep = JSON.parse(JSON.stringify(message).replace(/}$/, `,"metadata":${deepJson(17)}}`));
+    expect(validateEvent(tooDeep).ok).toBe(false);
+  });
+
+  it('names the field holding a lone surrogate, in values and keys', () => {
+    const { message } = sampleEvents();
+    expect(codesOf({ ...message, data: { ...message.data, content: 'a\ud800' } })).toEqual([
+      '/data/content:invalid_value',
+    ]);
+    expect(codesOf({ ...message, data: { ...message.data, username: '\udc00x' } })).toEqual([
+      '/data/username:invalid_value',
+    ]);
+    expect(codesOf({ ...message, metadata: { a: { b: 'x\ud83d' } } })).toEqual([
+      '/metadata/a/b:invalid_value',
+    ]);
+    expect(codesOf({ ...message, metadata: { 'k\ud800': 1 } })).toEqual(['/metadata/k\ud800:invalid_value']);
+    // A well-formed pair (an emoji) is fine.
+    expect(codesOf({ ...message, data: { ...message.data, content: 'ok \ud83d\ude00' } })).toEqual([]);
+  });
+
+  it('turns an exception while checking into the event’s own rejection', () => {
+    const { typing } = sampleEvents();
+    const hostile = new Proxy(typing, {
+      ownKeys() {
+        throw new Error('boom');
+      },
+    });
+    expect(validateEvent(hostile)).toMatchObject({ ok: false, errors: [{ code: 'unprocessable' }] });
+  });
+
+  it('gives a valid event its id in lower case', () => {
+    const { join } = sampleEvents();
+    const r = validateEvent({ ...join, id: join.id.toUpperCase() });
+    expect(r.ok && r.event.id).toBe(join.id);
+  });
+
+  it('decodes payloads, refusing invalid UTF-8 and JSON', () => {
+    expect(decodeEventPayload(Buffer.from('{"a":"é"}'))).toEqual({ ok: true, value: { a: 'é' } });
+    expect(decodeEventPayload(Buffer.from([0x7b, 0xff, 0x7d]))).toMatchObject({
+      ok: false,
+      error: { reason: 'payload is not valid UTF-8' },
+    });
+    expect(decodeEventPayload(Buffer.from('{oops'))).toMatchObject({ ok: false });
   });
 });
 
