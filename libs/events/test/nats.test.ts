@@ -62,7 +62,41 @@ describe('JetStream helpers', () => {
     });
     const error = await publisher.publish(sampleEvents().join).catch((e) => e);
     expect(error).toBeInstanceOf(PublishError);
-    expect((error as PublishError).failure.attempts).toBe(3);
-    expect(publisher.stats().retried).toBe(2);
+    expect((error as PublishError).failure).toMatchObject({ attempts: 3, outcome: 'failed' });
+    expect(publisher.stats()).toMatchObject({ retried: 2, failed: 1, unknown: 0 });
+  });
+
+  it('reports outcome unknown, not failed, when acks are lost, every attempt with the same message id', async () => {
+    // Something receives the publish and never answers: to the publisher, exactly a lost ack.
+    const prefix = `${names.prefix}silent`;
+    const seen: (string | undefined)[] = [];
+    const sub = nc.subscribe(`${prefix}.events.>`, {
+      callback: (_e, m) => {
+        seen.push(m.headers?.get('Nats-Msg-Id'));
+      },
+    });
+    try {
+      const onError: string[] = [];
+      const publisher = createPublisher({
+        nc,
+        names: { prefix, stream: 'NONE' },
+        retries: 2,
+        backoffMs: 1,
+        ackTimeoutMs: 200,
+        onError: (f) => onError.push(f.outcome),
+      });
+      const { join, typing } = sampleEvents();
+      const error = (await publisher.publish(join).catch((e) => e)) as PublishError;
+      expect(error).toBeInstanceOf(PublishError);
+      expect(error.failure).toMatchObject({ id: join.id, attempts: 3, outcome: 'unknown' });
+      expect(error.message).toMatch(/outcome unknown.*safe to publish it again with the same id/);
+      expect(seen).toEqual([join.id, join.id, join.id]);
+      await publisher.send(typing);
+      await publisher.flush();
+      expect(onError).toEqual(['unknown']);
+      expect(publisher.stats()).toMatchObject({ failed: 0, unknown: 2, published: 0 });
+    } finally {
+      sub.unsubscribe();
+    }
   });
 });

@@ -42,6 +42,7 @@ import { buildApp } from '../../../apps/ingest/src/app.ts';
 import { startIngestPipeline } from '../../../apps/ingest/src/ingest.ts';
 import { createIngestMetrics } from '../../../apps/ingest/src/metrics.ts';
 import { eventStream } from '../../loadgen/generate.ts';
+import { type CpuSpent, measureCpu } from './cpu.ts';
 
 const { values } = parseArgs({
   options: {
@@ -74,7 +75,18 @@ const events = [...eventStream(values.seed, N, { start, intervalMs: INTERVAL })]
 const httpEvents = [...eventStream(`${values.seed}-http`, HTTP_N, { start, intervalMs: INTERVAL })];
 
 const db = await createEmptyDatabase(withDatabase(DATABASE_URL, 'postgres'), 'sw_bench_ingest');
-const sql = createSql({ url: db.url, applicationName: 'spywatcher-bench', max: 6, statementTimeoutMs: 0 });
+const sql = createSql({
+  url: db.url,
+  applicationName: 'spywatcher-bench',
+  max: 6,
+  statementTimeoutMs: 0,
+  idleTimeoutS: 0,
+});
+/** CPU per event in microseconds, node and PostgreSQL apart. */
+const perEvent = (c: CpuSpent, n: number) => ({
+  node_us: Math.round((c.node_ms * 1000) / n),
+  postgres_us: Math.round((c.postgres_ms * 1000) / n),
+});
 const nc = await connect({ servers: NATS_URL, name: 'spywatcher-bench' });
 const jsm = await jetstreamManager(nc);
 const streams: string[] = [];
@@ -240,7 +252,7 @@ try {
   }
 
   log('baseline: raw COPY');
-  const copyPerS = await copyBaseline();
+  const [copyPerS, copyCpu] = await measureCpu(sql, db.name, copyBaseline);
   await truncateEvents(sql);
   await sql`vacuum analyze`.catch(() => {});
 
@@ -253,13 +265,13 @@ try {
   log('ingest: NATS → PostgreSQL (publishing the backlog first)');
   const ingestNames = names('ING');
   await publishAll(ingestNames, events);
-  const ingest = await ingestRun(ingestNames);
+  const [ingest, ingestCpu] = await measureCpu(sql, db.name, () => ingestRun(ingestNames));
   const check = await idCheck(events);
   await jsm.streams.delete(ingestNames.stream);
   await jsm.streams.delete(`${ingestNames.stream}_DEAD`).catch(() => {});
 
   log('HTTP batch path');
-  const httpPerS = await httpRun();
+  const [httpPerS, httpCpu] = await measureCpu(sql, db.name, httpRun);
 
   const floor = Math.min(copyPerS, jetstreamPerS);
   result = {
@@ -273,6 +285,11 @@ try {
     http_per_s: httpPerS,
     http_events: HTTP_N,
     publish_per_s: publishPerS,
+    cpu_us_per_event: {
+      copy: perEvent(copyCpu, N),
+      ingest: perEvent(ingestCpu, N),
+      http: perEvent(httpCpu, HTTP_N),
+    },
     batch_size: BATCH,
     concurrency: Number(values.concurrency),
   };
