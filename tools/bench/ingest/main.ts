@@ -92,7 +92,8 @@ const jsm = await jetstreamManager(nc);
 const streams: string[] = [];
 
 async function truncateEvents(s: Sql) {
-  await s.unsafe(`truncate ${EVENT_TYPES.map(eventTable).join(', ')}`);
+  // The id registry too: the baseline's rows registered their ids like any writer's.
+  await s.unsafe(`truncate event_ids, ${EVENT_TYPES.map(eventTable).join(', ')}`);
 }
 
 async function publishAll(n: NatsNames, list: SpywatcherEvent[]): Promise<number> {
