@@ -10,7 +10,7 @@ export const ingestEnv = {
   NATS_MAX_AGE_MS: env.int('How long events stay in the stream', 7 * 24 * 3600 * 1000, { min: 60_000 }),
   INGEST_CONSUMER: env.bool('Consume the stream (false: serve HTTP only)', true),
   INGEST_DURABLE: env.string('Name of the durable pull consumer', 'ingest'),
-  INGEST_BATCH_SIZE: env.int('Events appended per transaction at most', 1000, { min: 1, max: 10_000 }),
+  INGEST_BATCH_SIZE: env.int('Events appended per transaction at most', 5000, { min: 1, max: 10_000 }),
   INGEST_BATCH_TIME_MS: env.int('Longest wait for a batch to fill before appending what is there', 50, {
     min: 1,
     max: 10_000,

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Queryable } from './client.ts';
 
 /** A value that can be written in PostgreSQL's COPY text format. */
@@ -71,6 +71,13 @@ export async function copyRows(
   const target = table.split('.').map(quoteIdent).join('.');
   const cols = columns.map(quoteIdent).join(', ');
   const writable = await sql.unsafe(`copy ${target} (${cols}) from stdin`).writable();
+  if (Array.isArray(rows) && rows.length <= chunkRows) {
+    // One chunk goes straight into the COPY stream: a pipeline over a one-item Readable cost
+    // more node CPU than the write itself and several event-loop turns per statement.
+    writable.end(encodeCopyRows(rows as readonly (readonly CopyValue[])[]));
+    await finished(writable);
+    return;
+  }
   async function* chunks() {
     let batch: (readonly CopyValue[])[] = [];
     for await (const row of rows as AsyncIterable<readonly CopyValue[]>) {

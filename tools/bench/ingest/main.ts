@@ -49,7 +49,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     events: { type: 'string' },
     'http-events': { type: 'string' },
-    batch: { type: 'string', default: '1000' },
+    batch: { type: 'string', default: '5000' },
     concurrency: { type: 'string', default: '2' },
     seed: { type: 'string', default: '20261126' },
   },
