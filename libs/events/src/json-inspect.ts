@@ -44,37 +44,48 @@ export function stringProblem(s: string): { kind: 'nul' | 'lone_surrogate'; at: 
   return nul === -1 ? undefined : { kind: 'nul', at: nul };
 }
 
+interface Node {
+  value: unknown;
+  depth: number;
+  parent: Node | undefined;
+  key: string | number;
+}
+
+/** JSON pointer of a node, built only when a problem is reported. */
+function pathOf(node: Node | undefined): string {
+  let path = '';
+  for (let n = node; n?.parent; n = n.parent) path = pointerPart(n.key) + path;
+  return path;
+}
+
 /** The first problem found in `value` (depth-first), or undefined. Never recurses, never throws. */
 export function inspectJson(value: unknown, limits: JsonLimits): JsonProblem | undefined {
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: '', depth: 0 }];
+  const stack: Node[] = [{ value, depth: 0, parent: undefined, key: '' }];
   let nodes = 0;
   while (stack.length > 0) {
-    const { value: v, path, depth } = stack.pop()!;
-    if (++nodes > limits.maxNodes) return { path, kind: 'too_many_nodes' };
+    const node = stack.pop()!;
+    const v = node.value;
+    if (++nodes > limits.maxNodes) return { path: pathOf(node), kind: 'too_many_nodes' };
     if (typeof v === 'string') {
       const p = stringProblem(v);
-      if (p) return { path, kind: p.kind, at: p.at };
+      if (p) return { path: pathOf(node), kind: p.kind, at: p.at };
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
-    if (depth + 1 > limits.maxDepth) return { path, kind: 'too_deep' };
+    const depth = node.depth + 1;
+    if (depth > limits.maxDepth) return { path: pathOf(node), kind: 'too_deep' };
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) {
-        stack.push({ value: v[i], path: path + pointerPart(i), depth: depth + 1 });
-      }
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth, parent: node, key: i });
       continue;
     }
     const keys = Object.keys(v);
     for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i]!;
+      const child: Node = { value: (v as Record<string, unknown>)[key], depth, parent: node, key };
       const p = stringProblem(key);
-      if (p) return { path: path + pointerPart(key), kind: p.kind, at: p.at, inKey: true };
-      if (++nodes > limits.maxNodes) return { path, kind: 'too_many_nodes' };
-      stack.push({
-        value: (v as Record<string, unknown>)[key],
-        path: path + pointerPart(key),
-        depth: depth + 1,
-      });
+      if (p) return { path: pathOf(child), kind: p.kind, at: p.at, inKey: true };
+      if (++nodes > limits.maxNodes) return { path: pathOf(node), kind: 'too_many_nodes' };
+      stack.push(child);
     }
   }
   return undefined;

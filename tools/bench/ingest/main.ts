@@ -260,7 +260,7 @@ try {
   log('baseline: raw JetStream consume (publishing first)');
   const rawNames = names('RAW');
   const publishPerS = await publishAll(rawNames, events);
-  const jetstreamPerS = await jetstreamBaseline(rawNames);
+  const [jetstreamPerS, jetstreamCpu] = await measureCpu(sql, db.name, () => jetstreamBaseline(rawNames));
   await jsm.streams.delete(rawNames.stream);
 
   log('ingest: NATS → PostgreSQL (publishing the backlog first)');
@@ -288,6 +288,7 @@ try {
     publish_per_s: publishPerS,
     cpu_us_per_event: {
       copy: perEvent(copyCpu, N),
+      jetstream: perEvent(jetstreamCpu, N),
       ingest: perEvent(ingestCpu, N),
       http: perEvent(httpCpu, HTTP_N),
     },
