@@ -167,14 +167,15 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
     const at = new Date('2026-09-29T12:00:00Z');
     const user = '399999999999999999';
     const userColumn = { reaction_time: 4, message: 3, deleted_message: 3 } as Record<string, number>;
-    const rows = [...generateEvents({ events: 400, start: '2026-09-29', days: 1, guilds: 1, users: 10 })].map(
-      (e) => {
-        const row = [...e.row];
-        row[1] = at;
-        row[userColumn[e.type] ?? 2] = user;
-        return { ...e, occurredAt: at, row };
-      },
-    );
+    // A seed of its own: the same ids as the main data set would be the same events (one id, one event).
+    const rows = [
+      ...generateEvents({ events: 400, start: '2026-09-29', days: 1, guilds: 1, users: 10, seed: 43 }),
+    ].map((e) => {
+      const row = [...e.row];
+      row[1] = at;
+      row[userColumn[e.type] ?? 2] = user;
+      return { ...e, occurredAt: at, row };
+    });
     // And on a client of its own inside the window, before and in the last week: the other
     // clients' sums are then zero for a user who does count (client-drift must not list them).
     // Web before, mobile in the last week: a distance of 1, so client-drift lists the user.
