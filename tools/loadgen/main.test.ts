@@ -4,9 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { testNatsNames } from '@spywatcher/testing';
+import { startNatsServer } from '@spywatcher/testing/nats-server';
 import { describe, expect, it } from 'vitest';
-// The private, killable nats-server of ingest's recovery tests.
-import { startPrivateNats } from '../../apps/ingest/test/nats-server.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -38,7 +37,7 @@ describe('loadgen', () => {
   }, 120_000);
 
   it('rides out a NATS outage longer than the default reconnect budget and ends with its summary', async () => {
-    const nats = await startPrivateNats();
+    const nats = await startNatsServer();
     const names = testNatsNames('lg');
     try {
       const { child, stderr } = run([
