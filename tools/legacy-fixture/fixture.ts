@@ -15,8 +15,10 @@ export interface FixtureOptions {
   /** Months of history, starting at `start`. */
   months?: number;
   start?: Date;
-  /** Add rows that cannot be imported (one per kind of problem; see addRejects). */
+  /** Add rows that PostgreSQL cannot store as they are (see addRejects). */
   rejects?: boolean;
+  /** Add unusual rows that are imported as they are and reported (see addOddities). */
+  oddities?: boolean;
   /** Write a few DateTime values as ISO-8601 text, as older rows hold (default true; pgloader
    * cannot load those, so its benchmark turns them off). */
   textDates?: boolean;
@@ -27,6 +29,8 @@ export interface FixtureSummary {
   tables: Record<string, number>;
   /** Rows that the importer must reject (0 unless `rejects`). */
   rejects: number;
+  /** Unusual rows the importer must keep and report (0 unless `oddities`), by legacy table. */
+  oddities: Record<string, number>;
   total: number;
 }
 
@@ -242,11 +246,13 @@ export function writeLegacyFixture(options: FixtureOptions): FixtureSummary {
     }
   }
 
+  const oddities = options.oddities ? addOddities(db, start) : {};
+  for (const [table, n] of Object.entries(oddities)) tables[table] = (tables[table] ?? 0) + n;
   if (options.rejects) rejects = addRejects(db, start);
   db.exec('commit');
   db.close();
   const total = Object.values(tables).reduce((a, b) => a + b, 0) + rejects;
-  return { path: options.path, tables, rejects, total };
+  return { path: options.path, tables, rejects, oddities, total };
 }
 
 type Insert = (
@@ -325,39 +331,37 @@ function eventInsert(db: DatabaseSync, table: string): Insert {
   }
 }
 
-/** One row per kind of problem the importer must reject; returns how many. */
+/**
+ * Rows PostgreSQL cannot store as they are, one per kind: a date that is no date, a date past
+ * year 9999, a NUL character, an integer past 32 bits, a fraction where a whole number goes, a
+ * User date that is no date (and the Guild that points at that User), a Guild whose User does
+ * not exist, an address that is no IP, a BannedUser without the user id it is keyed by.
+ * Returns how many.
+ */
 function addRejects(db: DatabaseSync, start: number): number {
   const run = (q: string, ...args: (string | number | null)[]) => db.prepare(q).run(...args);
   run(
     `insert into "PresenceEvent" (userId, username, clients, createdAt) values ('1', 'x', 'desktop', 'not a date')`,
   );
   run(
-    `insert into "PresenceEvent" (userId, username, clients, createdAt) values ('1', 'x', 'desktop,fridge', ?)`,
-    start,
-  );
-  run(
-    `insert into "TypingEvent" (userId, username, channelId, channel, guildId, createdAt) values ('1', 'x', '2', 'c', '3', 1700000000)`,
-  );
-  run(
-    `insert into "JoinEvent" (userId, username, guildId, accountAgeDays, createdAt) values ('1', 'x', '3', -5, ?)`,
-    start,
-  );
-  run(
-    `insert into "ReactionTime" (observerId, observerName, actorId, actorName, channelId, guildId, deltaMs, createdAt) values ('1', 'a', '2', 'b', '3', '4', -1, ?)`,
-    start,
+    `insert into "TypingEvent" (userId, username, channelId, channel, guildId, createdAt) values ('1', 'x', '2', 'c', '3', ?)`,
+    1e17,
   );
   run(
     `insert into "MessageEvent" (userId, username, channelId, channel, guildId, content, createdAt) values ('1', 'x', '2', 'c', '3', ?, ?)`,
-    'y'.repeat(4001),
+    'nul \0 inside',
     start,
   );
   run(
-    `insert into "RoleChangeEvent" (userId, username, guildId, addedRoles, createdAt) values ('', 'x', '3', '', ?)`,
+    `insert into "JoinEvent" (userId, username, guildId, accountAgeDays, createdAt) values ('1', 'x', '3', 3000000000, ?)`,
     start,
   );
   run(
-    `insert into "User" values ('zz_bad_role', '999999999999999999', 'root', '0', null, null, null, 1, null, null, 'a', 'r', ?, ?, ?, ?, ?, 'SUPERUSER')`,
+    `insert into "ReactionTime" (observerId, observerName, actorId, actorName, channelId, guildId, deltaMs, createdAt) values ('1', 'a', '2', 'b', '3', '4', 1.5, ?)`,
     start,
+  );
+  run(
+    `insert into "User" values ('zz_bad_date', '999999999999999999', 'root', '0', null, null, null, 1, null, null, 'a', 'r', ?, ?, 'yesterday', ?, ?, 'USER')`,
     start,
     start,
     start,
@@ -365,8 +369,60 @@ function addRejects(db: DatabaseSync, start: number): number {
   );
   run(`insert into "Guild" values ('zz_orphan', '888888888888888888', 'orphan', null, 0, 8, 'no_such_user')`);
   run(
-    `insert into "Guild" values ('zz_orphan2', '888888888888888889', 'of a rejected user', null, 0, 8, 'zz_bad_role')`,
+    `insert into "Guild" values ('zz_orphan2', '888888888888888889', 'of a rejected user', null, 0, 8, 'zz_bad_date')`,
   );
   run(`insert into "BlockedIP" (ip, reason, createdAt) values ('not-an-ip', null, ?)`, start);
-  return 11;
+  run(`insert into "BannedUser" (userId, username, reason, createdAt) values ('', 'x', null, ?)`, start);
+  return 10;
+}
+
+/**
+ * Values the legacy application stored that a live publisher could not send, all storable:
+ * the epoch as an expiry with empty tokens, an unknown role, dates before Discord (one in
+ * seconds instead of milliseconds), in 2099 and as SQLite text, an unknown client, an empty
+ * user id, negative counts, a message over 4,000 characters. Returns the rows added per table.
+ */
+function addOddities(db: DatabaseSync, start: number): Record<string, number> {
+  const run = (q: string, ...args: (string | number | null)[]) => db.prepare(q).run(...args);
+  const future = Date.UTC(2099, 5, 1);
+  run(
+    `insert into "User" values ('zz_revoked', '777777777777777777', 'gone', '0', null, null, null, 0, null, null, '', '', ?, 0, ?, ?, ?, 'SUPERUSER')`,
+    Date.UTC(2012, 0, 1),
+    start,
+    Date.UTC(2012, 0, 1),
+    start,
+  );
+  run(`insert into "Guild" values ('zz_guild', '666666666666666666', 'old guild', null, 1, 8, 'zz_revoked')`);
+  run(`insert into "BlockedIP" (ip, reason, createdAt) values ('192.0.2.200', 'later', ?)`, future);
+  run(
+    `insert into "BannedUser" (userId, username, reason, createdAt) values ('555555555555555555', 'x', null, 0)`,
+  );
+  run(
+    `insert into "PresenceEvent" (userId, username, clients, createdAt) values ('1', 'x', 'desktop,fridge', 0)`,
+  );
+  run(
+    `insert into "TypingEvent" (userId, username, channelId, channel, guildId, createdAt) values ('1', 'x', '2', 'c', '3', 1700000000)`,
+  );
+  run(
+    `insert into "MessageEvent" (userId, username, channelId, channel, guildId, content, createdAt) values ('1', 'x', '2', 'c', '3', ?, ?)`,
+    'y'.repeat(4001),
+    future,
+  );
+  run(
+    `insert into "JoinEvent" (userId, username, guildId, accountAgeDays, createdAt) values ('1', 'x', '3', -5, ?)`,
+    start,
+  );
+  run(
+    `insert into "DeletedMessageEvent" (userId, username, channelId, channel, guildId, createdAt) values ('1', 'x', '2', 'c', '3', '2012-05-01 10:00:00')`,
+  );
+  run(
+    `insert into "ReactionTime" (observerId, observerName, actorId, actorName, channelId, guildId, deltaMs, createdAt) values ('1', 'a', '2', 'b', '3', '4', -1, ?)`,
+    start,
+  );
+  run(
+    `insert into "RoleChangeEvent" (userId, username, guildId, addedRoles, createdAt) values ('', 'x', '3', '', ?)`,
+    start,
+  );
+  const one = ['User', 'Guild', 'BlockedIP', 'BannedUser'].concat(SHARE.map(([t]) => t));
+  return Object.fromEntries(one.map((t) => [t, 1]));
 }

@@ -9,12 +9,13 @@ const { values } = parseArgs({
     months: { type: 'string', default: '3' },
     start: { type: 'string', default: '2024-01-01' },
     rejects: { type: 'boolean', default: false },
+    oddities: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'usage: node tools/legacy-fixture/main.ts [--out FILE] [--rows N] [--seed N] [--months N] [--start YYYY-MM-DD] [--rejects]\n',
+    'usage: node tools/legacy-fixture/main.ts [--out FILE] [--rows N] [--seed N] [--months N] [--start YYYY-MM-DD] [--rejects] [--oddities]\n',
   );
   process.exit(0);
 }
@@ -26,6 +27,7 @@ const summary = writeLegacyFixture({
   months: Number(values.months),
   start: new Date(`${values.start}T00:00:00Z`),
   rejects: values.rejects,
+  oddities: values.oddities,
 });
 process.stdout.write(
   `${JSON.stringify({ ...summary, seconds: Math.round(performance.now() - started) / 1000 })}\n`,

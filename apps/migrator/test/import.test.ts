@@ -44,7 +44,10 @@ async function freshDb(): Promise<TestDatabase> {
   return db;
 }
 
-function fixture(name: string, options: { rows: number; rejects?: boolean; seed?: number }): FixtureSummary {
+function fixture(
+  name: string,
+  options: { rows: number; rejects?: boolean; oddities?: boolean; seed?: number },
+): FixtureSummary {
   return writeLegacyFixture({ path: join(dir, name), ...options });
 }
 
@@ -247,12 +250,25 @@ describe('rejects, dry run and errors', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(fx.rejects);
-    expect(new Set(lines.map((l) => l.reason))).toEqual(
-      new Set(['unparseable_date', 'out_of_range', 'orphan', 'missing']),
+    const byTable = Object.fromEntries(lines.map((l) => [`${l.table}:${l.legacy_id}`, l.reason]));
+    expect(Object.values(byTable).sort()).toEqual(
+      [
+        'unparseable_date', // PresenceEvent.createdAt 'not a date'
+        'out_of_range', // TypingEvent.createdAt past year 9999
+        'invalid_text', // MessageEvent.content with a NUL
+        'out_of_range', // JoinEvent.accountAgeDays past 32 bits
+        'out_of_range', // ReactionTime.deltaMs 1.5
+        'unparseable_date', // User.lastSeenAt 'yesterday'
+        'orphan', // Guild of no User
+        'orphan', // Guild of the rejected User
+        'out_of_range', // BlockedIP 'not-an-ip'
+        'missing', // BannedUser without userId
+      ].sort(),
     );
     const user = lines.find((l) => l.table === 'User');
-    expect(user.detail).toMatch(/SUPERUSER/);
+    expect(user.detail).toMatch(/lastSeenAt/);
     expect(user.row.accessToken).toBe('[redacted]');
+    expect(lines.find((l) => l.table === 'TypingEvent').detail).toMatch(/outside the years 1-9999/);
     expect(
       lines
         .filter((l) => l.table === 'Guild')
@@ -278,7 +294,7 @@ describe('rejects, dry run and errors', () => {
     expect(report.rows).toBe(fx.total);
     expect(report.rejected).toBe(fx.rejects);
     const presence = report.tables.find((t: { table: string }) => t.table === 'PresenceEvent');
-    expect(presence.findings).toMatchObject({ unparseable_date: 1, out_of_range: 1, empty_array: 6 });
+    expect(presence.findings).toEqual({ unparseable_date: 1, empty_array: 6 });
     expect(report.tables.find((t: { table: string }) => t.table === 'Guild').findings).toEqual({ orphan: 2 });
     expect(res.stdout).toMatch(/would be imported/);
     const written = await db.sql`
@@ -328,6 +344,94 @@ describe('rejects, dry run and errors', () => {
     });
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/cannot reach the target PostgreSQL/);
+  });
+});
+
+describe('unusual legacy values', () => {
+  const EXPECTED_FINDINGS: Record<string, Record<string, number>> = {
+    User: { sentinel_date: 1, old_date: 2, empty_token: 1, unknown_role: 1 },
+    BlockedIP: { future_date: 1 },
+    BannedUser: { sentinel_date: 1 },
+    PresenceEvent: { unknown_client: 1, sentinel_date: 1 },
+    TypingEvent: { old_date: 1 },
+    MessageEvent: { long_content: 1, future_date: 1 },
+    JoinEvent: { negative_number: 1 },
+    DeletedMessageEvent: { old_date: 1 },
+    ReactionTime: { negative_number: 1 },
+    RoleChangeEvent: { empty_id: 1 },
+  };
+
+  it('imports every storable row as it was on the defaults: 0 rejects, exit 0, findings counted', async () => {
+    const db = await freshDb();
+    const fx = fixture('odd.sqlite', { rows: 200, oddities: true, seed: 5 });
+
+    const dry = await cli(['--from', fx.path, '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout.trim().split('\n').pop()!);
+    expect(planned.rejected).toBe(0);
+
+    const res = await cli(['--from', fx.path, '--json'], { DATABASE_URL: db.url });
+    expect(res.code, res.stderr).toBe(0);
+    const report = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    expect(report.rejected).toBe(0);
+    expect(report.verified).toBe(true);
+    expect(report.rejectFile).toBeNull();
+    expect(await counts(db)).toEqual(fx.tables);
+    for (const [table, findings] of Object.entries(EXPECTED_FINDINGS)) {
+      const t = report.tables.find((x: { table: string }) => x.table === table);
+      expect(t.findings, table).toMatchObject(findings);
+      // the dry run reports the same findings
+      expect(planned.tables.find((x: { table: string }) => x.table === table).findings, table).toEqual(
+        t.findings,
+      );
+    }
+    expect(res.stdout).toMatch(/sentinel_date=1/);
+
+    const [user] = await db.sql<
+      { role: string; access_token: string; refresh_token: string; expires: Date; created: Date }[]
+    >`select role, access_token, refresh_token, access_token_expires_at as expires, created_at as created
+      from users where discord_id = '777777777777777777'`;
+    expect(user).toEqual({
+      role: 'SUPERUSER',
+      access_token: '',
+      refresh_token: '',
+      expires: new Date(0),
+      created: new Date(Date.UTC(2012, 0, 1)),
+    });
+    const [guild] = await db.sql`select g.name from guilds g join users u on u.id = g.user_id
+      where u.discord_id = '777777777777777777'`;
+    expect(guild!.name).toBe('old guild');
+    const odd = async (table: string, column: string) => {
+      const rows = await db.sql.unsafe<{ v: unknown; t: Date; part: string }[]>(
+        `select ${column} as v, occurred_at as t, tableoid::regclass::text as part from ${table}
+         order by (metadata->>'legacy_id')::int desc limit 1`,
+      );
+      return rows[0]!;
+    };
+    expect(await odd('presence_events', 'clients')).toEqual({
+      v: ['desktop', 'fridge'],
+      t: new Date(0),
+      part: 'presence_events_p19691229',
+    });
+    expect((await odd('typing_events', 'user_id')).t).toEqual(new Date(1_700_000_000));
+    const message = await odd('message_events', 'content');
+    expect(message.v).toBe('y'.repeat(4001));
+    expect(message.t).toEqual(new Date(Date.UTC(2099, 5, 1)));
+    expect((await odd('join_events', 'account_age_days')).v).toBe(-5);
+    expect((await odd('reaction_time_events', 'delta_ms')).v).toBe(-1);
+    expect((await odd('role_change_events', 'user_id')).v).toBe('');
+    expect((await odd('deleted_message_events', 'user_id')).t).toEqual(new Date(Date.UTC(2012, 4, 1, 10)));
+  });
+
+  it('still refuses those values from a live writer', async () => {
+    const db = await freshDb();
+    await db.sql`select sw_ensure_partition('join_events', now())`;
+    await expect(
+      db.sql`insert into join_events (id, occurred_at, user_id, username, guild_id, account_age_days)
+             values (gen_random_uuid(), now(), '1', 'x', '2', -5)`,
+    ).rejects.toThrow(/join_events_account_age_days_check/);
+    await db.sql`insert into join_events (id, occurred_at, user_id, username, guild_id, account_age_days, metadata)
+             values (gen_random_uuid(), now(), '1', 'x', '2', -5, '{"legacy_id": 1}')`;
   });
 });
 

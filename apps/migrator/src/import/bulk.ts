@@ -1,7 +1,7 @@
 import type { Sql, TransactionSql } from '@spywatcher/db';
 import type { LegacySource } from './source.ts';
-import { eventCreatedAt, type TableSpec } from './tables.ts';
-import { EVENT_MIN_MS, isProblem, MAX_MS } from './values.ts';
+import { type EventSpec, eventCreatedAt, type TableSpec, unsafeIntSql } from './tables.ts';
+import { isProblem, MAX_MS } from './values.ts';
 
 const DAY = 86_400_000;
 
@@ -28,11 +28,11 @@ export async function partitionPeriods(sql: Sql): Promise<Map<string, Period>> {
 /** Name of the SQLite temp table mapping each legacy id of `spec` to its period start. */
 export const periodTable = (spec: TableSpec) => `temp."_sw_periods_${spec.legacy}"`;
 
-/** The period of rows whose date is not valid, in the period table (starts are positive). */
+/** The period of rows whose date is not valid, in the period table (a start is a whole day). */
 export const UNDATED = -1;
 
 /**
- * `periodStart` in SQLite for an INTEGER `createdAt` (epoch ms, positive, so integer division
+ * `periodStart` in SQLite for an INTEGER `createdAt` (epoch ms, not negative, so integer division
  * floors): computed by SQLite itself, it spares a call into JavaScript per row.
  */
 export function periodSql(period: Period, column: string): string {
@@ -45,10 +45,11 @@ export function periodSql(period: Period, column: string): string {
  * Indexes the legacy table by partition period on the SQLite side (a temp table keyed by
  * (period, id) in SQLite's temp file, so memory stays flat), so a period's rows can be read in
  * id order without scanning the table once per period. Rows whose date is not valid get the
- * period UNDATED. Integer dates in range get their period from SQL; everything else (text
- * dates, out-of-range or fractional values) goes through the same conversion as the import.
+ * period UNDATED, and so do rows holding an integer past 2^53 (JavaScript cannot read it as a
+ * number; the undated period reads them as text). Integer dates from 1970 on get their period from SQL; everything else (text
+ * dates, earlier, out-of-range or fractional values) goes through the same conversion as the import.
  */
-export function indexPeriods(source: LegacySource, spec: TableSpec, period: Period): Map<number, number> {
+export function indexPeriods(source: LegacySource, spec: EventSpec, period: Period): Map<number, number> {
   const db = source.db;
   db.function('sw_period', { deterministic: true }, (createdAt: unknown) => {
     const ms = eventCreatedAt({ createdAt } as never);
@@ -61,8 +62,8 @@ export function indexPeriods(source: LegacySource, spec: TableSpec, period: Peri
     `create table ${table} (p integer not null, id integer not null, primary key (p, id)) without rowid`,
   );
   db.exec(
-    `insert into ${table} (id, p) select id, case when typeof(${c}) = 'integer' and ${c} >= ${EVENT_MIN_MS} and ${c} < ${MAX_MS}
-       then ${periodSql(period, c)} else sw_period(${c}) end from "${spec.legacy}"`,
+    `insert into ${table} (id, p) select id, case when typeof(${c}) = 'integer' and ${c} >= 0 and ${c} < ${MAX_MS}
+       then ${periodSql(period, c)} when ${unsafeIntSql(spec, '')} then ${UNDATED} else sw_period(${c}) end from "${spec.legacy}"`,
   );
   const counts = new Map<number, number>();
   for (const r of db

@@ -27,12 +27,14 @@ import {
   type ConvertContext,
   eventCreatedAt,
   type Findings,
+  moveNotes,
   note,
   type Row,
+  safeColumnsSql,
   TABLE_SPECS,
   type TableSpec,
 } from './tables.ts';
-import { isProblem, type Problem } from './values.ts';
+import { dateFinding, isProblem, type Problem } from './values.ts';
 import { checkServerHash, type VerifyResult, verifyTable } from './verify.ts';
 
 export interface ImportOptions {
@@ -195,6 +197,8 @@ async function buildBatch(
   const encoder = new RowEncoder(spec.columns, withCopy);
   let n = 0;
   let lastId: unknown = null;
+  // a row's notes count only once the row is imported
+  const notes: Findings = {};
   while (n < limit && b.copy.length < MAX_BATCH_BYTES) {
     const next = rows.next();
     if (next.done) break;
@@ -203,12 +207,16 @@ async function buildBatch(
     lastId = row.id;
     if (spec.kind === 'event') {
       const ms = eventCreatedAt(row);
-      const converted = isProblem(ms) ? ms : spec.convert(row, b.findings);
+      const converted = isProblem(ms) ? ms : spec.convert(row, notes);
       if (isProblem(converted)) {
+        moveNotes(notes, null);
         note(b.findings, converted.problem);
         b.rejects.push(rejectOf(spec, row, converted));
         continue;
       }
+      const dated = dateFinding(ms as number, ctx.now);
+      if (dated) note(notes, dated);
+      moveNotes(notes, b.findings);
       const legacyId = Number(row.id);
       encoder.event(legacyEventId(spec.code, ms as number, legacyId), ms as number, legacyId, converted);
       const day = Math.floor((ms as number) / DAY);
@@ -218,12 +226,14 @@ async function buildBatch(
       }
       if (b.minMs === null || (ms as number) < b.minMs) b.minMs = ms as number;
     } else {
-      const converted = spec.convert(row, b.findings, ctx);
+      const converted = spec.convert(row, notes, ctx);
       if (isProblem(converted)) {
+        moveNotes(notes, null);
         note(b.findings, converted.problem);
         b.rejects.push(rejectOf(spec, row, converted));
         continue;
       }
+      moveNotes(notes, b.findings);
       encoder.row(converted);
     }
     b.rows++;
@@ -436,15 +446,19 @@ function selectRows(
   before: number | null,
   period?: number | null,
 ): Iterator<Row> {
-  if (period !== undefined) {
+  if (period !== undefined && spec.kind === 'event') {
+    // Rows with integers past 2^53 are all in the undated period (bulk.ts), read with care.
+    const columns = period === null ? safeColumnsSql(spec, 't.') : 't.*';
     const stmt = source.db.prepare(
-      `select t.* from ${periodTable(spec)} q join "${spec.legacy}" t on t.id = q.id where q.p = ? and q.id > ? order by q.id`,
+      `select ${columns} from ${periodTable(spec)} q join "${spec.legacy}" t on t.id = q.id where q.p = ? and q.id > ? order by q.id`,
     );
     return stmt.iterate(period ?? UNDATED, Number(after ?? Number.MIN_SAFE_INTEGER)) as Iterator<Row>;
   }
   const upper = spec.keyType === 'int' ? ' and id < ?' : '';
-  const stmt = source.db.prepare(`select * from "${spec.legacy}" where id > ?${upper} order by id`);
-  if (spec.kind === 'reference' && spec.bigints) stmt.setReadBigInts(true);
+  const columns = spec.kind === 'event' ? safeColumnsSql(spec, '') : '*';
+  const stmt = source.db.prepare(`select ${columns} from "${spec.legacy}" where id > ?${upper} order by id`);
+  // Reference tables are small: integers as BigInt (Guild.permissions exceeds 2^53).
+  if (spec.kind === 'reference') stmt.setReadBigInts(true);
   const [lo, hi] = bounds(spec, after, before);
   return (spec.keyType === 'int' ? stmt.iterate(lo, hi) : stmt.iterate(lo)) as Iterator<Row>;
 }
@@ -530,10 +544,11 @@ function aggregate(states: Map<string, Checkpoint>, spec: TableSpec): Checkpoint
 }
 
 /** Legacy users that cannot be imported: the guilds pointing at them are orphans. */
-function convertContext(source: LegacySource): ConvertContext {
+function convertContext(source: LegacySource, now: number): ConvertContext {
   const users = TABLE_SPECS.find((s) => s.legacy === 'User')!;
   const rejectedUsers = new Set<string>();
   const ctx: ConvertContext = {
+    now,
     rejectedUsers,
     userExists: (() => {
       const stmt = source.db.prepare(`select 1 as ok from "User" where id = ?`);
@@ -541,7 +556,9 @@ function convertContext(source: LegacySource): ConvertContext {
     })(),
   };
   if (users.kind === 'reference') {
-    for (const row of source.db.prepare(`select * from "User"`).iterate() as Iterable<Row>) {
+    const stmt = source.db.prepare(`select * from "User"`);
+    stmt.setReadBigInts(true);
+    for (const row of stmt.iterate() as Iterable<Row>) {
       if (isProblem(users.convert(row, {}, ctx))) rejectedUsers.add(String(row.id));
     }
   }
@@ -600,7 +617,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       dryRun || !sql ? new Map<string, Checkpoint>() : await loadCheckpoints(sql, source.key);
     const rejectFile = dryRun ? null : (options.rejectFile ?? `${options.from}.rejects.ndjson`);
     if (rejectFile && checkpoints.size === 0 && !options.verifyOnly) writeFileSync(rejectFile, '');
-    const ctx = convertContext(source);
+    const ctx = convertContext(source, Date.now());
     const cache = new PartitionCache();
     const reports: TableReport[] = [];
     const phases = { read: 0, partitions: 0, write: 0, verify: 0 };

@@ -2,10 +2,9 @@ import type { EventType } from '@spywatcher/db';
 import { uuidv5 } from './ids.ts';
 import {
   codePointLength,
-  EVENT_MIN_MS,
+  dateFinding,
   isProblem,
   type Problem,
-  REFERENCE_MIN_MS,
   splitList,
   toBool,
   toEpochMs,
@@ -33,12 +32,46 @@ export interface Column {
   verify?: string | false;
 }
 
-/** Counted per table: problems make a row a reject; `empty_array` is only reported. */
-export type FindingKind = Problem['problem'] | 'empty_array';
+/**
+ * Unusual values that are imported as they were and counted, so the operator sees them
+ * (the report and the dry run list them with the rejects' reasons).
+ */
+export type NoteKind =
+  | 'empty_array'
+  | 'sentinel_date'
+  | 'old_date'
+  | 'future_date'
+  | 'empty_token'
+  | 'empty_id'
+  | 'unknown_client'
+  | 'unknown_role'
+  | 'role_not_id'
+  | 'long_content'
+  | 'negative_number';
+
+/** Counted per table: a problem's kind counts a rejected row, a note an imported one. */
+export type FindingKind = Problem['problem'] | NoteKind;
 export type Findings = Partial<Record<FindingKind, number>>;
+
+export const REJECT_KINDS: readonly Problem['problem'][] = [
+  'unparseable_date',
+  'out_of_range',
+  'missing',
+  'invalid_text',
+  'orphan',
+];
 
 export function note(findings: Findings, kind: FindingKind): void {
   findings[kind] = (findings[kind] ?? 0) + 1;
+}
+
+/** Adds one row's notes to a batch's findings and empties them (a rejected row's are dropped). */
+export function moveNotes(row: Findings, into: Findings | null): void {
+  for (const k in row) {
+    const kind = k as FindingKind;
+    if (into) into[kind] = (into[kind] ?? 0) + (row[kind] ?? 0);
+    delete row[kind];
+  }
 }
 
 export type Row = Record<string, unknown>;
@@ -59,6 +92,8 @@ export interface EventSpec extends BaseSpec {
   type: EventType;
   /** 4-bit code in the derived event id (ids.ts). */
   code: number;
+  /** Legacy columns of integer affinity besides id (they may hold integers past 2^53). */
+  legacyInts: string[];
   /** Columns after the common id, occurred_at and metadata. */
   columns: Column[];
   convert(row: Row, findings: Findings): Converted;
@@ -73,8 +108,6 @@ export interface ReferenceSpec extends BaseSpec {
   insertSql(stage: string): string[];
   /** Joins for verification: `t` is the target row, `m` its import_legacy_ids row. */
   verifyFrom: string;
-  /** Read integers as BigInt (Guild.permissions exceeds 2^53). */
-  bigints?: boolean;
 }
 
 export type TableSpec = EventSpec | ReferenceSpec;
@@ -84,6 +117,8 @@ export interface ConvertContext {
   rejectedUsers: Set<string>;
   /** Legacy User ids present in the file. */
   userExists: (id: string) => boolean;
+  /** When the import started (epoch ms): later dates are noted as future. */
+  now: number;
 }
 
 const text = (name: string, verify?: string): Column => ({ name, kind: 'text', pgType: 'text', verify });
@@ -95,38 +130,53 @@ function collect(values: unknown[]): Converted {
   return values;
 }
 
+/** What a live message may hold; longer legacy content is kept and noted. */
 const MAX_CONTENT = 4000;
 const CLIENTS = new Set(['desktop', 'web', 'mobile']);
+const SNOWFLAKE = /^[0-9]+$/;
 
 function clients(value: unknown, findings: Findings): string[] | Problem {
   const list = splitList(value, 'clients');
   if (isProblem(list)) return list;
   if (list.length === 0) note(findings, 'empty_array');
-  for (const c of list) {
-    if (!CLIENTS.has(c))
-      return {
-        problem: 'out_of_range',
-        detail: `clients: ${JSON.stringify(c)} is not desktop, web or mobile`,
-      };
-  }
+  if (list.some((c) => !CLIENTS.has(c))) note(findings, 'unknown_client');
   return list;
 }
 
-function content(value: unknown): string | Problem {
+function roles(value: unknown, findings: Findings): string[] | Problem {
+  const list = splitList(value, 'addedRoles');
+  if (isProblem(list)) return list;
+  if (list.length === 0) note(findings, 'empty_array');
+  if (list.some((r) => !SNOWFLAKE.test(r))) note(findings, 'role_not_id');
+  return list;
+}
+
+function content(value: unknown, findings: Findings): string | Problem {
   const s = toText(value, 'content');
   if (isProblem(s)) return s;
-  const n = codePointLength(s, MAX_CONTENT);
-  if (n > MAX_CONTENT)
-    return { problem: 'out_of_range', detail: `content: ${n} characters (at most ${MAX_CONTENT})` };
+  if (codePointLength(s, MAX_CONTENT) > MAX_CONTENT) note(findings, 'long_content');
   return s;
 }
 
-const id = (v: unknown, column: string) => toText(v, column, { nonEmpty: true });
+/** A Discord id of an event row: an empty one is kept and noted. */
+function id(value: unknown, column: string, findings: Findings): string | Problem {
+  const s = toText(value, column);
+  if (s === '') note(findings, 'empty_id');
+  return s;
+}
+
+/** A count or a delay: negative ones are kept and noted. */
+function count(value: unknown, column: string, findings: Findings): number | Problem {
+  const n = toInt32(value, column);
+  if (typeof n === 'number' && n < 0) note(findings, 'negative_number');
+  return n;
+}
 
 export const EVENT_SPECS: EventSpec[] = [
   {
     kind: 'event',
     legacy: 'PresenceEvent',
+    legacyInts: ['createdAt'],
     type: 'presence',
     target: 'presence_events',
     code: 1,
@@ -139,20 +189,21 @@ export const EVENT_SPECS: EventSpec[] = [
       { name: 'clients', kind: 'arr', pgType: 'text[]' },
     ],
     convert: (r, f) =>
-      collect([id(r.userId, 'userId'), toText(r.username, 'username'), null, clients(r.clients, f)]),
+      collect([id(r.userId, 'userId', f), toText(r.username, 'username'), null, clients(r.clients, f)]),
   },
   {
     kind: 'event',
     legacy: 'TypingEvent',
+    legacyInts: ['createdAt'],
     type: 'typing',
     target: 'typing_events',
     code: 2,
     keyType: 'int',
     legacyColumns: ['id', 'userId', 'username', 'channelId', 'channel', 'guildId', 'createdAt'],
     columns: [text('user_id'), text('username'), text('channel_id'), text('channel_name'), text('guild_id')],
-    convert: (r) =>
+    convert: (r, f) =>
       collect([
-        id(r.userId, 'userId'),
+        id(r.userId, 'userId', f),
         toText(r.username, 'username'),
         toText(r.channelId, 'channelId'),
         toText(r.channel, 'channel'),
@@ -162,6 +213,7 @@ export const EVENT_SPECS: EventSpec[] = [
   {
     kind: 'event',
     legacy: 'MessageEvent',
+    legacyInts: ['createdAt'],
     type: 'message',
     target: 'message_events',
     code: 3,
@@ -175,19 +227,20 @@ export const EVENT_SPECS: EventSpec[] = [
       text('guild_id'),
       text('content'),
     ],
-    convert: (r) =>
+    convert: (r, f) =>
       collect([
-        id(r.userId, 'userId'),
+        id(r.userId, 'userId', f),
         toText(r.username, 'username'),
         toText(r.channelId, 'channelId'),
         toText(r.channel, 'channel'),
         toText(r.guildId, 'guildId'),
-        content(r.content),
+        content(r.content, f),
       ]),
   },
   {
     kind: 'event',
     legacy: 'JoinEvent',
+    legacyInts: ['createdAt', 'accountAgeDays'],
     type: 'join',
     target: 'join_events',
     code: 4,
@@ -199,26 +252,27 @@ export const EVENT_SPECS: EventSpec[] = [
       text('guild_id'),
       { name: 'account_age_days', kind: 'int', pgType: 'integer' },
     ],
-    convert: (r) =>
+    convert: (r, f) =>
       collect([
-        id(r.userId, 'userId'),
+        id(r.userId, 'userId', f),
         toText(r.username, 'username'),
         toText(r.guildId, 'guildId'),
-        toInt32(r.accountAgeDays, 'accountAgeDays'),
+        count(r.accountAgeDays, 'accountAgeDays', f),
       ]),
   },
   {
     kind: 'event',
     legacy: 'DeletedMessageEvent',
+    legacyInts: ['createdAt'],
     type: 'deleted_message',
     target: 'deleted_message_events',
     code: 5,
     keyType: 'int',
     legacyColumns: ['id', 'userId', 'username', 'channelId', 'channel', 'guildId', 'createdAt'],
     columns: [text('user_id'), text('username'), text('channel_id'), text('channel_name'), text('guild_id')],
-    convert: (r) =>
+    convert: (r, f) =>
       collect([
-        id(r.userId, 'userId'),
+        id(r.userId, 'userId', f),
         toText(r.username, 'username'),
         toText(r.channelId, 'channelId'),
         toText(r.channel, 'channel'),
@@ -228,6 +282,7 @@ export const EVENT_SPECS: EventSpec[] = [
   {
     kind: 'event',
     legacy: 'ReactionTime',
+    legacyInts: ['createdAt', 'deltaMs'],
     type: 'reaction_time',
     target: 'reaction_time_events',
     code: 6,
@@ -252,20 +307,21 @@ export const EVENT_SPECS: EventSpec[] = [
       text('guild_id'),
       { name: 'delta_ms', kind: 'int', pgType: 'integer' },
     ],
-    convert: (r) =>
+    convert: (r, f) =>
       collect([
-        id(r.observerId, 'observerId'),
+        id(r.observerId, 'observerId', f),
         toText(r.observerName, 'observerName'),
-        id(r.actorId, 'actorId'),
+        id(r.actorId, 'actorId', f),
         toText(r.actorName, 'actorName'),
         toText(r.channelId, 'channelId'),
         toText(r.guildId, 'guildId'),
-        toInt32(r.deltaMs, 'deltaMs'),
+        count(r.deltaMs, 'deltaMs', f),
       ]),
   },
   {
     kind: 'event',
     legacy: 'RoleChangeEvent',
+    legacyInts: ['createdAt'],
     type: 'role_change',
     target: 'role_change_events',
     code: 7,
@@ -277,16 +333,13 @@ export const EVENT_SPECS: EventSpec[] = [
       text('guild_id'),
       { name: 'added_roles', kind: 'arr', pgType: 'text[]' },
     ],
-    convert: (r, f) => {
-      const roles = splitList(r.addedRoles, 'addedRoles');
-      if (Array.isArray(roles) && roles.length === 0) note(f, 'empty_array');
-      return collect([
-        id(r.userId, 'userId'),
+    convert: (r, f) =>
+      collect([
+        id(r.userId, 'userId', f),
         toText(r.username, 'username'),
         toText(r.guildId, 'guildId'),
-        roles,
-      ]);
-    },
+        roles(r.addedRoles, f),
+      ]),
   },
 ];
 
@@ -294,14 +347,34 @@ const ROLES = new Set(['USER', 'ADMIN', 'MODERATOR', 'BANNED']);
 const legacyId: Column = { name: 'legacy_id', kind: 'text', pgType: 'text', verify: 'm.legacy_id' };
 const uuidCol: Column = { name: 'id', kind: 'text', pgType: 'uuid', verify: false };
 const ts = (name: string): Column => ({ name, kind: 'ts', pgType: 'timestamptz' });
-const refTs = (v: unknown, column: string) => toEpochMs(v, column, REFERENCE_MIN_MS);
 
-function role(value: unknown): string | Problem {
-  if (typeof value === 'string' && ROLES.has(value)) return value;
-  return {
-    problem: 'out_of_range',
-    detail: `role: ${JSON.stringify(value)} is not USER, ADMIN, MODERATOR or BANNED`,
-  };
+/** A date of a reference row, with its finding (the epoch, before Discord, in the future). */
+function refTs(value: unknown, column: string, findings: Findings, ctx: ConvertContext): number | Problem {
+  const ms = toEpochMs(value, column);
+  if (typeof ms === 'number') {
+    const kind = dateFinding(ms, ctx.now);
+    if (kind) note(findings, kind);
+  }
+  return ms;
+}
+
+function role(value: unknown, findings: Findings): string | Problem {
+  const s = toText(value, 'role');
+  if (typeof s === 'string' && !ROLES.has(s)) note(findings, 'unknown_role');
+  return s;
+}
+
+/**
+ * The legacy OAuth tokens (User.accessToken, User.refreshToken) on their way to
+ * users.access_token and users.refresh_token: the one place the import reads them.
+ */
+export const TOKEN_COLUMNS = ['access_token', 'refresh_token'] as const;
+
+function tokens(row: Row, findings: Findings): [string | Problem, string | Problem] {
+  const access = toText(row.accessToken, 'accessToken');
+  const refresh = toText(row.refreshToken, 'refreshToken');
+  if (access === '' || refresh === '') note(findings, 'empty_token');
+  return [access, refresh];
 }
 
 function mapInsert(stage: string, legacyTable: string, target: string, naturalKey: string): string {
@@ -351,20 +424,19 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
       { name: 'verified', kind: 'bool', pgType: 'boolean' },
       { name: 'ip_address', kind: 'inet', nullable: true, pgType: 'inet' },
       ntext('user_agent'),
-      text('access_token'),
-      text('refresh_token'),
+      ...TOKEN_COLUMNS.map((c) => text(c)),
       ts('refresh_token_issued_at'),
       ts('access_token_expires_at'),
       ts('last_seen_at'),
-      { name: 'role', kind: 'text', pgType: 'user_role' },
+      text('role'),
       ts('created_at'),
       ts('updated_at'),
     ],
-    convert: (r) =>
+    convert: (r, f, ctx) =>
       collect([
         toText(r.id, 'id', { nonEmpty: true }),
         uuidv5(`User:${String(r.id)}`),
-        id(r.discordId, 'discordId'),
+        toText(r.discordId, 'discordId', { nonEmpty: true }),
         toText(r.username, 'username'),
         toText(r.discriminator, 'discriminator'),
         toOptionalText(r.avatar, 'avatar'),
@@ -373,14 +445,13 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
         toBool(r.verified, 'verified'),
         r.ipAddress === null || r.ipAddress === undefined ? null : toInet(r.ipAddress, 'ipAddress'),
         toOptionalText(r.userAgent, 'userAgent'),
-        toText(r.accessToken, 'accessToken'),
-        toText(r.refreshToken, 'refreshToken'),
-        refTs(r.refreshTokenIssuedAt, 'refreshTokenIssuedAt'),
-        refTs(r.accessTokenExpiresAt, 'accessTokenExpiresAt'),
-        refTs(r.lastSeenAt, 'lastSeenAt'),
-        role(r.role),
-        refTs(r.createdAt, 'createdAt'),
-        refTs(r.updatedAt, 'updatedAt'),
+        ...tokens(r, f),
+        refTs(r.refreshTokenIssuedAt, 'refreshTokenIssuedAt', f, ctx),
+        refTs(r.accessTokenExpiresAt, 'accessTokenExpiresAt', f, ctx),
+        refTs(r.lastSeenAt, 'lastSeenAt', f, ctx),
+        role(r.role, f),
+        refTs(r.createdAt, 'createdAt', f, ctx),
+        refTs(r.updatedAt, 'updatedAt', f, ctx),
       ]),
     insertSql: (stage) => [
       `insert into users (id, discord_id, username, discriminator, avatar, email, locale, verified, ip_address, user_agent,
@@ -397,7 +468,6 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
     legacy: 'Guild',
     target: 'guilds',
     keyType: 'text',
-    bigints: true,
     legacyColumns: ['id', 'guildId', 'name', 'icon', 'owner', 'permissions', 'userId'],
     columns: [
       legacyId,
@@ -423,7 +493,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
       return collect([
         toText(r.id, 'id', { nonEmpty: true }),
         uuidv5(`Guild:${String(r.id)}`),
-        id(r.guildId, 'guildId'),
+        toText(r.guildId, 'guildId', { nonEmpty: true }),
         toText(r.name, 'name'),
         toOptionalText(r.icon, 'icon'),
         toBool(r.owner, 'owner'),
@@ -453,13 +523,13 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
       ntext('reason'),
       ts('created_at'),
     ],
-    convert: (r) =>
+    convert: (r, f, ctx) =>
       collect([
         String(r.id),
         uuidv5(`BlockedIP:${String(r.id)}`),
         toInet(r.ip, 'ip'),
         toOptionalText(r.reason, 'reason'),
-        refTs(r.createdAt, 'createdAt'),
+        refTs(r.createdAt, 'createdAt', f, ctx),
       ]),
     insertSql: (stage) => [
       `insert into blocked_ips (id, ip, reason, created_at) select id, ip, reason, created_at from ${stage} s on conflict do nothing`,
@@ -474,14 +544,14 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
     keyType: 'int',
     legacyColumns: ['id', 'userId', 'username', 'reason', 'createdAt'],
     columns: [legacyId, uuidCol, text('user_id'), text('username'), ntext('reason'), ts('created_at')],
-    convert: (r) =>
+    convert: (r, f, ctx) =>
       collect([
         String(r.id),
         uuidv5(`BannedUser:${String(r.id)}`),
-        id(r.userId, 'userId'),
+        toText(r.userId, 'userId', { nonEmpty: true }),
         toText(r.username, 'username'),
         toOptionalText(r.reason, 'reason'),
-        refTs(r.createdAt, 'createdAt'),
+        refTs(r.createdAt, 'createdAt', f, ctx),
       ]),
     insertSql: (stage) => [
       `insert into banned_users (id, user_id, username, reason, created_at)
@@ -496,7 +566,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
 export const TABLE_SPECS: TableSpec[] = [...REFERENCE_SPECS, ...EVENT_SPECS];
 
 export function eventCreatedAt(row: Row): number | Problem {
-  return toEpochMs(row.createdAt, 'createdAt', EVENT_MIN_MS);
+  return toEpochMs(row.createdAt, 'createdAt');
 }
 
 /** Columns every event row starts with in the canonical form (ids.ts, canonical.ts). */
@@ -509,4 +579,27 @@ export const EVENT_HEAD: Column[] = [
 /** The columns hashed for verification, in order. */
 export function hashColumns(spec: TableSpec): Column[] {
   return spec.kind === 'event' ? [...EVENT_HEAD, ...spec.columns] : spec.columns;
+}
+
+const SAFE = Number.MAX_SAFE_INTEGER;
+
+/** SQLite: true when a row of `spec` holds an integer that a JavaScript number cannot. */
+export function unsafeIntSql(spec: EventSpec, alias: string): string {
+  return spec.legacyInts
+    .map((c) => `(typeof(${alias}"${c}") = 'integer' and ${alias}"${c}" not between ${-SAFE} and ${SAFE})`)
+    .join(' or ');
+}
+
+/**
+ * SQLite select list of an event table that reads such integers as their digits (node:sqlite
+ * refuses to read them as numbers); the conversion then rejects them as out of range.
+ */
+export function safeColumnsSql(spec: EventSpec, alias: string): string {
+  return spec.legacyColumns
+    .map((c) =>
+      spec.legacyInts.includes(c)
+        ? `case when typeof(${alias}"${c}") = 'integer' and ${alias}"${c}" not between ${-SAFE} and ${SAFE} then cast(${alias}"${c}" as text) else ${alias}"${c}" end as "${c}"`
+        : `${alias}"${c}"`,
+    )
+    .join(', ');
 }

@@ -2,7 +2,8 @@ import { isIP } from 'node:net';
 
 /**
  * Conversions from what a Prisma-era SQLite file holds to PostgreSQL values. Each returns
- * the converted value or a `Problem` naming why it cannot be imported; none throws.
+ * the converted value or a `Problem` naming why PostgreSQL cannot store it as it was; none
+ * throws. Values that are unusual but storable are returned and noted as findings instead.
  */
 export interface Problem {
   problem: 'unparseable_date' | 'out_of_range' | 'missing' | 'invalid_text' | 'orphan';
@@ -12,10 +13,14 @@ export interface Problem {
 export const isProblem = (v: unknown): v is Problem =>
   typeof v === 'object' && v !== null && 'problem' in (v as object);
 
-/** Dates before Discord existed or after 2100 are out of range for events. */
-export const EVENT_MIN_MS = Date.UTC(2015, 0, 1);
-export const REFERENCE_MIN_MS = Date.UTC(2000, 0, 1);
-export const MAX_MS = Date.UTC(2100, 0, 1);
+/**
+ * Years 1-9999: every date in them has one ISO-8601 form that both JavaScript and PostgreSQL
+ * write and read, and its epoch milliseconds survive the float8 seconds verification reads.
+ */
+export const MIN_MS = -62_135_596_800_000;
+export const MAX_MS = 253_402_300_800_000;
+/** Discord's first year: an event or account date before it is reported as old. */
+export const DISCORD_MS = Date.UTC(2015, 0, 1);
 
 const ISO_NO_ZONE = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
@@ -23,7 +28,7 @@ const ISO_NO_ZONE = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
  * Prisma stores DateTime in SQLite as INTEGER milliseconds since the epoch; older rows and
  * hand-made ones hold ISO-8601 text or SQLite's CURRENT_TIMESTAMP text (UTC without a zone).
  */
-export function toEpochMs(value: unknown, column: string, minMs: number): number | Problem {
+export function toEpochMs(value: unknown, column: string): number | Problem {
   let ms: number;
   if (typeof value === 'number') {
     if (!Number.isInteger(value)) return { problem: 'unparseable_date', detail: `${column}: ${value}` };
@@ -46,13 +51,22 @@ export function toEpochMs(value: unknown, column: string, minMs: number): number
   } else {
     return { problem: 'unparseable_date', detail: `${column}: not a date` };
   }
-  if (ms < minMs || ms >= MAX_MS) {
-    return { problem: 'out_of_range', detail: `${column}: ${new Date(ms).toISOString?.() ?? ms} (${ms})` };
+  if (!(ms >= MIN_MS && ms < MAX_MS)) {
+    return { problem: 'out_of_range', detail: `${column}: ${ms} ms is outside the years 1-9999` };
   }
   return ms;
 }
 
-/** Required text: NULL and NUL characters (PostgreSQL text cannot hold U+0000) are problems. */
+/** How a storable date is unusual, if it is: the epoch itself, before Discord, or after `now`. */
+export function dateFinding(ms: number, now: number): 'sentinel_date' | 'old_date' | 'future_date' | null {
+  if (ms === 0) return 'sentinel_date';
+  if (ms < DISCORD_MS) return 'old_date';
+  if (ms > now) return 'future_date';
+  return null;
+}
+
+/** Required text: NULL (the column is NOT NULL) and NUL characters (PostgreSQL text cannot
+ * hold U+0000) are problems; `nonEmpty` is for keys that rows are matched by. */
 export function toText(value: unknown, column: string, opts: { nonEmpty?: boolean } = {}): string | Problem {
   if (value === null || value === undefined) return { problem: 'missing', detail: `${column} is NULL` };
   const s = typeof value === 'string' ? value : String(value);
@@ -74,14 +88,15 @@ export function codePointLength(s: string, limit: number): number {
   return n;
 }
 
-export function toInt32(value: unknown, column: string, min = 0): number | Problem {
+export function toInt32(value: unknown, column: string): number | Problem {
   const n = typeof value === 'bigint' ? Number(value) : typeof value === 'string' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n)) {
     return value === null || value === undefined
       ? { problem: 'missing', detail: `${column} is NULL` }
       : { problem: 'out_of_range', detail: `${column}: ${String(value).slice(0, 40)} is not a whole number` };
   }
-  if (n < min || n > 2147483647) return { problem: 'out_of_range', detail: `${column}: ${n}` };
+  if (n < -2147483648 || n > 2147483647)
+    return { problem: 'out_of_range', detail: `${column}: ${n} does not fit a 32-bit integer` };
   return n;
 }
 

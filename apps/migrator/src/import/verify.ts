@@ -3,7 +3,14 @@ import { canonicalSql, hashProbe, hashSumSql } from './canonical.ts';
 import { RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
 import type { LegacySource } from './source.ts';
-import { type ConvertContext, eventCreatedAt, hashColumns, type Row, type TableSpec } from './tables.ts';
+import {
+  type ConvertContext,
+  eventCreatedAt,
+  hashColumns,
+  type Row,
+  safeColumnsSql,
+  type TableSpec,
+} from './tables.ts';
 import { isProblem } from './values.ts';
 
 export interface VerifyResult {
@@ -81,8 +88,9 @@ async function sampleDifferences(sql: Sql, source: LegacySource, spec: TableSpec
   try {
     await conn`create temp table if not exists _verify_source (legacy_id text primary key, canon text not null)`;
     await conn`truncate _verify_source`;
-    const stmt = source.db.prepare(`select * from "${spec.legacy}" order by id`);
-    if (spec.kind === 'reference' && spec.bigints) stmt.setReadBigInts(true);
+    const list = spec.kind === 'event' ? safeColumnsSql(spec, '') : '*';
+    const stmt = source.db.prepare(`select ${list} from "${spec.legacy}" order by id`);
+    if (spec.kind === 'reference') stmt.setReadBigInts(true);
     let chunk = '';
     const flush = async () => {
       if (chunk === '') return;
