@@ -9,8 +9,12 @@ import {
   migrate,
   migrationStatus,
   pad,
+  partitionPolicies,
   partitionUpkeep,
+  RetentionError,
   redactUrl,
+  type Sql,
+  setRetention,
 } from '@spywatcher/db';
 import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
 
@@ -20,26 +24,52 @@ commands:
   migrate [--dry-run]          apply pending migrations (--dry-run prints the plan)
   status [--json]              list applied, pending, changed and missing migrations
   partitions [--dry-run] [--ahead N] [--no-retention]
-                               create partitions ahead and drop expired ones
+                               create partitions ahead and drop expired ones (never one
+                               holding imported rows, unless its table allows it)
+  retention                    show each event table's retention
+  retention TABLE DAYS|forever [--drop-imported | --keep-imported]
+                               set a table's retention (off, i.e. forever, by default);
+                               --drop-imported lets it drop imported history too
 
 environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher)`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      'dry-run': { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      ahead: { type: 'string' },
-      'no-retention': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-    allowPositionals: false,
-  });
-  if (!command || values.help || !['migrate', 'status', 'partitions'].includes(command)) {
+  let parsed: ReturnType<typeof parse>;
+  function parse() {
+    return parseArgs({
+      args: rest,
+      options: {
+        'dry-run': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        ahead: { type: 'string' },
+        'no-retention': { type: 'boolean', default: false },
+        'drop-imported': { type: 'boolean', default: false },
+        'keep-imported': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      allowPositionals: command === 'retention',
+    });
+  }
+  try {
+    parsed = parse();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  if (!command || values.help || !['migrate', 'status', 'partitions', 'retention'].includes(command)) {
     process.stderr.write(`${USAGE}\n`);
     return command && !values.help ? 64 : 0;
+  }
+  if (
+    command === 'retention' &&
+    (![0, 2].includes(positionals.length) || (values['drop-imported'] && values['keep-imported']))
+  ) {
+    process.stderr.write(
+      `retention takes no arguments, or TABLE and DAYS|forever (with at most one of --drop-imported, --keep-imported)\n\n${USAGE}\n`,
+    );
+    return 64;
   }
   const config = loadConfig({ DATABASE_URL: commonEnv.DATABASE_URL });
   const sql = createSql({ url: config.DATABASE_URL, applicationName: 'spywatcher-migrator-cli', max: 2 });
@@ -73,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
         const bad = rows.filter((r) => r.state === 'changed' || r.state === 'missing');
         if (bad.length > 0) return 1;
       }
+    } else if (command === 'retention') {
+      return await retention(sql, positionals, values, log);
     } else {
       const ahead = values.ahead === undefined ? 3 : Number(values.ahead);
       if (!Number.isInteger(ahead) || ahead < 0 || ahead > 120) {
@@ -92,6 +124,38 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+async function retention(
+  sql: Sql,
+  args: string[],
+  flags: { 'drop-imported': boolean; 'keep-imported': boolean },
+  log: (line: string) => void,
+): Promise<number> {
+  if (args.length === 2) {
+    const [table, days] = args as [string, string];
+    if (days !== 'forever' && !/^[0-9]+$/.test(days)) {
+      process.stderr.write(
+        `error: DAYS must be a whole number of days or forever, got ${JSON.stringify(days)}\n`,
+      );
+      return 64;
+    }
+    const dropImported = flags['drop-imported'] ? true : flags['keep-imported'] ? false : undefined;
+    try {
+      await setRetention(sql, table, days === 'forever' ? null : Number(days), dropImported);
+    } catch (error) {
+      if (!(error instanceof RetentionError)) throw error;
+      process.stderr.write(`error: ${error.message}\n`);
+      return 64;
+    }
+  }
+  for (const p of await partitionPolicies(sql)) {
+    const keep = p.retentionDays === null ? 'forever' : `${p.retentionDays} days`;
+    const imported =
+      p.retentionDays === null ? '' : p.dropImported ? ', imported history too' : ', imported history kept';
+    log(`${p.table.padEnd(24)} ${p.period.padEnd(6)} keep ${keep}${imported}`);
+  }
+  return 0;
 }
 
 try {

@@ -96,7 +96,6 @@ describe('period helpers', () => {
 describe('bulk load of empty periods (load, index, attach)', () => {
   it('attaches fully indexed partitions whose rows a projector tailing below xmin sees exactly once', async () => {
     const db = await freshDb();
-    await db.sql`update event_partitioning set retention_days = null`;
     const fx = writeLegacyFixture({ path: join(dir, 'tail.sqlite'), rows: 4000, seed: 5 });
     // A live row written before the import: a projector has already read it.
     const now = new Date();
@@ -266,7 +265,6 @@ describe('bulk load of empty periods (load, index, attach)', () => {
 
   it('inserts into periods whose partition already exists and holds rows, and still verifies', async () => {
     const db = await freshDb();
-    await db.sql`update event_partitioning set retention_days = null`;
     const fx = writeLegacyFixture({ path: join(dir, 'mixed.sqlite'), rows: 1500, seed: 9 });
     // A partition of the fixture's history exists already, with a row in it.
     const fixtureStart = await (async () => {

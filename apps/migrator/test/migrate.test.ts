@@ -1,4 +1,4 @@
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSql, MIGRATIONS_DIR, migrate, migrationStatus, type Sql } from '@spywatcher/db';
@@ -73,6 +73,36 @@ describe('migrate', () => {
       { sum: number[] }[]
     >`select sw_hours_add(array[1, 2]::int[], array[3, 4]::int[]) as sum`;
     expect(hours!.sum).toEqual([4, 6]);
+  });
+
+  it("0131 turns the shipped retention off, keeps an operator's, and finds partitions already imported", async () => {
+    const { sql } = await emptyDb();
+    const dir = await copyMigrations();
+    const later = (await readdir(dir)).filter((f) => /^\d+_/.test(f) && Number.parseInt(f, 10) >= 131);
+    const aside = await mkdtemp(join(tmpdir(), 'sw-migrations-later-'));
+    for (const f of later) await rename(join(dir, f), join(aside, f));
+    await migrate({ sql, dir });
+    await sql`update event_partitioning set retention_days = 14 where table_name = 'presence_events'`;
+    await sql`select sw_ensure_partition('message_events', '2020-03-05')`;
+    await sql`select sw_ensure_partition('message_events', '2020-04-05')`;
+    const row = (legacy: boolean, at: string) => sql`
+      insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content, metadata)
+      values (gen_random_uuid(), ${at}, '1', 'x', '2', 'c', '3', 'hi', ${sql.json(legacy ? { legacy_id: 1 } : {})})`;
+    await row(true, '2020-03-05');
+    await row(false, '2020-04-05');
+    for (const f of later) await rename(join(aside, f), join(dir, f));
+    await rm(aside, { recursive: true });
+    await migrate({ sql, dir });
+    const policies =
+      await sql`select table_name, retention_days, drop_imported from event_partitioning order by 1`;
+    expect(policies.filter((p) => p.retention_days !== null)).toEqual([
+      { table_name: 'presence_events', retention_days: 14, drop_imported: false },
+    ]);
+    expect(policies.every((p) => p.drop_imported === false)).toBe(true);
+    const imported = await sql`select partition_name, parent, source_key from imported_partitions`;
+    expect([...imported]).toEqual([
+      { partition_name: 'message_events_p20200301', parent: 'message_events', source_key: null },
+    ]);
   });
 
   it('0091 turns a populated per-client read model into a column per client, sums kept', async () => {

@@ -1,4 +1,10 @@
-import { listPartitions, partitionPolicies, type Sql } from '@spywatcher/db';
+import {
+  importedPartitions,
+  listPartitions,
+  partitionPolicies,
+  retentionDecisions,
+  type Sql,
+} from '@spywatcher/db';
 import { estimateIndexBloat, estimateTableBloat, type IndexBloat, type TableBloat } from './bloat.ts';
 import type { BackupCatalogue } from './catalogue.ts';
 
@@ -586,11 +592,16 @@ async function wraparoundAge(sql: Sql) {
 async function partitionCoverage(sql: Sql) {
   const [exists] = await sql<{ t: string | null }[]>`select to_regclass('event_partitioning')::text as t`;
   if (!exists?.t) return [];
-  const [policies, parts] = await Promise.all([partitionPolicies(sql), listPartitions(sql)]);
+  const [policies, parts, imported] = await Promise.all([
+    partitionPolicies(sql),
+    listPartitions(sql),
+    importedPartitions(sql),
+  ]);
   const now = Date.now();
+  // what upkeep would drop: partitions holding imported rows stay unless drop_imported is set
+  const decisions = retentionDecisions(policies, parts, imported, new Date(now));
   return policies.map((p) => {
     const mine = parts.filter((x) => x.parent === p.table);
-    const cutoff = p.retentionDays === null ? null : now - p.retentionDays * 86_400_000;
     return {
       table: p.table,
       period: p.period,
@@ -600,7 +611,7 @@ async function partitionCoverage(sql: Sql) {
       ahead: mine.filter((x) => x.from.getTime() > now).length,
       newestEndsAt:
         mine.length > 0 ? new Date(Math.max(...mine.map((x) => x.to.getTime()))).toISOString() : null,
-      expired: cutoff === null ? [] : mine.filter((x) => x.to.getTime() <= cutoff).map((x) => x.name),
+      expired: decisions.filter((d) => d.table === p.table && d.drop).map((d) => d.partition.name),
     };
   });
 }

@@ -38,13 +38,19 @@ export {
 } from './migrations/migrator.ts';
 export {
   ensurePartitions,
+  importedPartitions,
   isMissingPartitionError,
   listPartitions,
+  markPartitionImported,
   PartitionCache,
   type PartitionInfo,
   type PartitionPolicy,
   partitionPolicies,
   partitionUpkeep,
+  type RetentionDecision,
+  RetentionError,
+  retentionDecisions,
+  setRetention,
   type UpkeepAction,
   type UpkeepOptions,
 } from './partitions.ts';

@@ -1,4 +1,4 @@
-import type { Queryable, Sql } from './client.ts';
+import type { Queryable, Sql, TransactionSql } from './client.ts';
 import { type EventType, eventTable } from './event-tables.ts';
 
 /**
@@ -9,7 +9,10 @@ import { type EventType, eventTable } from './event-tables.ts';
 export interface PartitionPolicy {
   table: string;
   period: 'week' | 'month';
+  /** null (the default): keep every partition forever. */
   retentionDays: number | null;
+  /** Whether retention may drop partitions holding imported legacy rows (default false). */
+  dropImported: boolean;
 }
 
 export interface PartitionInfo {
@@ -20,10 +23,110 @@ export interface PartitionInfo {
 }
 
 export async function partitionPolicies(sql: Queryable): Promise<PartitionPolicy[]> {
-  const rows = await sql<{ table_name: string; period: 'week' | 'month'; retention_days: number | null }[]>`
-    select table_name, period, retention_days from event_partitioning order by table_name
+  const rows = await sql<
+    { table_name: string; period: 'week' | 'month'; retention_days: number | null; drop_imported: boolean }[]
+  >`
+    select table_name, period, retention_days, drop_imported from event_partitioning order by table_name
   `;
-  return rows.map((r) => ({ table: r.table_name, period: r.period, retentionDays: r.retention_days }));
+  return rows.map((r) => ({
+    table: r.table_name,
+    period: r.period,
+    retentionDays: r.retention_days,
+    dropImported: r.drop_imported,
+  }));
+}
+
+export class RetentionError extends Error {}
+
+/**
+ * Sets a table's retention (days, or null to keep forever) and, when given, whether it may drop
+ * partitions holding imported rows. Returns the policy as stored.
+ */
+export async function setRetention(
+  sql: Queryable,
+  table: string,
+  retentionDays: number | null,
+  dropImported?: boolean,
+): Promise<PartitionPolicy> {
+  if (retentionDays !== null && (!Number.isInteger(retentionDays) || retentionDays < 1)) {
+    throw new RetentionError(
+      `retention must be a whole number of days (1 or more) or none, got ${retentionDays}`,
+    );
+  }
+  const [row] = await sql<{ table_name: string }[]>`
+    update event_partitioning
+    set retention_days = ${retentionDays}, drop_imported = coalesce(${dropImported ?? null}::boolean, drop_imported)
+    where table_name = ${table}
+    returning table_name
+  `;
+  if (!row) {
+    const tables = (await partitionPolicies(sql)).map((p) => p.table);
+    throw new RetentionError(`${table} is not an event table (one of ${tables.join(', ')})`);
+  }
+  return (await partitionPolicies(sql)).find((p) => p.table === table)!;
+}
+
+/** Names of the partitions a legacy import wrote rows to (migration 0131). */
+export async function importedPartitions(sql: Queryable): Promise<Set<string>> {
+  const rows = await sql<{ partition_name: string }[]>`select partition_name from imported_partitions`;
+  return new Set(rows.map((r) => r.partition_name));
+}
+
+/** Records, in the transaction that writes imported rows, which partition holds them. */
+export async function markPartitionImported(
+  tx: TransactionSql,
+  parent: string,
+  partition: string,
+  sourceKey: string,
+): Promise<void> {
+  await tx`
+    insert into imported_partitions (partition_name, parent, source_key)
+    values (${partition}, ${parent}, ${sourceKey})
+    on conflict (partition_name) do nothing
+  `;
+}
+
+export interface RetentionDecision {
+  table: string;
+  partition: PartitionInfo;
+  /** false: past retention but kept, because it holds imported rows and drop_imported is off. */
+  drop: boolean;
+  reason: string;
+}
+
+/**
+ * The partitions past their table's retention (whose whole range is older than it), each to
+ * drop or to keep. Without a retention a table has none; one holding imported rows is kept
+ * unless the table's drop_imported is set.
+ */
+export function retentionDecisions(
+  policies: readonly PartitionPolicy[],
+  partitions: readonly PartitionInfo[],
+  imported: ReadonlySet<string>,
+  now: Date,
+  override: Partial<Record<string, number | null>> = {},
+): RetentionDecision[] {
+  const out: RetentionDecision[] = [];
+  for (const policy of policies) {
+    const retention = policy.table in override ? override[policy.table] : policy.retentionDays;
+    if (retention === null || retention === undefined) continue;
+    const cutoff = new Date(now.getTime() - retention * 86_400_000);
+    for (const p of partitions) {
+      if (p.parent !== policy.table || p.to.getTime() > cutoff.getTime()) continue;
+      const old = `every row is older than the ${retention}-day retention (cutoff ${cutoff.toISOString()})`;
+      if (imported.has(p.name) && !policy.dropImported) {
+        out.push({
+          table: policy.table,
+          partition: p,
+          drop: false,
+          reason: `${old}, but it holds imported legacy rows: kept until drop_imported is set for ${policy.table}`,
+        });
+      } else {
+        out.push({ table: policy.table, partition: p, drop: true, reason: old });
+      }
+    }
+  }
+  return out;
 }
 
 /** Existing partitions of every event table with their bounds. */
@@ -130,7 +233,8 @@ export interface UpkeepOptions {
 }
 
 export interface UpkeepAction {
-  action: 'create' | 'drop';
+  /** keep: past retention, kept because it holds imported rows (see retentionDecisions). */
+  action: 'create' | 'drop' | 'keep';
   table: string;
   partition: string;
   from: string;
@@ -140,7 +244,8 @@ export interface UpkeepAction {
 
 /**
  * Creates partitions for the current period and `ahead` more for every event table, and
- * detaches and drops partitions whose whole range is older than the table's retention.
+ * detaches and drops partitions whose whole range is older than the table's retention (a
+ * partition holding imported rows only when the table's drop_imported is set).
  */
 export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Promise<UpkeepAction[]> {
   const ahead = options.ahead ?? 3;
@@ -166,21 +271,17 @@ export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Pr
         reason: `keep ${ahead} ${policy.period}(s) ahead`,
       });
     }
-    const retention =
-      options.retention && policy.table in options.retention
-        ? options.retention[policy.table]
-        : policy.retentionDays;
-    if (options.skipRetention || retention === null || retention === undefined) continue;
-    const cutoff = new Date(now.getTime() - retention * 86_400_000);
-    for (const e of existing) {
-      if (e.parent !== policy.table || e.to.getTime() > cutoff.getTime()) continue;
+  }
+  if (!options.skipRetention) {
+    const imported = await importedPartitions(sql);
+    for (const d of retentionDecisions(policies, existing, imported, now, options.retention)) {
       actions.push({
-        action: 'drop',
-        table: policy.table,
-        partition: e.name,
-        from: e.from.toISOString(),
-        to: e.to.toISOString(),
-        reason: `every row is older than the ${retention}-day retention (cutoff ${cutoff.toISOString()})`,
+        action: d.drop ? 'drop' : 'keep',
+        table: d.table,
+        partition: d.partition.name,
+        from: d.partition.from.toISOString(),
+        to: d.partition.to.toISOString(),
+        reason: d.reason,
       });
     }
   }
@@ -189,10 +290,11 @@ export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Pr
   for (const a of actions) {
     if (a.action === 'create') {
       await sql`select sw_ensure_partition(${a.table}, ${new Date(a.from)})`;
-    } else {
+    } else if (a.action === 'drop') {
       await sql.begin(async (tx) => {
         await tx.unsafe(`alter table ${quote(a.table)} detach partition ${quote(a.partition)}`);
         await tx.unsafe(`drop table ${quote(a.partition)}`);
+        await tx`delete from imported_partitions where partition_name = ${a.partition}`;
       });
     }
   }

@@ -3,11 +3,16 @@ import {
   appendRows,
   createSql,
   ensurePartitions,
+  importedPartitions,
   isMissingPartitionError,
   listPartitions,
+  markPartitionImported,
   PartitionCache,
+  partitionPolicies,
   partitionUpkeep,
+  RetentionError,
   type Sql,
+  setRetention,
   withTransaction,
 } from '@spywatcher/db';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
@@ -65,6 +70,8 @@ describe('partition upkeep', () => {
   it('retention drops only partitions whose whole range is expired; dry-run changes nothing', async () => {
     const { sql } = await freshDb();
     const now = new Date('2030-06-15T00:00:00Z');
+    await setRetention(sql, 'message_events', 90);
+    await setRetention(sql, 'deleted_message_events', 30);
     // message_events keeps 90 days: cutoff 2030-03-17. March ends after it, February before it.
     await ensurePartitions(sql, 'message', [
       new Date('2016-03-05T00:00:00Z'),
@@ -96,6 +103,47 @@ describe('partition upkeep', () => {
     // Detached and dropped, not merely detached.
     const [orphan] = await sql`select to_regclass('message_events_p20160301') as t`;
     expect(orphan!.t).toBeNull();
+  });
+
+  it('keeps every partition by default: retention is off until an operator sets it', async () => {
+    const { sql } = await freshDb();
+    expect((await partitionPolicies(sql)).map((p) => [p.retentionDays, p.dropImported])).toEqual(
+      Array(7).fill([null, false]),
+    );
+    await ensurePartitions(sql, 'message', [new Date('2016-03-05T00:00:00Z')]);
+    await ensurePartitions(sql, 'deleted_message', [new Date('2016-03-05T00:00:00Z')]);
+    const actions = await partitionUpkeep(sql, { now: new Date('2030-06-15T00:00:00Z'), ahead: 0 });
+    expect(actions.filter((a) => a.action !== 'create')).toEqual([]);
+    expect(await partitionNames(sql, 'message_events')).toContain('message_events_p20160301');
+  });
+
+  it('never drops a partition holding imported rows unless drop_imported is set', async () => {
+    const { sql } = await freshDb();
+    const now = new Date('2030-06-15T00:00:00Z');
+    await ensurePartitions(sql, 'message', [
+      new Date('2016-03-05T00:00:00Z'),
+      new Date('2016-04-05T00:00:00Z'),
+    ]);
+    await sql.begin((tx) => markPartitionImported(tx, 'message_events', 'message_events_p20160301', 'k'));
+    await setRetention(sql, 'message_events', 30);
+    const plan = await partitionUpkeep(sql, { now, ahead: 0 });
+    expect(plan.find((a) => a.partition === 'message_events_p20160301')).toMatchObject({
+      action: 'keep',
+      reason: expect.stringMatching(/imported legacy rows.*drop_imported/),
+    });
+    expect(plan.find((a) => a.partition === 'message_events_p20160401')?.action).toBe('drop');
+    expect(await partitionNames(sql, 'message_events')).toContain('message_events_p20160301');
+
+    const policy = await setRetention(sql, 'message_events', 30, true);
+    expect(policy).toMatchObject({ retentionDays: 30, dropImported: true });
+    await partitionUpkeep(sql, { now, ahead: 0 });
+    expect(await partitionNames(sql, 'message_events')).not.toContain('message_events_p20160301');
+    expect(await importedPartitions(sql)).toEqual(new Set());
+    // drop_imported stays as set when only the days change
+    expect(await setRetention(sql, 'message_events', null)).toMatchObject({ dropImported: true });
+
+    await expect(setRetention(sql, 'messages', 30)).rejects.toThrow(/messages is not an event table/);
+    await expect(setRetention(sql, 'message_events', 0)).rejects.toThrow(RetentionError);
   });
 
   it('a retention override of null keeps everything', async () => {

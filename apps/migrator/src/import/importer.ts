@@ -4,7 +4,9 @@ import {
   ensurePartitions,
   inLanes,
   isMissingPartitionError,
+  markPartitionImported,
   PartitionCache,
+  partitionPolicies,
   type Sql,
   type TransactionSql,
 } from '@spywatcher/db';
@@ -673,16 +675,14 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
         });
       const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before, unit.period);
       let state = cp;
-      if (
-        !dryRun &&
-        sql &&
-        spec.kind === 'event' &&
-        typeof unit.period === 'number' &&
-        !checkpoints.has(unit.key) &&
-        unit.rows > 0
-      ) {
+      // The partition of the period's rows: recorded as holding imported rows with them, so
+      // retention keeps it (migration 0131).
+      const target =
+        !dryRun && sql && spec.kind === 'event' && typeof unit.period === 'number'
+          ? await partitionFor(sql, spec.target, unit.period)
+          : null;
+      if (sql && spec.kind === 'event' && target && !checkpoints.has(unit.key) && unit.rows > 0) {
         const t0 = performance.now();
-        const target = await partitionFor(sql, spec.target, unit.period);
         let acc = cp;
         let readInside = 0;
         try {
@@ -715,7 +715,10 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                 );
               }
             },
-            (tx) => saveCheckpoint(tx, source.key, unit.key, acc, true),
+            async (tx) => {
+              await saveCheckpoint(tx, source.key, unit.key, acc, true);
+              await markPartitionImported(tx, spec.target, target.name, source.key);
+            },
           );
           phases.read += readInside;
           phases.write += performance.now() - t0 - readInside;
@@ -753,6 +756,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                   else await writeReferenceBatch(tx as TransactionSql, spec, b);
                 }
                 await saveCheckpoint(tx as TransactionSql, source.key, unit.key, nextState, false);
+                if (target && b.rows > 0) {
+                  await markPartitionImported(tx as TransactionSql, spec.target, target.name, source.key);
+                }
               });
               phases.write += performance.now() - t0;
               break;
@@ -903,23 +909,23 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
   }
 }
 
-/** Old history is dropped by partition upkeep unless retention allows it: say so. */
+/**
+ * Retention keeps imported history unless an operator let it drop it (retention set and
+ * drop_imported on): say so when that applies to the history just imported.
+ */
 async function retentionWarnings(sql: Sql, reports: TableReport[]): Promise<string[]> {
-  const policies = await sql<{ table_name: string; retention_days: number | null }[]>`
-    select table_name, retention_days from event_partitioning
-  `;
+  const policies = await partitionPolicies(sql);
   const old: string[] = [];
   for (const r of reports) {
-    const p = policies.find((x) => x.table_name === r.target);
-    if (!p || p.retention_days === null || !r.oldest) continue;
-    if ((Date.now() - Date.parse(r.oldest)) / DAY > p.retention_days) {
-      old.push(`${r.target} (from ${r.oldest.slice(0, 10)}, retention ${p.retention_days} days)`);
+    const p = policies.find((x) => x.table === r.target);
+    if (!p || p.retentionDays === null || !p.dropImported || !r.oldest) continue;
+    if ((Date.now() - Date.parse(r.oldest)) / DAY > p.retentionDays) {
+      old.push(`${r.target} (from ${r.oldest.slice(0, 10)}, retention ${p.retentionDays} days)`);
     }
   }
   if (old.length === 0) return [];
   return [
-    `imported history is older than the retention of ${old.join(', ')}: the next partition upkeep drops it ` +
-      `unless you raise event_partitioning.retention_days (null keeps forever), e.g. ` +
-      `update event_partitioning set retention_days = null where table_name in (...)`,
+    `imported history is older than the retention of ${old.join(', ')}, and drop_imported is set: ` +
+      'the next partition upkeep drops it. Keep it with `nx run migrator:retention -- TABLE DAYS --keep-imported`',
   ];
 }
