@@ -21,6 +21,7 @@ options:
   --reject-file FILE   NDJSON file for rejected rows (default FILE.rejects.ndjson)
   --batch-rows N       rows per committed batch (default 5000)
   --concurrency N      event-table periods loaded at once (default 3)
+  --workers N          worker threads converting event rows (default 2; 0: on the main thread)
   --json               print the report as one JSON line at the end
 
 exit codes: 0 ok, 1 error, 2 bad configuration, 3 more rejects than --max-rejects,
@@ -149,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
         'reject-file': { type: 'string' },
         'batch-rows': { type: 'string', default: '5000' },
         concurrency: { type: 'string', default: '3' },
+        workers: { type: 'string', default: '2' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -168,15 +170,21 @@ async function main(argv: string[]): Promise<number> {
   const maxRejects = Number(values['max-rejects']);
   const batchRows = Number(values['batch-rows']);
   const concurrency = Number(values.concurrency);
+  const workers = Number(values.workers);
   if (
     !values.from ||
     !Number.isInteger(maxRejects) ||
     maxRejects < 0 ||
     !Number.isInteger(batchRows) ||
-    batchRows < 1
+    batchRows < 1 ||
+    !Number.isInteger(concurrency) ||
+    concurrency < 1 ||
+    !Number.isInteger(workers) ||
+    workers < 0 ||
+    workers > 16
   ) {
     process.stderr.write(
-      `--from FILE is required; --max-rejects and --batch-rows take whole numbers\n\n${USAGE}\n`,
+      `--from FILE is required; --max-rejects, --batch-rows, --concurrency and --workers take whole numbers\n\n${USAGE}\n`,
     );
     return 64;
   }
@@ -204,6 +212,7 @@ async function main(argv: string[]): Promise<number> {
       rejectFile: values['reject-file'],
       batchRows,
       concurrency,
+      workers,
     };
     let report: ImportReport;
     try {

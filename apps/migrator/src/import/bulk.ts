@@ -1,5 +1,5 @@
+import { DatabaseSync } from 'node:sqlite';
 import type { Sql, TransactionSql } from '@spywatcher/db';
-import type { LegacySource } from './source.ts';
 import { type EventSpec, eventCreatedAt, type TableSpec, unsafeIntSql } from './tables.ts';
 import { isProblem, MAX_MS } from './values.ts';
 
@@ -25,8 +25,8 @@ export async function partitionPeriods(sql: Sql): Promise<Map<string, Period>> {
   return new Map(rows.map((r) => [r.table_name, r.period]));
 }
 
-/** Name of the SQLite temp table mapping each legacy id of `spec` to its period start. */
-export const periodTable = (spec: TableSpec) => `temp."_sw_periods_${spec.legacy}"`;
+/** Where readers find the table mapping each legacy id of `spec` to its period start. */
+export const periodTable = (spec: TableSpec) => `sw_periods."_sw_periods_${spec.legacy}"`;
 
 /** The period of rows whose date is not valid, in the period table (a start is a whole day). */
 export const UNDATED = -1;
@@ -41,40 +41,62 @@ export function periodSql(period: Period, column: string): string {
     : `unixepoch(${column} / 1000, 'unixepoch', 'start of month') * 1000`;
 }
 
+const quoteLiteral = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
 /**
- * Indexes the legacy table by partition period on the SQLite side (a temp table keyed by
- * (period, id) in SQLite's temp file, so memory stays flat), so a period's rows can be read in
- * id order without scanning the table once per period. Rows whose date is not valid get the
- * period UNDATED, and so do rows holding an integer past 2^53 (JavaScript cannot read it as a
- * number; the undated period reads them as text). Integer dates from 1970 on get their period from SQL; everything else (text
- * dates, earlier, out-of-range or fractional values) goes through the same conversion as the import.
+ * The legacy tables indexed by partition period, in a scratch SQLite file beside nothing else
+ * (memory stays flat): every connection reading periods attaches it (`attachPeriodIndex`), the
+ * main thread's and each conversion worker's.
  */
-export function indexPeriods(source: LegacySource, spec: EventSpec, period: Period): Map<number, number> {
-  const db = source.db;
-  db.function('sw_period', { deterministic: true }, (createdAt: unknown) => {
-    const ms = eventCreatedAt({ createdAt } as never);
-    return isProblem(ms) ? UNDATED : periodStart(period, ms);
-  });
-  const table = periodTable(spec);
-  const c = '"createdAt"';
-  db.exec(`drop table if exists ${table}`);
-  db.exec(
-    `create table ${table} (p integer not null, id integer not null, primary key (p, id)) without rowid`,
-  );
-  db.exec(
-    `insert into ${table} (id, p) select id, case when typeof(${c}) = 'integer' and ${c} >= 0 and ${c} < ${MAX_MS}
-       then ${periodSql(period, c)} when ${unsafeIntSql(spec, '')} then ${UNDATED} else sw_period(${c}) end from "${spec.legacy}"`,
-  );
-  const counts = new Map<number, number>();
-  for (const r of db
-    .prepare(`select p, count(*) as n from ${table} where p <> ${UNDATED} group by p`)
-    .iterate() as Iterable<{
-    p: number;
-    n: number;
-  }>) {
-    counts.set(r.p, r.n);
+export class PeriodIndex {
+  readonly path: string;
+  private readonly db: DatabaseSync;
+
+  constructor(legacyPath: string, path: string) {
+    this.path = path;
+    this.db = new DatabaseSync(path);
+    this.db.exec('pragma journal_mode = off; pragma synchronous = off');
+    this.db.exec(`attach database ${quoteLiteral(legacyPath)} as legacy`);
   }
-  return counts;
+
+  /**
+   * Indexes one legacy table by partition period, so a period's rows can be read in id order
+   * without scanning the table once per period; returns the rows per period. Rows whose date is
+   * not valid get the period UNDATED, and so do rows holding an integer past 2^53 (JavaScript
+   * cannot read it as a number; the undated period reads them as text). Integer dates from 1970
+   * on get their period from SQL; everything else (text dates, earlier, out-of-range or
+   * fractional values) goes through the same conversion as the import.
+   */
+  index(spec: EventSpec, period: Period): Map<number, number> {
+    const db = this.db;
+    db.function('sw_period', { deterministic: true }, (createdAt: unknown) => {
+      const ms = eventCreatedAt({ createdAt } as never);
+      return isProblem(ms) ? UNDATED : periodStart(period, ms);
+    });
+    const table = `main."_sw_periods_${spec.legacy}"`;
+    const c = '"createdAt"';
+    db.exec(`drop table if exists ${table}`);
+    db.exec(
+      `create table ${table} (p integer not null, id integer not null, primary key (p, id)) without rowid`,
+    );
+    db.exec(
+      `insert into ${table} (id, p) select id, case when typeof(${c}) = 'integer' and ${c} >= 0 and ${c} < ${MAX_MS}
+         then ${periodSql(period, c)} when ${unsafeIntSql(spec, '')} then ${UNDATED} else sw_period(${c}) end
+       from legacy."${spec.legacy}"`,
+    );
+    const counts = new Map<number, number>();
+    const stmt = db.prepare(`select p, count(*) as n from ${table} where p <> ${UNDATED} group by p`);
+    for (const r of stmt.iterate() as Iterable<{ p: number; n: number }>) counts.set(r.p, r.n);
+    return counts;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export function attachPeriodIndex(db: DatabaseSync, path: string): void {
+  db.exec(`attach database ${quoteLiteral(path)} as sw_periods`);
 }
 
 export interface PartitionTarget {
@@ -195,11 +217,79 @@ export function triggerOn(def: string, parent: string, table: string): string {
 
 export class BulkUnavailable extends Error {}
 
+/** Milliseconds per step of the import, summed over the lanes (ImportReport.phases). */
+export type StepTimes = Record<string, number>;
+
+interface LoadContext {
+  tx: TransactionSql;
+  parent: string;
+  /** The standalone table, quoted. */
+  table: string;
+  target: PartitionTarget;
+  shape: ParentShape;
+}
+
+/**
+ * What runs over a period's rows once they are all loaded, in order, each in the period's
+ * transaction and timed under its name. A set-based pass over the loaded rows belongs here (or
+ * in a `<trigger function>_bulk(regclass)` companion, which `collect` calls), never per row.
+ */
+const AFTER_LOAD: { step: string; run: (c: LoadContext) => Promise<void> }[] = [
+  {
+    step: 'index',
+    run: async ({ tx, table, shape }) => {
+      for (const def of shape.statementTriggers) {
+        const name = /^CREATE (?:CONSTRAINT )?TRIGGER (\S+) /.exec(def)?.[1];
+        await tx.unsafe(`drop trigger ${name} on ${table}`);
+      }
+      await tx`set local maintenance_work_mem = '64MB'`;
+      // A period's table is small (tens of thousands of rows): starting parallel workers (a fork
+      // each) for its index builds cost more than they saved, and the other lanes keep the cores
+      // busy anyway.
+      await tx`set local max_parallel_maintenance_workers = 0`;
+      for (const def of shape.constraints) await tx.unsafe(`alter table ${table} add ${def}`);
+      for (const def of shape.indexes) await tx.unsafe(indexOn(def, table));
+    },
+  },
+  {
+    // A query fixes its partitions when it is planned and takes its snapshot just after: without
+    // this lock, a projector planned before the commit could execute after it, take this
+    // transaction as finished (tx < xmin) while not scanning the new partition, move its cursor
+    // past these rows and never read them (seen in the tailing test). ATTACH alone takes a lock
+    // readers do not wait for; this one (what CREATE TABLE ... PARTITION OF takes for a live
+    // partition) makes the commit wait for queries planned before it, and queries planned after
+    // it wait for the commit. It is taken before the bulk collectors run: a writer inserting
+    // into the parent meanwhile may wait for words or ids they insert (unique keys), and must
+    // not be what this lock waits for. Held for the collectors, the attach and the checkpoint.
+    step: 'lock',
+    run: async ({ tx, parent }) => {
+      await tx.unsafe(`lock table ${parent} in access exclusive mode`);
+    },
+  },
+  {
+    // the parent's statement-trigger work, once over the loaded rows (search vocabulary, ...)
+    step: 'collect',
+    run: async ({ tx, table, shape }) => {
+      for (const fn of shape.bulkCollectors) await tx.unsafe(`select ${fn}($1::regclass)`, [table]);
+    },
+  },
+  {
+    step: 'attach',
+    run: async ({ tx, parent, table, target }) => {
+      await tx.unsafe(
+        `alter table ${parent} attach partition ${table} for values from ('${target.lower.toISOString()}') to ('${target.upper.toISOString()}')`,
+      );
+      await tx.unsafe(`alter table ${table} drop constraint "${target.name}_import_bounds"`);
+    },
+  },
+];
+
 /**
  * Loads a whole partition period that does not exist yet in ONE transaction: a standalone
- * table shaped like the parent (no indexes), rows inserted into it, the parent's indexes and
- * primary key built once over the loaded rows, then ATTACH (which adopts the matching indexes
- * instead of building new ones, and skips its validation scan thanks to the bounds CHECK).
+ * table shaped like the parent (no indexes), rows inserted into it, then the AFTER_LOAD steps:
+ * the parent's indexes and primary key built once over the loaded rows, the set-based
+ * collectors, and ATTACH (which adopts the matching indexes instead of building new ones, and
+ * skips its validation scan thanks to the bounds CHECK); `finish` last (the checkpoint).
  * The rows' `tx` is this transaction's id: projectors read only below pg_snapshot_xmin, which
  * cannot pass a transaction still running, so when it commits every row is after their cursors.
  * Throws BulkUnavailable (before reading any row) when the partition appeared meanwhile or the
@@ -211,12 +301,14 @@ export async function loadPeriod(
   target: PartitionTarget,
   fill: (tx: TransactionSql, table: string) => Promise<void>,
   finish: (tx: TransactionSql) => Promise<void>,
+  time: (step: string, ms: number) => void = () => {},
 ): Promise<void> {
   const shape = await parentShape(sql, parent);
   if (shape.rowTriggers) throw new BulkUnavailable(`${parent} has row-level triggers`);
   const table = `"${target.name}"`;
   await sql.begin(async (tx) => {
     const t = tx as TransactionSql;
+    const t0 = performance.now();
     // Safe: the checkpoint commits with the rows; a commit lost in a server crash loses both,
     // and the next run loads the period again.
     await t`set local synchronous_commit = off`;
@@ -235,33 +327,15 @@ export async function loadPeriod(
       ].join(', ')})`,
     );
     for (const def of shape.statementTriggers) await t.unsafe(triggerOn(def, parent, table));
+    time('create', performance.now() - t0);
     await fill(t, table);
-    for (const def of shape.statementTriggers) {
-      const name = /^CREATE (?:CONSTRAINT )?TRIGGER (\S+) /.exec(def)?.[1];
-      await t.unsafe(`drop trigger ${name} on ${table}`);
+    for (const { step, run } of AFTER_LOAD) {
+      const s0 = performance.now();
+      await run({ tx: t, parent, table, target, shape });
+      time(step, performance.now() - s0);
     }
-    await t`set local maintenance_work_mem = '64MB'`;
-    // A period's table is small (tens of thousands of rows): starting parallel workers (a fork
-    // each) for its index builds cost more than they saved, and the other lanes keep the cores
-    // busy anyway (1M-row benchmark: 19.8 -> 17.3 s on average over three alternated pairs).
-    await t`set local max_parallel_maintenance_workers = 0`;
-    for (const def of shape.constraints) await t.unsafe(`alter table ${table} add ${def}`);
-    for (const def of shape.indexes) await t.unsafe(indexOn(def, table));
-    // A query fixes its partitions when it is planned and takes its snapshot just after: without
-    // this lock, a projector planned before the commit could execute after it, take this
-    // transaction as finished (tx < xmin) while not scanning the new partition, move its cursor
-    // past these rows and never read them (seen in the tailing test). ATTACH alone takes a lock
-    // readers do not wait for; this one (what CREATE TABLE ... PARTITION OF takes for a live
-    // partition) makes the commit wait for queries planned before it, and queries planned after
-    // it wait for the commit. It is taken before the bulk collectors run: a writer inserting
-    // into the parent meanwhile may wait for words or ids they insert (unique keys), and must
-    // not be what this lock waits for. Held for the collectors, the attach and the checkpoint.
-    await t.unsafe(`lock table ${parent} in access exclusive mode`);
-    for (const fn of shape.bulkCollectors) await t.unsafe(`select ${fn}($1::regclass)`, [table]);
-    await t.unsafe(
-      `alter table ${parent} attach partition ${table} for values from ('${lower}') to ('${upper}')`,
-    );
-    await t.unsafe(`alter table ${table} drop constraint "${target.name}_import_bounds"`);
+    const f0 = performance.now();
     await finish(t);
+    time('checkpoint', performance.now() - f0);
   });
 }

@@ -1,5 +1,6 @@
-import { appendFileSync, writeFileSync } from 'node:fs';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   ensurePartitions,
   inLanes,
@@ -10,33 +11,32 @@ import {
   type Sql,
   type TransactionSql,
 } from '@spywatcher/db';
+import { type Batch, buildBatch, type RejectLine } from './batch.ts';
+
+export type { RejectLine };
+
 import {
+  attachPeriodIndex,
   BulkUnavailable,
-  indexPeriods,
   loadPeriod,
   type Period,
+  PeriodIndex,
   partitionFor,
   partitionPeriods,
-  periodTable,
-  UNDATED,
+  type StepTimes,
 } from './bulk.ts';
-import { ContentHash } from './canonical.ts';
-import { CopyBuffer, RowEncoder } from './encode.ts';
-import { legacyEventId } from './ids.ts';
+import { ConvertPool, type UnitBatches } from './convert-pool.ts';
+import { countRows, selectRows, type UnitRange } from './reads.ts';
 import { ImportError, type LegacySource, openLegacySource } from './source.ts';
 import {
   type Column,
   type ConvertContext,
-  eventCreatedAt,
   type Findings,
-  moveNotes,
-  note,
   type Row,
-  safeColumnsSql,
   TABLE_SPECS,
   type TableSpec,
 } from './tables.ts';
-import { dateFinding, isProblem, type Problem } from './values.ts';
+import { isProblem } from './values.ts';
 import { checkServerHash, type VerifyResult, verifyTable } from './verify.ts';
 
 export interface ImportOptions {
@@ -55,6 +55,8 @@ export interface ImportOptions {
   batchRows?: number;
   /** Event table periods imported at once (default 3). */
   concurrency?: number;
+  /** Worker threads reading and converting event rows (default 2, one per core). */
+  workers?: number;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
@@ -103,21 +105,13 @@ export interface ImportReport {
   /** CPU time of this process (reading, converting, hashing, encoding): PostgreSQL's is not in it. */
   cpuSeconds: number;
   /**
-   * Seconds spent per phase, summed over the parallel lanes (so they can exceed `seconds`):
-   * reading and converting, creating partitions, writing batches, verifying.
+   * Seconds spent per step, summed over the lanes and workers running at once (so they can
+   * exceed `seconds`): see StepTimes in bulk.ts and the README's benchmark section.
    */
-  phases: { read: number; partitions: number; write: number; verify: number };
+  phases: StepTimes;
   rowsPerSecond: number;
   /** 0 ok, 3 too many rejects, 4 verification failed. */
   exitCode: number;
-}
-
-export interface RejectLine {
-  table: string;
-  legacy_id: string;
-  reason: string;
-  detail: string;
-  row: Row;
 }
 
 interface Checkpoint {
@@ -126,17 +120,6 @@ interface Checkpoint {
   rejected: bigint;
   hash: bigint;
   findings: Findings;
-  minMs: number | null;
-}
-
-interface Batch {
-  copy: CopyBuffer;
-  rows: number;
-  rejects: RejectLine[];
-  lastKey: string | null;
-  hash: bigint;
-  findings: Findings;
-  days: Set<number>;
   minMs: number | null;
 }
 
@@ -149,104 +132,24 @@ const DAY = 86_400_000;
  */
 export const DEFAULT_CONCURRENCY = 3;
 
-/** Relative PostgreSQL cost of a row, to start the costliest table first. */
-const costOf = (spec: TableSpec) => (spec.legacy === 'MessageEvent' ? 8 : 1);
-const YIELD_EVERY = 500;
-const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/** Conversion workers: one per core of the 2-core machine (see convert-pool.ts). */
+export const DEFAULT_WORKERS = 2;
 
-/** Legacy users carry OAuth tokens; a reject file must not spread them. */
-const SECRET_COLUMNS = new Set(['accessToken', 'refreshToken']);
-
-function toJsonSafe(row: Row): Row {
-  const out: Row = {};
-  for (const [k, v] of Object.entries(row)) {
-    out[k] = SECRET_COLUMNS.has(k) && v !== null ? '[redacted]' : typeof v === 'bigint' ? v.toString() : v;
-  }
-  return out;
-}
-
-function rejectOf(spec: TableSpec, row: Row, p: Problem): RejectLine {
-  return {
-    table: spec.legacy,
-    legacy_id: String(row.id),
-    reason: p.problem,
-    detail: p.detail,
-    row: toJsonSafe(row),
-  };
-}
-
-/** Reads up to `limit` rows and converts them, yielding to the event loop now and then so a
- * COPY of the previous batch proceeds meanwhile. */
-async function buildBatch(
+/** The batches of a reference table, converted on the main thread (a few thousand rows). */
+function localBatches(
+  db: LegacySource['db'],
   spec: TableSpec,
-  rows: Iterator<Row>,
+  range: UnitRange,
   limit: number,
   ctx: ConvertContext,
   withCopy: boolean,
-): Promise<Batch> {
-  const b: Batch = {
-    copy: new CopyBuffer(),
-    rows: 0,
-    rejects: [],
-    lastKey: null,
-    hash: 0n,
-    findings: {},
-    days: new Set(),
-    minMs: null,
-  };
-  const hash = new ContentHash();
-  let lastDay = Number.NaN;
-  const encoder = new RowEncoder(spec.columns, withCopy);
-  let n = 0;
-  let lastId: unknown = null;
-  // a row's notes count only once the row is imported
-  const notes: Findings = {};
-  while (n < limit && b.copy.length < MAX_BATCH_BYTES) {
-    const next = rows.next();
-    if (next.done) break;
-    const row = next.value;
-    n++;
-    lastId = row.id;
-    if (spec.kind === 'event') {
-      const ms = eventCreatedAt(row);
-      const converted = isProblem(ms) ? ms : spec.convert(row, notes);
-      if (isProblem(converted)) {
-        moveNotes(notes, null);
-        note(b.findings, converted.problem);
-        b.rejects.push(rejectOf(spec, row, converted));
-        continue;
-      }
-      const dated = dateFinding(ms as number, ctx.now);
-      if (dated) note(notes, dated);
-      moveNotes(notes, b.findings);
-      const legacyId = Number(row.id);
-      encoder.event(legacyEventId(spec.code, ms as number, legacyId), ms as number, legacyId, converted);
-      const day = Math.floor((ms as number) / DAY);
-      if (day !== lastDay) {
-        lastDay = day;
-        b.days.add(day);
-      }
-      if (b.minMs === null || (ms as number) < b.minMs) b.minMs = ms as number;
-    } else {
-      const converted = spec.convert(row, notes, ctx);
-      if (isProblem(converted)) {
-        moveNotes(notes, null);
-        note(b.findings, converted.problem);
-        b.rejects.push(rejectOf(spec, row, converted));
-        continue;
-      }
-      moveNotes(notes, b.findings);
-      encoder.row(converted);
-    }
-    b.rows++;
-    hash.add(encoder.canonical);
-    if (withCopy) b.copy.append(encoder.line);
-    if (n % YIELD_EVERY === 0) await yieldToLoop();
-  }
-  if (lastId !== null) b.lastKey = String(lastId);
-  b.hash = hash.value();
-  return b;
+): UnitBatches {
+  const rows = selectRows(db, spec, range);
+  return { next: async () => buildBatch(spec, rows, limit, ctx, withCopy), close: () => rows.return?.() };
 }
+
+/** Relative PostgreSQL cost of a row, to start the costliest table first. */
+const costOf = (spec: TableSpec) => (spec.legacy === 'MessageEvent' ? 8 : 1);
 
 async function copyText(
   tx: TransactionSql,
@@ -308,7 +211,7 @@ async function writeBulkBatch(
     tx,
     table,
     columns.map((c) => c.name),
-    b.copy.bytes(),
+    b.copy,
   );
 }
 
@@ -318,7 +221,7 @@ async function writeEventBatch(
   b: Batch,
 ): Promise<void> {
   const columns = [...EVENT_COPY_HEAD, ...spec.columns];
-  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy.bytes());
+  const staged = await stage(tx, `_import_stage_${spec.target}`, columns, b.copy);
   const cols = columns.map((c) => c.name).join(', ');
   const insert = `insert into ${spec.target} (${cols}) select ${cols} from ${staged} s`;
   try {
@@ -332,7 +235,7 @@ async function writeEventBatch(
 }
 
 async function writeReferenceBatch(tx: TransactionSql, spec: TableSpec & { kind: 'reference' }, b: Batch) {
-  const staged = await stage(tx, `_import_stage_${spec.target}`, spec.columns, b.copy.bytes());
+  const staged = await stage(tx, `_import_stage_${spec.target}`, spec.columns, b.copy);
   for (const statement of spec.insertSql(staged)) await tx.unsafe(statement);
 }
 
@@ -436,52 +339,6 @@ interface TableProgressState {
   started: boolean;
 }
 
-function bounds(spec: TableSpec, after: string | null, before: number | null) {
-  const lower = after ?? (spec.keyType === 'int' ? Number.MIN_SAFE_INTEGER : '');
-  return [spec.keyType === 'int' ? Number(lower) : lower, before ?? Number.MAX_SAFE_INTEGER] as const;
-}
-
-function selectRows(
-  source: LegacySource,
-  spec: TableSpec,
-  after: string | null,
-  before: number | null,
-  period?: number | null,
-): Iterator<Row> {
-  if (period !== undefined && spec.kind === 'event') {
-    // Rows with integers past 2^53 are all in the undated period (bulk.ts), read with care.
-    const columns = period === null ? safeColumnsSql(spec, 't.') : 't.*';
-    const stmt = source.db.prepare(
-      `select ${columns} from ${periodTable(spec)} q join "${spec.legacy}" t on t.id = q.id where q.p = ? and q.id > ? order by q.id`,
-    );
-    return stmt.iterate(period ?? UNDATED, Number(after ?? Number.MIN_SAFE_INTEGER)) as Iterator<Row>;
-  }
-  const upper = spec.keyType === 'int' ? ' and id < ?' : '';
-  const columns = spec.kind === 'event' ? safeColumnsSql(spec, '') : '*';
-  const stmt = source.db.prepare(`select ${columns} from "${spec.legacy}" where id > ?${upper} order by id`);
-  // Reference tables are small: integers as BigInt (Guild.permissions exceeds 2^53).
-  if (spec.kind === 'reference') stmt.setReadBigInts(true);
-  const [lo, hi] = bounds(spec, after, before);
-  return (spec.keyType === 'int' ? stmt.iterate(lo, hi) : stmt.iterate(lo)) as Iterator<Row>;
-}
-
-function countRows(
-  source: LegacySource,
-  spec: TableSpec,
-  after: string | null,
-  before: number | null,
-  period?: number | null,
-): number {
-  if (period !== undefined) {
-    const stmt = source.db.prepare(`select count(*) as n from ${periodTable(spec)} where p = ? and id > ?`);
-    return stmt.get(period ?? UNDATED, Number(after ?? Number.MIN_SAFE_INTEGER))!.n as number;
-  }
-  const upper = spec.keyType === 'int' ? ' and id < ?' : '';
-  const stmt = source.db.prepare(`select count(*) as n from "${spec.legacy}" where id > ?${upper}`);
-  const [lo, hi] = bounds(spec, after, before);
-  return (spec.keyType === 'int' ? stmt.get(lo, hi) : stmt.get(lo))!.n as number;
-}
-
 const periodKey = (start: number) => new Date(start).toISOString().slice(0, 10).replaceAll('-', '');
 
 /**
@@ -491,22 +348,28 @@ const periodKey = (start: number) => new Date(start).toISOString().slice(0, 10).
 function planUnits(
   source: LegacySource,
   checkpoints: Map<string, Checkpoint>,
-  periods: Map<string, Period> | null,
+  periods: { of: Map<string, Period>; index: PeriodIndex } | null,
 ): Unit[] {
   const units: Unit[] = [];
   for (const spec of TABLE_SPECS) {
     if (spec.kind === 'reference') {
       const after = checkpoints.get(spec.legacy)?.lastKey ?? null;
-      units.push({ spec, key: spec.legacy, after, before: null, rows: countRows(source, spec, after, null) });
+      units.push({
+        spec,
+        key: spec.legacy,
+        after,
+        before: null,
+        rows: countRows(source.db, spec, { after, before: null }),
+      });
       continue;
     }
-    const period = periods?.get(spec.target);
-    if (period) {
-      const starts = [...indexPeriods(source, spec, period).keys()].sort((a, b) => a - b);
+    const period = periods?.of.get(spec.target);
+    if (periods && period) {
+      const starts = [...periods.index.index(spec, period).keys()].sort((a, b) => a - b);
       for (const start of [...starts, null]) {
         const key = start === null ? `${spec.legacy}#undated` : `${spec.legacy}@${periodKey(start)}`;
         const after = checkpoints.get(key)?.lastKey ?? null;
-        const rows = countRows(source, spec, after, null, start);
+        const rows = countRows(source.db, spec, { after, before: null, period: start });
         if (rows > 0 || checkpoints.has(key))
           units.push({ spec, key, after, before: null, period: start, rows });
       }
@@ -521,7 +384,7 @@ function planUnits(
       const key = `${spec.legacy}#${k}`;
       const after = checkpoints.get(key)?.lastKey ?? String(k * RANGE - 1);
       const before = (k + 1) * RANGE;
-      units.push({ spec, key, after, before, rows: countRows(source, spec, after, before) });
+      units.push({ spec, key, after, before, rows: countRows(source.db, spec, { after, before }) });
     }
   }
   return units;
@@ -600,6 +463,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
   const log = options.log ?? (() => {});
   const source = openLegacySource(options.from);
   let lock: Awaited<ReturnType<Sql['reserve']>> | undefined;
+  let scratch: string | undefined;
+  let periodIndex: PeriodIndex | null = null;
+  let pool: ConvertPool | null = null;
   try {
     if (!dryRun) {
       if (!sql) throw new Error('a database connection is needed unless dryRun is set');
@@ -622,7 +488,14 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     const ctx = convertContext(source, Date.now());
     const cache = new PartitionCache();
     const reports: TableReport[] = [];
-    const phases = { read: 0, partitions: 0, write: 0, verify: 0 };
+    const phases: StepTimes = {};
+    const time = (step: string, ms: number) => {
+      phases[step] = (phases[step] ?? 0) + ms;
+    };
+    const timeBatch = (b: Batch) => {
+      time('read', b.readMs);
+      time('convert', b.convertMs);
+    };
     const rejectSamples: RejectLine[] = [];
     const warnings: string[] = [];
 
@@ -673,7 +546,27 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           total: progress.total,
           rejected: report.rejected,
         });
-      const rows = selectRows(source, spec, cp.lastKey ?? unit.after, unit.before, unit.period);
+      const range = { after: cp.lastKey ?? unit.after, before: unit.before, period: unit.period };
+      const batches =
+        spec.kind === 'event' && pool
+          ? pool.open(spec.legacy, range, batchRows, !dryRun)
+          : localBatches(source.db, spec, range, batchRows, ctx, !dryRun);
+      try {
+        await importBatches(unit, cp, batches, keepRejects, count, reportProgress, unitDone);
+      } finally {
+        batches.close();
+      }
+    };
+    const importBatches = async (
+      unit: Unit,
+      cp: Checkpoint,
+      batches: UnitBatches,
+      keepRejects: (b: Batch) => void,
+      count: (b: Batch) => void,
+      reportProgress: () => void,
+      unitDone: (final: Checkpoint) => void,
+    ) => {
+      const { spec } = unit;
       let state = cp;
       // The partition of the period's rows: recorded as holding imported rows with them, so
       // retention keeps it (migration 0131).
@@ -682,9 +575,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
           ? await partitionFor(sql, spec.target, unit.period)
           : null;
       if (sql && spec.kind === 'event' && target && !checkpoints.has(unit.key) && unit.rows > 0) {
-        const t0 = performance.now();
         let acc = cp;
-        let readInside = 0;
         try {
           await loadPeriod(
             sql,
@@ -696,9 +587,8 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                 if (failed || options.signal?.aborted === true) {
                   throw new Error(failed ? 'stopped: another table failed' : 'import cancelled');
                 }
-                const r0 = performance.now();
-                const b = await buildBatch(spec, rows, batchRows, ctx, true);
-                readInside += performance.now() - r0;
+                const b = await batches.next();
+                timeBatch(b);
                 if (pending) {
                   const error = await pending;
                   if (error) throw error;
@@ -707,8 +597,10 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                 keepRejects(b);
                 acc = advance(acc, b);
                 count(b);
+                const c0 = performance.now();
                 pending = (b.rows > 0 ? writeBulkBatch(tx, spec, table, b) : Promise.resolve()).then(
                   () => {
+                    time(spec.legacy === 'MessageEvent' ? 'copy_messages' : 'copy', performance.now() - c0);
                     reportProgress();
                   },
                   (e: unknown) => e ?? new Error('batch failed'),
@@ -719,9 +611,8 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
               await saveCheckpoint(tx, source.key, unit.key, acc, true);
               await markPartitionImported(tx, spec.target, target.name, source.key);
             },
+            time,
           );
-          phases.read += readInside;
-          phases.write += performance.now() - t0 - readInside;
           unitDone(acc);
           return;
         } catch (error) {
@@ -743,7 +634,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                 [...b.days].map((d) => new Date(d * DAY)),
                 cache,
               );
-              phases.partitions += performance.now() - t0;
+              time('partitions', performance.now() - t0);
             }
             try {
               const t0 = performance.now();
@@ -760,7 +651,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                   await markPartitionImported(tx as TransactionSql, spec.target, target.name, source.key);
                 }
               });
-              phases.write += performance.now() - t0;
+              time('write', performance.now() - t0);
               break;
             } catch (error) {
               // Retention may have dropped a partition we had seen: forget and recreate it.
@@ -781,9 +672,8 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       };
       for (;;) {
         const stop = failed || options.signal?.aborted === true;
-        const t0 = performance.now();
-        const batch = stop ? undefined : await buildBatch(spec, rows, batchRows, ctx, !dryRun);
-        phases.read += performance.now() - t0;
+        const batch = stop ? undefined : await batches.next();
+        if (batch) timeBatch(batch);
         if (pending) {
           const error = await pending;
           if (error) throw error;
@@ -815,8 +705,23 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       });
     }
     const reportOf = (spec: TableSpec) => reports.find((r) => r.table === spec.legacy)!;
-    const periods = dryRun || !sql || options.verifyOnly ? null : await partitionPeriods(sql);
-    const plan = options.verifyOnly ? [] : planUnits(source, checkpoints, periods);
+    const periodOf = dryRun || !sql || options.verifyOnly ? null : await partitionPeriods(sql);
+    if (periodOf) {
+      scratch = mkdtempSync(join(tmpdir(), 'sw-import-'));
+      periodIndex = new PeriodIndex(source.path, join(scratch, 'periods.sqlite'));
+      attachPeriodIndex(source.db, periodIndex.path);
+    }
+    const plan = options.verifyOnly
+      ? []
+      : planUnits(source, checkpoints, periodOf && periodIndex ? { of: periodOf, index: periodIndex } : null);
+    periodIndex?.close();
+    // workers: 0 converts on the main thread (to measure what the workers bring)
+    if ((options.workers ?? DEFAULT_WORKERS) > 0 && plan.some((u) => u.spec.kind === 'event')) {
+      pool = new ConvertPool(
+        { file: source.path, periods: periodIndex?.path ?? null, now: ctx.now },
+        options.workers ?? DEFAULT_WORKERS,
+      );
+    }
     const progressOf = new Map<TableSpec, TableProgressState>();
     for (const u of plan) {
       const p = progressOf.get(u.spec) ?? { total: 0, unitsLeft: 0, started: false };
@@ -866,7 +771,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       });
       verified = reports.every((r) => r.verification?.ok === true);
     }
-    phases.verify = performance.now() - verifyStarted;
+    time('verify', performance.now() - verifyStarted);
     if (sql && !dryRun) warnings.push(...(await retentionWarnings(sql, reports)));
 
     const rows = reports.reduce((n, r) => n + r.read, 0);
@@ -894,9 +799,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
         const cpu = process.cpuUsage(cpuStarted);
         return Math.round((cpu.user + cpu.system) / 1000) / 1000;
       })(),
-      phases: Object.fromEntries(
-        Object.entries(phases).map(([k, v]) => [k, Math.round(v) / 1000]),
-      ) as ImportReport['phases'],
+      phases: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v) / 1000])),
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : 0,
       exitCode,
     };
@@ -905,7 +808,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       await lock`select pg_advisory_unlock(hashtext(${`sw_import:${source.key}`}))`.catch(() => {});
       lock.release();
     }
+    await pool?.close();
     source.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
 }
 
