@@ -5,7 +5,7 @@ import { EVENT_TYPES, ensurePartitions, eventTable, PartitionCache } from '@spyw
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
-import { indexOn, loadPeriod, partitionFor, periodSql, periodStart, triggerOn } from '../src/import/bulk.ts';
+import { importTarget, indexOn, loadPeriod, periodSql, periodStart, triggerOn } from '../src/import/bulk.ts';
 import { runImport } from '../src/import/importer.ts';
 
 const TABLES = EVENT_TYPES.map((t) => eventTable(t));
@@ -191,7 +191,8 @@ describe('bulk load of empty periods (load, index, attach)', () => {
     expect(terms!.n).toBeGreaterThan(10);
     const [checkpoints] = await db.sql<{ n: number }[]>`
       select count(*)::int as n from import_checkpoints where source_table ~ 'Event@' and completed`;
-    expect(checkpoints!.n).toBeGreaterThan(20);
+    // a month per table and period of the file (three months of history)
+    expect(checkpoints!.n).toBeGreaterThanOrEqual(14);
 
     const again = await runImport(db.sql, { from: fx.path });
     expect(again.imported).toBe(0);
@@ -202,7 +203,7 @@ describe('bulk load of empty periods (load, index, attach)', () => {
   it('holds no lock on the parent while loading, so live writers can still create partitions', async () => {
     const db = await freshDb();
     const start = Date.UTC(2021, 4, 1);
-    const target = await partitionFor(db.sql, 'message_events', start);
+    const target = importTarget('message_events', start);
     await loadPeriod(
       db.sql,
       'message_events',
@@ -233,8 +234,8 @@ describe('bulk load of empty periods (load, index, attach)', () => {
 
   it('does a statement trigger work once over the loaded table when it has a _bulk companion', async () => {
     const db = await freshDb();
-    const start = Date.UTC(2021, 4, 3);
-    const target = await partitionFor(db.sql, 'deleted_message_events', start);
+    const start = Date.UTC(2021, 4, 1);
+    const target = importTarget('deleted_message_events', start);
     await loadPeriod(
       db.sql,
       'deleted_message_events',

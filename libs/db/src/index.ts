@@ -41,7 +41,7 @@ export {
   importedPartitions,
   isMissingPartitionError,
   listPartitions,
-  markPartitionImported,
+  markPartitionsImported,
   PartitionCache,
   type PartitionInfo,
   type PartitionPolicy,

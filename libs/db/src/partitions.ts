@@ -72,16 +72,21 @@ export async function importedPartitions(sql: Queryable): Promise<Set<string>> {
   return new Set(rows.map((r) => r.partition_name));
 }
 
-/** Records, in the transaction that writes imported rows, which partition holds them. */
-export async function markPartitionImported(
+/**
+ * Records, in the transaction that writes imported rows, which partitions of `parent` hold them:
+ * those whose ranges hold `times` (one per day or period of the rows is enough).
+ */
+export async function markPartitionsImported(
   tx: TransactionSql,
   parent: string,
-  partition: string,
+  times: readonly Date[],
   sourceKey: string,
 ): Promise<void> {
   await tx`
     insert into imported_partitions (partition_name, parent, source_key)
-    values (${partition}, ${parent}, ${sourceKey})
+    select distinct p, ${parent}, ${sourceKey}
+    from unnest(${times.map((t) => t.toISOString())}::timestamptz[]) t, sw_partition_of(${parent}, t) p
+    where p is not null
     on conflict (partition_name) do nothing
   `;
 }
@@ -261,7 +266,10 @@ export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Pr
       cross join lateral sw_partition_bounds(${policy.table}, ${now}::timestamptz + (k || ' ' || ${policy.period})::interval)
     `;
     for (const p of planned) {
-      if (existing.some((e) => e.parent === policy.table && e.name === p.name)) continue;
+      // an imported month may cover the period (migration 0132)
+      const covered = (e: PartitionInfo) =>
+        e.name === p.name || (e.from.getTime() <= p.lower.getTime() && p.lower.getTime() < e.to.getTime());
+      if (existing.some((e) => e.parent === policy.table && covered(e))) continue;
       actions.push({
         action: 'create',
         table: policy.table,

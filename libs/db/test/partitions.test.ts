@@ -6,7 +6,7 @@ import {
   importedPartitions,
   isMissingPartitionError,
   listPartitions,
-  markPartitionImported,
+  markPartitionsImported,
   PartitionCache,
   partitionPolicies,
   partitionUpkeep,
@@ -124,7 +124,9 @@ describe('partition upkeep', () => {
       new Date('2016-03-05T00:00:00Z'),
       new Date('2016-04-05T00:00:00Z'),
     ]);
-    await sql.begin((tx) => markPartitionImported(tx, 'message_events', 'message_events_p20160301', 'k'));
+    await sql.begin((tx) =>
+      markPartitionsImported(tx, 'message_events', [new Date('2016-03-05T00:00:00Z')], 'k'),
+    );
     await setRetention(sql, 'message_events', 30);
     const plan = await partitionUpkeep(sql, { now, ahead: 0 });
     expect(plan.find((a) => a.partition === 'message_events_p20160301')).toMatchObject({
@@ -155,6 +157,36 @@ describe('partition upkeep', () => {
       dryRun: true,
     });
     expect(actions.filter((a) => a.action === 'drop' && a.table === 'message_events')).toEqual([]);
+  });
+});
+
+describe('partitions of different lengths (an imported month in a weekly table)', () => {
+  it("finds a time's partition by range and cuts a new week short where a month holds its first days", async () => {
+    const { sql } = await freshDb();
+    await sql`create table presence_events_p20240101 partition of presence_events
+      for values from ('2024-01-01') to ('2024-02-01')`;
+    const cache = new PartitionCache();
+    // a week inside the month: no new partition
+    expect(await ensurePartitions(sql, 'presence', [new Date('2024-01-10T12:00:00Z')], cache)).toEqual([]);
+    const [inside] =
+      await sql`select name, created from sw_ensure_partition('presence_events', '2024-01-10T12:00:00Z')`;
+    expect(inside).toEqual({ name: 'presence_events_p20240101', created: false });
+    // the week of 2024-01-29 runs into February: its partition starts where the month ends
+    expect(await ensurePartitions(sql, 'presence', [new Date('2024-02-02T00:00:00Z')], cache)).toEqual([
+      'presence_events_p20240201',
+    ]);
+    const parts = (await listPartitions(sql)).filter((p) => p.parent === 'presence_events');
+    expect(parts.map((p) => [p.name, p.from.toISOString(), p.to.toISOString()])).toEqual([
+      ['presence_events_p20240101', '2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z'],
+      ['presence_events_p20240201', '2024-02-01T00:00:00.000Z', '2024-02-05T00:00:00.000Z'],
+    ]);
+    // upkeep does not plan weeks the month covers
+    const plan = await partitionUpkeep(sql, {
+      now: new Date('2024-01-10T00:00:00Z'),
+      ahead: 2,
+      dryRun: true,
+    });
+    expect(plan.filter((a) => a.table === 'presence_events').map((a) => a.partition)).toEqual([]);
   });
 });
 

@@ -18,13 +18,6 @@ export function periodStart(period: Period, ms: number): number {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
 }
 
-export async function partitionPeriods(sql: Sql): Promise<Map<string, Period>> {
-  const rows = await sql<{ table_name: string; period: Period }[]>`
-    select table_name, period from event_partitioning
-  `;
-  return new Map(rows.map((r) => [r.table_name, r.period]));
-}
-
 /** Where readers find the table mapping each legacy id of `spec` to its period start. */
 export const periodTable = (spec: TableSpec) => `sw_periods."_sw_periods_${spec.legacy}"`;
 
@@ -105,16 +98,15 @@ export interface PartitionTarget {
   upper: Date;
 }
 
-export async function partitionFor(sql: Sql, parent: string, start: number): Promise<PartitionTarget> {
-  const [b] = await sql<{ name: string; lower: Date; upper: Date }[]>`
-    select name, lower, upper from sw_partition_bounds(${parent}, ${new Date(start)})
-  `;
-  if (!b || b.lower.getTime() !== start) {
-    throw new Error(
-      `partition bounds of ${parent} for ${new Date(start).toISOString()} disagree with the import's`,
-    );
-  }
-  return b;
+/**
+ * The partition an import loads a month of `parent` into: that month, whatever the table's own
+ * period (imported history is cold: a month a partition; migration 0132), named as the table's
+ * partitions are, after its first day.
+ */
+export function importTarget(parent: string, monthStart: number): PartitionTarget {
+  const lower = new Date(monthStart);
+  const upper = new Date(Date.UTC(lower.getUTCFullYear(), lower.getUTCMonth() + 1, 1));
+  return { name: `${parent}_p${lower.toISOString().slice(0, 10).replaceAll('-', '')}`, lower, upper };
 }
 
 /** The parent's shape, to give a standalone table the same indexes, keys and statement triggers. */
@@ -312,12 +304,18 @@ export async function loadPeriod(
     // Safe: the checkpoint commits with the rows; a commit lost in a server crash loses both,
     // and the next run loads the period again.
     await t`set local synchronous_commit = off`;
-    // The same lock sw_ensure_partition takes: a writer needing this period waits for the attach.
+    // The month's lock, which sw_ensure_partition takes for every month a period touches: a
+    // writer needing a partition in this month waits for the attach, then finds it.
     await t`select pg_advisory_xact_lock(hashtext(${`sw_partition:${target.name}`}))`;
-    const [exists] = await t<{ r: string | null }[]>`select to_regclass(${table})::text as r`;
-    if (exists?.r) throw new BulkUnavailable(`${target.name} exists`);
     const lower = target.lower.toISOString();
     const upper = target.upper.toISOString();
+    const [exists] = await t<{ r: string | null; overlap: string | null }[]>`
+      select to_regclass(${table})::text as r,
+             (select min(c.relname) from pg_inherits i join pg_class c on c.oid = i.inhrelid
+              cross join lateral sw_partition_range(c.oid) b
+              where i.inhparent = ${parent}::regclass and b.lower < ${upper} and b.upper > ${lower}) as overlap`;
+    if (exists?.r) throw new BulkUnavailable(`${target.name} exists`);
+    if (exists?.overlap) throw new BulkUnavailable(`${exists.overlap} holds part of ${target.name}'s month`);
     // Spelled out from the catalog rather than LIKE parent, which would hold a lock on the parent
     // for the whole load and queue a live writer's partition creation (and everything behind it).
     await t.unsafe(

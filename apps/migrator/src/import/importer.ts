@@ -5,7 +5,7 @@ import {
   ensurePartitions,
   inLanes,
   isMissingPartitionError,
-  markPartitionImported,
+  markPartitionsImported,
   PartitionCache,
   partitionPolicies,
   type Sql,
@@ -18,11 +18,9 @@ export type { RejectLine };
 import {
   attachPeriodIndex,
   BulkUnavailable,
+  importTarget,
   loadPeriod,
-  type Period,
   PeriodIndex,
-  partitionFor,
-  partitionPeriods,
   type StepTimes,
 } from './bulk.ts';
 import { ConvertPool, type UnitBatches } from './convert-pool.ts';
@@ -348,7 +346,7 @@ const periodKey = (start: number) => new Date(start).toISOString().slice(0, 10).
 function planUnits(
   source: LegacySource,
   checkpoints: Map<string, Checkpoint>,
-  periods: { of: Map<string, Period>; index: PeriodIndex } | null,
+  periods: PeriodIndex | null,
 ): Unit[] {
   const units: Unit[] = [];
   for (const spec of TABLE_SPECS) {
@@ -363,9 +361,8 @@ function planUnits(
       });
       continue;
     }
-    const period = periods?.of.get(spec.target);
-    if (periods && period) {
-      const starts = [...periods.index.index(spec, period).keys()].sort((a, b) => a - b);
+    if (periods) {
+      const starts = [...periods.index(spec, 'month').keys()].sort((a, b) => a - b);
       for (const start of [...starts, null]) {
         const key = start === null ? `${spec.legacy}#undated` : `${spec.legacy}@${periodKey(start)}`;
         const after = checkpoints.get(key)?.lastKey ?? null;
@@ -572,7 +569,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       // retention keeps it (migration 0131).
       const target =
         !dryRun && sql && spec.kind === 'event' && typeof unit.period === 'number'
-          ? await partitionFor(sql, spec.target, unit.period)
+          ? importTarget(spec.target, unit.period)
           : null;
       if (sql && spec.kind === 'event' && target && !checkpoints.has(unit.key) && unit.rows > 0) {
         let acc = cp;
@@ -609,7 +606,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
             },
             async (tx) => {
               await saveCheckpoint(tx, source.key, unit.key, acc, true);
-              await markPartitionImported(tx, spec.target, target.name, source.key);
+              await markPartitionsImported(tx, spec.target, [target.lower], source.key);
             },
             time,
           );
@@ -647,8 +644,9 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
                   else await writeReferenceBatch(tx as TransactionSql, spec, b);
                 }
                 await saveCheckpoint(tx as TransactionSql, source.key, unit.key, nextState, false);
-                if (target && b.rows > 0) {
-                  await markPartitionImported(tx as TransactionSql, spec.target, target.name, source.key);
+                if (spec.kind === 'event' && b.rows > 0) {
+                  const days = b.days.map((d) => new Date(d * DAY));
+                  await markPartitionsImported(tx as TransactionSql, spec.target, days, source.key);
                 }
               });
               time('write', performance.now() - t0);
@@ -705,15 +703,14 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       });
     }
     const reportOf = (spec: TableSpec) => reports.find((r) => r.table === spec.legacy)!;
-    const periodOf = dryRun || !sql || options.verifyOnly ? null : await partitionPeriods(sql);
-    if (periodOf) {
+    // imported history goes by month, whatever the table's period (bulk.ts, importTarget)
+    const byPeriod = !dryRun && sql !== null && !options.verifyOnly;
+    if (byPeriod) {
       scratch = mkdtempSync(join(tmpdir(), 'sw-import-'));
       periodIndex = new PeriodIndex(source.path, join(scratch, 'periods.sqlite'));
       attachPeriodIndex(source.db, periodIndex.path);
     }
-    const plan = options.verifyOnly
-      ? []
-      : planUnits(source, checkpoints, periodOf && periodIndex ? { of: periodOf, index: periodIndex } : null);
+    const plan = options.verifyOnly ? [] : planUnits(source, checkpoints, periodIndex);
     periodIndex?.close();
     // workers: 0 converts on the main thread (to measure what the workers bring)
     if ((options.workers ?? DEFAULT_WORKERS) > 0 && plan.some((u) => u.spec.kind === 'event')) {
