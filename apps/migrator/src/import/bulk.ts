@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import type { Sql, TransactionSql } from '@spywatcher/db';
 import { type EventSpec, eventCreatedAt, type TableSpec, unsafeIntSql } from './tables.ts';
@@ -209,6 +210,37 @@ export function triggerOn(def: string, parent: string, table: string): string {
 
 export class BulkUnavailable extends Error {}
 
+/**
+ * CPU milliseconds (user + system) a PostgreSQL backend has used, when the server runs on this
+ * machine and /proc shows it (null otherwise): how the report splits PostgreSQL's CPU by step.
+ */
+export function backendCpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // clock ticks of 10 ms (USER_HZ is 100 on Linux)
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+/** Times `run` under `step`, and the backend's CPU under `pg_cpu:<step>` when it can be read. */
+export async function timed<T>(
+  time: (step: string, ms: number) => void,
+  step: string,
+  pid: number | null,
+  run: () => Promise<T>,
+): Promise<T> {
+  const t0 = performance.now();
+  const c0 = pid === null ? null : backendCpuMs(pid);
+  const out = await run();
+  time(step, performance.now() - t0);
+  const c1 = pid === null ? null : backendCpuMs(pid);
+  if (c0 !== null && c1 !== null) time(`pg_cpu:${step}`, c1 - c0);
+  return out;
+}
+
 /** Milliseconds per step of the import, summed over the lanes (ImportReport.phases). */
 export type StepTimes = Record<string, number>;
 
@@ -301,6 +333,9 @@ export async function loadPeriod(
   await sql.begin(async (tx) => {
     const t = tx as TransactionSql;
     const t0 = performance.now();
+    const [backend] = await t<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const pid = backend?.pid ?? null;
+    const c0 = pid === null ? null : backendCpuMs(pid);
     // Safe: the checkpoint commits with the rows; a commit lost in a server crash loses both,
     // and the next run loads the period again.
     await t`set local synchronous_commit = off`;
@@ -326,14 +361,18 @@ export async function loadPeriod(
     );
     for (const def of shape.statementTriggers) await t.unsafe(triggerOn(def, parent, table));
     time('create', performance.now() - t0);
+    const c1 = pid === null ? null : backendCpuMs(pid);
+    if (c0 !== null && c1 !== null) time('pg_cpu:create', c1 - c0);
+    // the COPYs' wall time is timed by the caller per batch; their server CPU here (a message's
+    // includes its search columns: the tsvector and the flags)
+    const f0 = pid === null ? null : backendCpuMs(pid);
     await fill(t, table);
+    const f1 = pid === null ? null : backendCpuMs(pid);
+    if (f0 !== null && f1 !== null)
+      time(parent === 'message_events' ? 'pg_cpu:copy_messages' : 'pg_cpu:copy', f1 - f0);
     for (const { step, run } of AFTER_LOAD) {
-      const s0 = performance.now();
-      await run({ tx: t, parent, table, target, shape });
-      time(step, performance.now() - s0);
+      await timed(time, step, pid, () => run({ tx: t, parent, table, target, shape }));
     }
-    const f0 = performance.now();
-    await finish(t);
-    time('checkpoint', performance.now() - f0);
+    await timed(time, 'checkpoint', pid, () => finish(t));
   });
 }

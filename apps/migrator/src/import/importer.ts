@@ -762,7 +762,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       // Each table is one scan on the server: one per lane keeps the cores busy.
       await inLanes(TABLE_SPECS, options.concurrency ?? DEFAULT_CONCURRENCY, async (spec) => {
         const cp = aggregate(fresh, spec);
-        const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash });
+        const result = await verifyTable(sql, source, spec, ctx, { rows: cp.imported, hash: cp.hash }, time);
         reportOf(spec).verification = result;
         if (!result.ok) log(`verification failed for ${spec.legacy}: ${result.message}`);
       });

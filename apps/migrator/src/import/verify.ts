@@ -1,4 +1,5 @@
 import { encodeCopyField, type Sql } from '@spywatcher/db';
+import { timed } from './bulk.ts';
 import { canonicalSql, hashProbe, hashSumSql } from './canonical.ts';
 import { RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
@@ -56,12 +57,22 @@ export async function verifyTable(
   spec: TableSpec,
   ctx: ConvertContext,
   expected: { rows: bigint; hash: bigint },
+  time: (step: string, ms: number) => void = () => {},
 ): Promise<VerifyResult> {
   const columns = hashColumns(spec);
   const { from } = targetFrom(spec);
-  const [row] = await sql.unsafe<{ n: string; h: string }[]>(
-    `select count(*)::text as n, ${hashSumSql(canonicalSql(columns))} as h from ${from}`,
-  );
+  const conn = await sql.reserve();
+  let row: { n: string; h: string } | undefined;
+  try {
+    const [backend] = await conn<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    [row] = await timed(time, 'verify_scan', backend?.pid ?? null, () =>
+      conn.unsafe<{ n: string; h: string }[]>(
+        `select count(*)::text as n, ${hashSumSql(canonicalSql(columns))} as h from ${from}`,
+      ),
+    );
+  } finally {
+    conn.release();
+  }
   const result: VerifyResult = {
     ok: BigInt(row!.n) === expected.rows && row!.h === expected.hash.toString(),
     sourceRows: Number(expected.rows),
