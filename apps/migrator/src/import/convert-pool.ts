@@ -41,6 +41,7 @@ interface Waiting {
  */
 export class ConvertPool {
   private readonly workers: Worker[];
+  private closing = false;
   private readonly waiting = new Map<number, Waiting[]>();
   private nextUnit = 0;
   private failure: Error | null = null;
@@ -48,11 +49,12 @@ export class ConvertPool {
   constructor(setup: WorkerSetup, size: number) {
     const url = new URL('./convert-worker.ts', import.meta.url);
     this.workers = Array.from({ length: Math.max(1, size) }, () => {
-      const w = new Worker(url, { workerData: setup });
+      // a worker holds at most two batches of one unit at a time: a small heap keeps RSS bounded
+      const w = new Worker(url, { workerData: setup, resourceLimits: { maxOldGenerationSizeMb: 48 } });
       w.on('message', (m: FromWorker) => this.receive(m));
       w.on('error', (e) => this.fail(e));
       w.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`a conversion worker exited with code ${code}`));
+        if (code !== 0 && !this.closing) this.fail(new Error(`a conversion worker exited with code ${code}`));
       });
       return w;
     });
@@ -104,6 +106,7 @@ export class ConvertPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
