@@ -47,7 +47,10 @@ async function eventRows(): Promise<Record<string, number>> {
 }
 
 describe('retention and imported history', () => {
-  it('keeps two-year-old imported history through partition upkeep, until drop_imported is set', async () => {
+  // seven runs of the migrator CLI, each a Node start: minutes on a loaded machine
+  it('keeps two-year-old imported history through partition upkeep, until drop_imported is set', {
+    timeout: 240_000,
+  }, async () => {
     const now = new Date();
     const start = new Date(Date.UTC(now.getUTCFullYear() - 2, now.getUTCMonth(), 1));
     const fx = writeLegacyFixture({ path: join(dir, 'old.sqlite'), rows: 700, months: 3, start, seed: 9 });
