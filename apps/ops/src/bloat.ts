@@ -14,6 +14,12 @@ export interface TableBloat {
   sizeBytes: number;
   bloatBytes: number;
   bloatRatio: number;
+  deadTuples: number;
+  /**
+   * True when dead tuples explain less than half of the empty space: VACUUM has already made
+   * it reusable, so VACUUMing again changes nothing (only a rewrite returns it to the OS).
+   */
+  reusable: boolean;
 }
 
 export interface IndexBloat {
@@ -36,6 +42,8 @@ export async function estimateTableBloat(sql: Queryable): Promise<TableBloat[]> 
       size: string;
       bloat: string;
       ratio: number;
+      dead: string;
+      dead_bytes: string;
     }[]
   >`
     with cols as (
@@ -67,8 +75,11 @@ export async function estimateTableBloat(sql: Queryable): Promise<TableBloat[]> 
            (e.relpages::bigint * e.bs) as size,
            greatest(e.relpages - ceil(e.reltuples * e.tuple_bytes / ((e.bs - 24) * e.ff / 100.0)), 0)::bigint * e.bs as bloat,
            case when e.relpages = 0 then 0
-                else greatest(e.relpages - ceil(e.reltuples * e.tuple_bytes / ((e.bs - 24) * e.ff / 100.0)), 0)::float8 / e.relpages end as ratio
+                else greatest(e.relpages - ceil(e.reltuples * e.tuple_bytes / ((e.bs - 24) * e.ff / 100.0)), 0)::float8 / e.relpages end as ratio,
+           coalesce(st.n_dead_tup, 0) as dead,
+           (coalesce(st.n_dead_tup, 0) * e.tuple_bytes)::bigint as dead_bytes
     from est e
+    left join pg_stat_user_tables st on st.relid = e.oid
     order by bloat desc
   `;
   return rows.map((r) => ({
@@ -79,6 +90,8 @@ export async function estimateTableBloat(sql: Queryable): Promise<TableBloat[]> 
     sizeBytes: Number(r.size),
     bloatBytes: Number(r.bloat),
     bloatRatio: Number(r.ratio),
+    deadTuples: Number(r.dead),
+    reusable: Number(r.dead_bytes) < Number(r.bloat) / 2,
   }));
 }
 

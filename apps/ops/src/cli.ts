@@ -21,6 +21,9 @@ commands:
   maintenance <vacuum|analyze|reindex> [--tables a,b] [--dry-run]
   health [--json] [--long-query-ms N]       the database health report
 
+exit status: 0 done, 1 failed (the reason on stderr), 2 health critical or bad configuration,
+3 backup complete locally but its configured off-site copy failed, 64 usage.
+
 environment: DATABASE_URL, BACKUP_DIR and the ops variables in apps/ops/README.md ("Settings").`;
 
 async function main(argv: string[]): Promise<number> {
@@ -104,13 +107,27 @@ async function main(argv: string[]): Promise<number> {
       const job = await finish(await ops.startBackup('cli'));
       if (job.status !== 'succeeded') return 1;
       const { backup, retention } = job.result as {
-        backup: { id: string; sizeBytes: number; totalRows: number; durationMs: number };
-        retention: { deleted: string[] };
+        backup: {
+          id: string;
+          sizeBytes: number;
+          totalRows: number;
+          durationMs: number;
+          offsiteError?: string;
+        };
+        retention: { deleted: string[]; error?: string };
       };
       out(
         `backup ${backup.id}: ${backup.totalRows} rows, ${backup.sizeBytes} bytes in ${backup.durationMs} ms`,
       );
       if (retention.deleted.length > 0) out(`retention removed ${retention.deleted.join(', ')}`);
+      if (retention.error) process.stderr.write(`warning: retention failed: ${retention.error}\n`);
+      if (backup.offsiteError) {
+        // the local backup is good, but the off-site copy the configuration asks for is missing
+        process.stderr.write(
+          `error: backup ${backup.id} is complete locally, but its off-site copy failed: ${backup.offsiteError}\n`,
+        );
+        return 3;
+      }
       if (values.verify) {
         const v = await finish(await ops.startVerify('cli', backup.id));
         if (v.status !== 'succeeded') return 1;
@@ -121,13 +138,16 @@ async function main(argv: string[]): Promise<number> {
       if (v.status !== 'succeeded') return 1;
       out(JSON.stringify(v.result, null, 2));
     } else if (command === 'list') {
-      for (const b of await ops.catalogue.list()) {
+      const { backups, broken } = await ops.catalogue.scan();
+      for (const m of broken) process.stderr.write(`skipped ${m.file}: ${m.error}\n`);
+      for (const b of backups) {
         const verdict = b.verification
           ? b.verification.ok
             ? 'verified'
             : 'FAILED verification'
           : 'not verified';
-        out(`${b.id}  ${b.database}  ${b.totalRows} rows  ${b.sizeBytes} bytes  ${verdict}`);
+        const kind = b.kind === 'safety' ? '  safety' : '';
+        out(`${b.id}  ${b.database}${kind}  ${b.totalRows} rows  ${b.sizeBytes} bytes  ${verdict}`);
       }
     } else if (command === 'restore') {
       if (!values.backup || !values.target) {

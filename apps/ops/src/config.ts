@@ -33,7 +33,14 @@ export const opsEnv = {
   }),
   RESTORE_JOBS: env.int('Parallel pg_restore workers for verify and restore', 2, { min: 1, max: 32 }),
   BACKUP_KEEP_DAYS: env.int('Retention: delete backups older than this many days', 30, { min: 1 }),
-  BACKUP_KEEP_COUNT: env.int('Retention: keep at most this many backups (0 = no limit)', 0, { min: 0 }),
+  BACKUP_KEEP_COUNT: env.int('Retention: keep at most this many backups per database (0 = no limit)', 0, {
+    min: 0,
+  }),
+  BACKUP_SAFETY_KEEP_DAYS: env.int(
+    'Retention of safety backups (taken by restores before replacing a database), in days',
+    14,
+    { min: 1 },
+  ),
   OPS_JOB_KEEP_DAYS: env.int('Retention: delete finished job records older than this many days', 90, {
     min: 1,
   }),
@@ -43,6 +50,39 @@ export const opsEnv = {
   OPS_S3_PREFIX: env.string('Key prefix of off-site copies', 'spywatcher/backups/'),
   OPS_S3_FORCE_PATH_STYLE: env.bool('Path-style S3 URLs (MinIO, Ceph and most S3-compatible servers)', false),
   OPS_S3_VERIFY: env.bool("Read each off-site copy back and compare its sha256 with the backup's", true),
+  OPS_S3_KEEP_DAYS: env.int(
+    'Off-site retention: delete copies older than this many days (0 = keep forever); independent of local retention',
+    90,
+    { min: 0 },
+  ),
+  OPS_S3_STALL_TIMEOUT_MS: env.int('An S3 request silent for this long fails (stalled endpoint)', 30_000, {
+    min: 100,
+  }),
+  OPS_JOB_HEARTBEAT_MS: env.int('How often a running job renews its heartbeat in ops_jobs', 5000, {
+    min: 100,
+  }),
+  OPS_JOB_ABANDON_AFTER_MS: env.int(
+    'A running job whose heartbeat is older than this is failed as abandoned by any ops instance',
+    60_000,
+    { min: 1000 },
+  ),
+  OPS_FENCE_INGEST_INSTANCES: env.int(
+    'Ingest instances that must answer "paused" before a restore replaces the live database (0 = none required)',
+    0,
+    { min: 0 },
+  ),
+  OPS_FENCE_LEASE_MS: env.int(
+    'Lease of an ingest pause: ingest resumes by itself if ops stops renewing it for this long',
+    30_000,
+    { min: 1000 },
+  ),
+  OPS_FENCE_ANSWER_MS: env.int('Longest wait for ingest instances to answer a pause', 15_000, { min: 100 }),
+  OPS_REPLAY_MARGIN_MS: env.int(
+    "After a restore, events are replayed from this long before the backup's snapshot (publish-to-commit delay)",
+    300_000,
+    { min: 0 },
+  ),
+  OPS_REPLAY_TIMEOUT_MS: env.int('Longest a replay from the stream may take', 600_000, { min: 1000 }),
   NATS_PREFIX: env.string(
     'Subject prefix: requests on <prefix>.ops.>, progress on <prefix>.ops.jobs.<id>',
     'spywatcher',

@@ -10,7 +10,7 @@ export function registerHealthMetrics(
   report: () => Promise<HealthReport>,
   maxAgeMs = 15_000,
 ) {
-  let last: { at: number; report: HealthReport } | null = null;
+  let last: { at: number; report: HealthReport | null } | null = null;
   let inflight: Promise<void> | null = null;
   const gauges: Gauge[] = [];
 
@@ -18,6 +18,11 @@ export function registerHealthMetrics(
     if (last && Date.now() - last.at < maxAgeMs) return;
     inflight ??= report()
       .then((r) => apply(r))
+      // a report that cannot be made (database away) shows as ok=0, never as a failed scrape
+      .catch(() => {
+        last = { at: Date.now(), report: last?.report ?? null };
+        reportOk.set(0);
+      })
       .finally(() => {
         inflight = null;
       });
@@ -58,7 +63,15 @@ export function registerHealthMetrics(
     'Partitions past retention, waiting to be dropped',
     ['table'],
   );
-  const backupAge = gauge('spywatcher_backup_last_success_age_seconds', 'Age of the newest backup');
+  const reportOk = gauge('spywatcher_db_health_report_ok', '1 when the last health report could be made');
+  const brokenManifests = gauge(
+    'spywatcher_backup_broken_manifests',
+    'Manifests in BACKUP_DIR that cannot be read (skipped)',
+  );
+  const backupAge = gauge(
+    'spywatcher_backup_last_success_age_seconds',
+    'Age of the newest backup of this database',
+  );
   const verifiedAge = gauge(
     'spywatcher_backup_last_verified_age_seconds',
     'Age of the newest backup that passed verification',
@@ -67,6 +80,8 @@ export function registerHealthMetrics(
   function apply(r: HealthReport) {
     last = { at: Date.now(), report: r };
     for (const g of gauges) g.reset();
+    reportOk.set(1);
+    brokenManifests.set(r.backups.brokenManifests.length);
     size.set(r.sizes.databaseBytes);
     const counts = new Map<string, number>();
     for (const f of r.findings)

@@ -2,6 +2,7 @@ import {
   importedPartitions,
   listPartitions,
   partitionPolicies,
+  type Queryable,
   retentionDecisions,
   type Sql,
 } from '@spywatcher/db';
@@ -46,9 +47,7 @@ export async function healthReport(
   const add = (f: Finding) => findings.push(f);
   const [
     db,
-    sizes,
-    partitionSizes,
-    indexSizes,
+    sizeSections,
     tableBloat,
     indexBloat,
     unused,
@@ -62,19 +61,7 @@ export async function healthReport(
     backups,
   ] = await Promise.all([
     databaseFacts(sql),
-    tableSizes(sql),
-    sql<{ parent: string; name: string; bytes: string }[]>`
-      select p.relname as parent, c.relname as name, pg_total_relation_size(c.oid) as bytes
-      from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
-      where c.relkind = 'r' order by 3 desc limit 20
-    `,
-    sql<{ index: string; table: string; bytes: string }[]>`
-      select c.relname as index, t.relname as table, pg_relation_size(c.oid) as bytes
-      from pg_index i join pg_class c on c.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
-      join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind = 'i' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
-      order by 3 desc limit 20
-    `,
+    sizesWithoutWaiting(sql),
     estimateTableBloat(sql),
     estimateIndexBloat(sql),
     unusedIndexes(sql),
@@ -85,18 +72,32 @@ export async function healthReport(
     vacuumStats(sql),
     wraparoundAge(sql),
     partitionCoverage(sql),
-    backupAges(catalogue),
+    backupAges(catalogue, sql),
   ]);
+  const { tables: sizes, partitions: partitionSizes, indexes: indexSizes } = sizeSections;
 
   // sizes and bloat
   for (const b of tableBloat) {
-    if (b.bloatRatio >= 0.4 && b.bloatBytes >= MIB) {
+    if (b.bloatRatio >= 0.4 && b.bloatBytes >= MIB && !b.reusable) {
       add({
         check: 'table_bloat',
         severity: b.bloatRatio >= 0.7 && b.bloatBytes >= 100 * MIB ? 'critical' : 'warning',
         subject: `${b.schema}.${b.table}`,
         message: `about ${Math.round(b.bloatRatio * 100)}% of ${b.table}${b.parent ? ` (partition of ${b.parent})` : ''} is empty space (${mib(b.bloatBytes)} of ${mib(b.sizeBytes)})`,
         action: `VACUUM it (POST /v1/maintenance/vacuum {"tables":["${b.schema}.${b.table}"]}) so the space is reused; only VACUUM FULL or pg_repack returns it to the OS`,
+      });
+    }
+  }
+  for (const b of tableBloat) {
+    if (b.bloatRatio >= 0.4 && b.bloatBytes >= 100 * MIB && b.reusable) {
+      // VACUUM has already made this space reusable; only a rewrite gives it back to the OS
+      add({
+        check: 'table_free_space',
+        severity: 'info',
+        subject: `${b.schema}.${b.table}`,
+        message: `about ${Math.round(b.bloatRatio * 100)}% of ${b.table} is free space that new rows will reuse (${mib(b.bloatBytes)} of ${mib(b.sizeBytes)})`,
+        action:
+          'nothing is needed; to return the space to the OS, VACUUM FULL (locks the table) or pg_repack',
       });
     }
   }
@@ -231,6 +232,15 @@ export async function healthReport(
       });
     }
   }
+  for (const m of backups.brokenManifests) {
+    add({
+      check: 'backup_manifest',
+      severity: 'warning',
+      subject: m.file,
+      message: m.error,
+      action: `repair the manifest from the dump, or delete both files (DELETE /v1/backups/${m.file.replace(/\.json$/, '')})`,
+    });
+  }
   if (catalogue) {
     const hours = (s: number | null) => (s === null ? null : s / 3600);
     const lastH = hours(backups.lastSuccessAgeS);
@@ -239,7 +249,10 @@ export async function healthReport(
         check: 'backup_age',
         severity: lastH === null || lastH > 3 * thresholds.backupMaxAgeHours ? 'critical' : 'warning',
         subject: 'backups',
-        message: lastH === null ? 'there is no backup' : `the last backup is ${lastH.toFixed(1)} hours old`,
+        message:
+          lastH === null
+            ? `there is no backup of ${db.name}`
+            : `the last backup of ${db.name} is ${lastH.toFixed(1)} hours old`,
         action: 'POST /v1/backups (or nx run ops:backup) and check OPS_SCHEDULE_BACKUP',
       });
     }
@@ -260,8 +273,8 @@ export async function healthReport(
         subject: 'backups',
         message:
           verH === null
-            ? 'no backup has been verified by a restore'
-            : `the last verified backup is ${verH.toFixed(1)} hours old`,
+            ? `no backup of ${db.name} has been verified by a restore`
+            : `the last verified backup of ${db.name} is ${verH.toFixed(1)} hours old`,
         action: 'POST /v1/backups/{id}/verify for the newest backup and check OPS_SCHEDULE_VERIFY',
       });
     }
@@ -283,8 +296,10 @@ export async function healthReport(
     sizes: {
       databaseBytes: db.sizeBytes,
       tables: sizes,
-      partitions: partitionSizes.map((p) => ({ parent: p.parent, name: p.name, bytes: num(p.bytes) })),
-      indexes: indexSizes.map((i) => ({ index: i.index, table: i.table, bytes: num(i.bytes) })),
+      partitions: partitionSizes,
+      indexes: indexSizes,
+      /** True when a lock held elsewhere made the report read sizes from pg_class (last VACUUM/ANALYZE). */
+      approximate: sizeSections.approximate,
     },
     bloat: {
       tables: tableBloat.slice(0, 20).map(stripOid),
@@ -307,7 +322,7 @@ export async function healthReport(
 export type HealthReport = Awaited<ReturnType<typeof healthReport>>;
 
 function stripOid(b: TableBloat) {
-  const { oid: _oid, ...rest } = b;
+  const { oid: _oid, deadTuples: _d, reusable: _r, ...rest } = b;
   return rest;
 }
 
@@ -331,49 +346,118 @@ async function databaseFacts(sql: Sql) {
   };
 }
 
-async function tableSizes(sql: Sql) {
-  const rows = await sql<
-    {
-      schema: string;
-      table: string;
-      partitioned: boolean;
-      partitions: number;
-      total: string;
-      heap: string;
-      indexes: string;
-    }[]
-  >`
-    select n.nspname as schema, c.relname as table, c.relkind = 'p' as partitioned,
-           t.partitions, t.total, t.heap, t.indexes
-    from pg_class c
-    join pg_namespace n on n.oid = c.relnamespace
-    cross join lateral (
-      select count(*) filter (where level > 0)::int as partitions,
-             coalesce(sum(pg_total_relation_size(relid)), 0) as total,
-             coalesce(sum(pg_table_size(relid)), 0) as heap,
-             coalesce(sum(pg_indexes_size(relid)), 0) as indexes
-      from pg_partition_tree(c.oid)
-    ) t
-    where c.relkind in ('r', 'p', 'm') and not c.relispartition
-      and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
-    order by t.total desc
-    limit 50
-  `;
-  return rows.map((r) => ({
-    schema: r.schema,
-    table: r.table,
-    partitioned: r.partitioned,
-    partitions: r.partitions,
-    totalBytes: num(r.total),
-    tableBytes: num(r.heap),
-    indexBytes: num(r.indexes),
-  }));
+/**
+ * Table, partition and index sizes. The size functions take a lock on each relation, so they
+ * run with a short lock_timeout: when something holds an exclusive lock the report reads the
+ * sizes pg_class recorded at the last VACUUM/ANALYZE instead of waiting.
+ */
+async function sizesWithoutWaiting(sql: Sql) {
+  try {
+    return await sql.begin(async (tx) => {
+      await tx`set local lock_timeout = '200ms'`;
+      return { ...(await sizeQueries(tx, true)), approximate: false };
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code !== '55P03') throw error;
+    return { ...(await sizeQueries(sql, false)), approximate: true };
+  }
+}
+
+async function sizeQueries(sql: Queryable, exact: boolean) {
+  // relation size from pg_class alone: heap + toast + indexes, as of the last VACUUM/ANALYZE;
+  // the expressions are built from constants only (column references of the queries below)
+  const pages = (where: string) =>
+    `(select coalesce(sum(x.relpages), 0)::bigint * current_setting('block_size')::int from pg_class x where ${where})`;
+  const indexesOf = (rel: string) => `x.oid in (select indexrelid from pg_index where indrelid = ${rel})`;
+  const size = exact
+    ? {
+        total: (rel: string) => `pg_total_relation_size(${rel})`,
+        heap: (rel: string) => `pg_table_size(${rel})`,
+        indexes: (rel: string) => `pg_indexes_size(${rel})`,
+        one: (rel: string) => `pg_relation_size(${rel})`,
+      }
+    : {
+        total: (rel: string) =>
+          pages(
+            `x.oid = ${rel} or x.oid = (select reltoastrelid from pg_class where oid = ${rel}) or ${indexesOf(rel)}`,
+          ),
+        heap: (rel: string) => pages(`x.oid = ${rel}`),
+        indexes: (rel: string) => pages(indexesOf(rel)),
+        one: (rel: string) => pages(`x.oid = ${rel}`),
+      };
+  const expr = (text: string) => sql.unsafe(text);
+  const [tables, partitions, indexRows] = await Promise.all([
+    // a plain table is its own only member; a partitioned one is the tree below it (pg_inherits,
+    // catalog only: pg_partition_tree locks and returns nothing for a plain table)
+    sql<
+      {
+        schema: string;
+        table: string;
+        partitioned: boolean;
+        partitions: number;
+        total: string;
+        heap: string;
+        indexes: string;
+      }[]
+    >`
+      with recursive tree as (
+        select c.oid as root, c.oid as relid, 0 as level
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r', 'p', 'm') and not c.relispartition
+          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+        union all
+        select t.root, i.inhrelid, t.level + 1 from tree t join pg_inherits i on i.inhparent = t.relid
+      ), sized as (
+        select t.root, t.level, ${expr(size.total('t.relid'))} as total, ${expr(size.heap('t.relid'))} as heap,
+               ${expr(size.indexes('t.relid'))} as indexes
+        from tree t join pg_class c on c.oid = t.relid where c.relkind in ('r', 'm')
+      )
+      select n.nspname as schema, c.relname as table, c.relkind = 'p' as partitioned,
+             (select count(*)::int from tree t where t.root = c.oid and t.level > 0) as partitions,
+             coalesce(sum(s.total), 0) as total, coalesce(sum(s.heap), 0) as heap, coalesce(sum(s.indexes), 0) as indexes
+      from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
+      left join sized s on s.root = c.oid
+      where c.oid in (select root from tree)
+      group by c.oid, n.nspname, c.relname, c.relkind
+      order by 5 desc
+      limit 50
+    `,
+    sql<{ parent: string; name: string; bytes: string }[]>`
+      select p.relname as parent, c.relname as name, ${expr(size.total('c.oid'))} as bytes
+      from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
+      where c.relkind = 'r' order by 3 desc limit 20
+    `,
+    sql<{ index: string; table: string; bytes: string }[]>`
+      select c.relname as index, t.relname as table,
+             ${expr(size.one('c.oid'))} as bytes
+      from pg_index i join pg_class c on c.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
+      join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'i' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+      order by 3 desc limit 20
+    `,
+  ]);
+  return {
+    tables: tables.map((r) => ({
+      schema: r.schema,
+      table: r.table,
+      partitioned: r.partitioned,
+      partitions: r.partitions,
+      totalBytes: num(r.total),
+      tableBytes: num(r.heap),
+      indexBytes: num(r.indexes),
+    })),
+    partitions: partitions.map((p) => ({ parent: p.parent, name: p.name, bytes: num(p.bytes) })),
+    indexes: indexRows.map((i) => ({ index: i.index, table: i.table, bytes: num(i.bytes) })),
+  };
 }
 
 /**
  * Indexes without scans. Partition indexes are summed into their partitioned parent index, so
- * one unused index on the event log is one finding, not one per partition. Indexes behind
- * primary keys, unique and exclusion constraints are never reported: they enforce rules.
+ * one unused index on the event log is one finding, not one per partition. Never reported:
+ * indexes behind primary keys, unique and exclusion constraints (they enforce rules), and
+ * indexes whose comment starts with "used by" — a documented query path that may go days
+ * without a scan (the message search GIN indexes, migration 0120).
  */
 async function unusedIndexes(sql: Sql) {
   const [reset] = await sql<{ reset: Date | null }[]>`
@@ -394,6 +478,7 @@ async function unusedIndexes(sql: Sql) {
     join pg_class tc on tc.oid = i.indrelid
     join pg_namespace n on n.oid = ic.relnamespace
     where r.scans = 0 and not i.indisprimary and not i.indisunique and not i.indisexclusion
+      and coalesce(obj_description(i.indexrelid, 'pg_class'), '') !~* '^used by'
     order by r.size desc, 2
   `;
   return {
@@ -616,14 +701,21 @@ async function partitionCoverage(sql: Sql) {
   });
 }
 
-async function backupAges(catalogue: BackupCatalogue | null) {
-  const list = catalogue ? await catalogue.list() : [];
+/** The newest (and newest verified) regular backup of this database; other databases' never count. */
+async function backupAges(catalogue: BackupCatalogue | null, sql: Sql) {
+  const [[{ name } = { name: '' }], scan] = await Promise.all([
+    sql<{ name: string }[]>`select current_database() as name`,
+    catalogue ? catalogue.scan() : Promise.resolve({ backups: [], broken: [] }),
+  ]);
+  const list = scan.backups.filter((b) => b.database === name && b.kind !== 'safety');
   const now = Date.now();
   const last = list[0];
   const verified = list.find((b) => b.verification?.ok);
   const age = (iso: string | undefined) => (iso ? Math.round((now - new Date(iso).getTime()) / 1000) : null);
   return {
+    database: name,
     count: list.length,
+    safetyCount: scan.backups.filter((b) => b.database === name && b.kind === 'safety').length,
     lastSuccessId: last?.id ?? null,
     lastSuccessAt: last?.createdAt ?? null,
     lastSuccessAgeS: age(last?.createdAt),
@@ -631,5 +723,6 @@ async function backupAges(catalogue: BackupCatalogue | null) {
     lastVerifiedId: verified?.id ?? null,
     lastVerifiedAt: verified?.verification?.verifiedAt ?? null,
     lastVerifiedAgeS: age(verified?.createdAt),
+    brokenManifests: scan.broken,
   };
 }

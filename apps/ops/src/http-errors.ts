@@ -1,5 +1,5 @@
 import { HttpError, httpErrors } from '@spywatcher/service';
-import { InvalidBackupIdError } from './catalogue.ts';
+import { BrokenManifestError, InvalidBackupIdError } from './catalogue.ts';
 import { JobConflictError } from './jobs.ts';
 import { UnknownTableError } from './maintenance.ts';
 import { BackupInUseError, NotFound } from './ops.ts';
@@ -23,6 +23,7 @@ export function toHttpError(error: unknown): unknown {
   if (error instanceof InvalidBackupIdError || error instanceof UnknownTableError)
     return httpErrors.badRequest(error.message);
   if (error instanceof NotFound) return httpErrors.notFound(error.message);
+  if (error instanceof BrokenManifestError) return new HttpError(422, 'BROKEN_MANIFEST', error.message);
   if (error instanceof BackupInUseError) return httpErrors.conflict(error.message);
   return error;
 }

@@ -1,6 +1,8 @@
+import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES, type NatsNames, subjects, uuidv7 } from '@spywatcher/events';
+import { abandonStaleJobs, heartbeatJobs, leftoverScratch, type Scratch } from './job-lease.ts';
 
 export type JobStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type JobTrigger = 'http' | 'nats' | 'schedule' | 'cli' | 'internal';
@@ -32,6 +34,12 @@ export interface JobContext {
   progress(percent: number, message?: string): void;
   /** The PostgreSQL backend doing the job's work, so a cancel can pg_cancel_backend it. */
   setBackendPid(pid: number | null): void;
+  /**
+   * Records something the job creates outside ops_jobs (a scratch database, a partial file)
+   * BEFORE it is created, so it is removed even if this process dies; the returned function
+   * forgets it once the job has removed (or kept) it itself.
+   */
+  track(item: Scratch): Promise<() => Promise<void>>;
 }
 
 export interface JobSpec {
@@ -65,6 +73,7 @@ interface Running {
   backendPid: number | null;
   done: Promise<Job>;
   cancelReason?: string;
+  scratch: Scratch[];
 }
 
 export interface JobRunnerOptions {
@@ -78,6 +87,14 @@ export interface JobRunnerOptions {
   persistEveryMs?: number;
   /** Every state change, in process (the CLI's progress bar). */
   onUpdate?: (job: Job) => void;
+  /** This process's name in ops_jobs.owner (default host:pid:random). */
+  instance?: string;
+  /** How often running jobs' heartbeats are renewed and stale ones looked for (default 5 s). */
+  heartbeatMs?: number;
+  /** A running job whose heartbeat is older than this is failed as abandoned (default 60 s). */
+  abandonAfterMs?: number;
+  /** Removes a dead job's leftovers (scratch databases, partial files). */
+  cleanup?: (items: Scratch[]) => Promise<void>;
 }
 
 /**
@@ -88,21 +105,52 @@ export interface JobRunnerOptions {
 export class JobRunner {
   private readonly running = new Map<string, Running>();
   private readonly opts: JobRunnerOptions;
+  readonly instance: string;
   private stopping = false;
+  private timer: NodeJS.Timeout | null = null;
+  private beating: Promise<unknown> = Promise.resolve();
 
   constructor(opts: JobRunnerOptions) {
     this.opts = opts;
+    this.instance = opts.instance ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   }
 
-  /** At start-up: whatever is still "running" was cut off by a stop of the service. */
-  async markInterrupted(
-    reason = 'interrupted: the ops service stopped while the job was running',
-  ): Promise<number> {
-    const rows = await this.opts.sql`
-      update ops_jobs set status = 'failed', error = ${reason}, finished_at = now(), updated_at = now()
-      where status = 'running' returning id
-    `;
-    return rows.length;
+  /**
+   * Fails running jobs nobody looks after any more (stale heartbeat, or an owner process on this
+   * host that no longer exists) and removes their leftovers. Safe to run from every instance.
+   */
+  async sweep(): Promise<{ abandoned: string[]; cleaned: number }> {
+    const abandoned = await abandonStaleJobs(this.opts.sql, {
+      staleMs: this.opts.abandonAfterMs ?? 60_000,
+      exceptIds: this.runningIds(),
+      host: hostname(),
+    });
+    let cleaned = 0;
+    for (const job of await leftoverScratch(this.opts.sql)) {
+      try {
+        await this.opts.cleanup?.(job.scratch);
+        await this.opts.sql`update ops_jobs set scratch = '[]' where id = ${job.id}`;
+        cleaned += job.scratch.length;
+      } catch (error) {
+        this.opts.onError?.(fromRow(job), error);
+      }
+    }
+    return { abandoned, cleaned };
+  }
+
+  /** Renews the heartbeat of this process's jobs and sweeps abandoned ones, every heartbeatMs. */
+  startHeartbeat(): void {
+    if (this.timer) return;
+    const every = this.opts.heartbeatMs ?? 5000;
+    this.timer = setInterval(() => {
+      this.beating = this.beating
+        .then(() => heartbeatJobs(this.opts.sql, this.runningIds()))
+        .then(() => this.sweep())
+        .catch(() => {
+          // the database may be away (or being swapped by a restore); the next beat tries again
+        });
+    }, every);
+    this.timer.unref();
   }
 
   async start<R>(
@@ -140,7 +188,13 @@ export class JobRunner {
       throw error;
     }
     const controller = new AbortController();
-    const entry: Running = { job, controller, backendPid: null, done: Promise.resolve(job) };
+    const entry: Running = {
+      job,
+      controller,
+      backendPid: null,
+      done: Promise.resolve(job),
+      scratch: [],
+    };
     this.running.set(job.id, entry);
     this.publish(job);
 
@@ -166,12 +220,20 @@ export class JobRunner {
           .then(() => this.persist(job, spec.exclusiveKey ?? null, pid))
           .catch(() => {});
       },
+      track: async (item) => {
+        entry.scratch.push(item);
+        await this.saveScratch(job.id, entry.scratch);
+        return async () => {
+          entry.scratch = entry.scratch.filter((x) => x !== item);
+          await this.saveScratch(job.id, entry.scratch).catch(() => {});
+        };
+      },
     };
 
     entry.done = (async () => {
       try {
+        // work that returned has done what it set out to do, even if a cancel came late
         const result = await work(ctx);
-        if (controller.signal.aborted) throw new JobCancelledError(entry.cancelReason);
         job.status = 'succeeded';
         job.result = result ?? null;
         job.progress = { percent: 100, message: 'done' };
@@ -186,6 +248,16 @@ export class JobRunner {
       }
       job.finishedAt = new Date().toISOString();
       await pendingWrite;
+      if (entry.scratch.length > 0) {
+        // whatever the work could not remove itself
+        try {
+          await this.opts.cleanup?.(entry.scratch);
+          entry.scratch = [];
+          await this.saveScratch(job.id, []);
+        } catch (error) {
+          this.opts.onError?.(job, error);
+        }
+      }
       try {
         await this.persist(job, spec.exclusiveKey ?? null, null);
       } catch (error) {
@@ -223,7 +295,10 @@ export class JobRunner {
     entry.cancelReason = reason;
     entry.controller.abort(new JobCancelledError(reason));
     if (entry.backendPid !== null) {
-      await this.opts.sql`select pg_cancel_backend(${entry.backendPid}::int)`;
+      // bounded: a cancel must answer even when the database does not
+      await withTimeout(this.opts.sql`select pg_cancel_backend(${entry.backendPid}::int)`, 500).catch(
+        () => {},
+      );
     }
     return true;
   }
@@ -233,6 +308,13 @@ export class JobRunner {
     return this.running.get(id)?.done ?? null;
   }
 
+  /** Waits at most `ms` for a job of this process to finish; false when it is still running. */
+  async settle(id: string, ms: number): Promise<boolean> {
+    const done = this.wait(id);
+    if (!done) return true;
+    return (await withTimeout(done, ms).catch(() => null)) !== null;
+  }
+
   runningIds(): string[] {
     return [...this.running.keys()];
   }
@@ -240,6 +322,9 @@ export class JobRunner {
   /** Cancels what still runs (recorded as cancelled by the shutdown) and waits for it. */
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.beating;
     const entries = [...this.running.values()];
     await Promise.all(
       entries.map((e) => this.cancel(e.job.id, 'cancelled: the ops service was shutting down')),
@@ -249,18 +334,28 @@ export class JobRunner {
 
   private async persist(job: Job, exclusiveKey: string | null, backendPid: number | null): Promise<void> {
     const sql = this.opts.sql;
+    const scratch = this.running.get(job.id)?.scratch ?? [];
     await sql`
       insert into ops_jobs (id, kind, status, trigger, exclusive_key, params, progress, result, error,
-                            requested_by, backend_pid, created_at, started_at, finished_at, updated_at)
+                            requested_by, backend_pid, created_at, started_at, finished_at, updated_at,
+                            owner, heartbeat_at, scratch)
       values (${job.id}, ${job.kind}, ${job.status}, ${job.trigger}, ${exclusiveKey}, ${sql.json(job.params as never)},
               ${sql.json(job.progress as never)}, ${job.result === null ? null : sql.json(job.result as never)},
               ${job.error}, ${job.requestedBy}, ${backendPid}, ${job.createdAt}, ${job.startedAt},
-              ${job.finishedAt}, now())
+              ${job.finishedAt}, now(), ${this.instance}, now(), ${sql.json(scratch as never)})
       on conflict (id) do update set
         status = excluded.status, progress = excluded.progress, result = excluded.result,
         error = excluded.error, backend_pid = excluded.backend_pid,
-        finished_at = excluded.finished_at, updated_at = now()
+        finished_at = excluded.finished_at, updated_at = now(), heartbeat_at = now(),
+        scratch = excluded.scratch
+      -- a job another instance already declared abandoned stays failed
+      where ops_jobs.status = 'running'
     `;
+  }
+
+  private async saveScratch(id: string, scratch: Scratch[]): Promise<void> {
+    await this.opts
+      .sql`update ops_jobs set scratch = ${this.opts.sql.json(scratch as never)} where id = ${id}`;
   }
 
   private publish(job: Job): void {
@@ -285,7 +380,7 @@ export class JobRunner {
   }
 }
 
-interface JobRow {
+export interface JobRow {
   id: string;
   kind: string;
   status: JobStatus;
@@ -300,7 +395,17 @@ interface JobRow {
   finished_at: Date | null;
 }
 
-function fromRow(r: JobRow): Job {
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export function fromRow(r: JobRow): Job {
   return {
     id: r.id,
     kind: r.kind,

@@ -75,7 +75,8 @@ async function leafTables(sql: Sql, chosen?: string[]): Promise<TableStats[]> {
            coalesce(s.n_mod_since_analyze, 0) as mod,
            greatest(s.last_vacuum, s.last_autovacuum) as last_vacuum,
            greatest(s.last_analyze, s.last_autoanalyze) as last_analyze,
-           pg_table_size(c.oid) as size
+           -- pg_class, not pg_table_size: planning must never wait for a lock held on the table
+           c.relpages::bigint * current_setting('block_size')::int as size
     from pg_class c
     join pg_namespace n on n.oid = c.relnamespace
     left join pg_stat_user_tables s on s.relid = c.oid
@@ -83,7 +84,12 @@ async function leafTables(sql: Sql, chosen?: string[]): Promise<TableStats[]> {
       and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
       ${
         oids
-          ? sql`and (c.oid = any(${oids}::oid[]) or c.oid in (select relid from unnest(${oids}::oid[]) as o, pg_partition_tree(o) where isleaf))`
+          ? sql`and c.oid in (
+              with recursive tree as (
+                select o as relid from unnest(${oids}::oid[]) as o
+                union all
+                select i.inhrelid from tree t join pg_inherits i on i.inhparent = t.relid
+              ) select relid from tree)`
           : sql``
       }
     order by 2, 3
@@ -151,9 +157,10 @@ export async function planMaintenance(
       const facts = `${t.dead} dead tuples (${Math.round(deadRatio * 100)}%), last vacuum ${ago(t.lastVacuum)}${
         b ? `, estimated bloat ${Math.round(b.bloatRatio * 100)}%` : ''
       }`;
+      // empty space VACUUM has already made reusable is no reason to VACUUM again
       const needed =
         (t.dead >= 1000 && deadRatio >= 0.1) ||
-        (b !== undefined && b.bloatRatio >= 0.3 && b.bloatBytes >= 1_048_576);
+        (b !== undefined && !b.reusable && b.bloatRatio >= 0.3 && b.bloatBytes >= 1_048_576);
       if (scope === 'chosen' || needed) {
         steps.push({
           target,

@@ -1,10 +1,10 @@
-import { partitionUpkeep, type Sql } from '@spywatcher/db';
+import { databaseNameOf, partitionUpkeep, type Sql } from '@spywatcher/db';
 import { type BackupEnv, createBackup, verifyBackup } from './backups.ts';
 import { type BackupManifest, type RetentionPolicy, retentionVictims } from './catalogue.ts';
 import { DEFAULT_THRESHOLDS, type HealthThresholds, healthReport } from './health.ts';
 import { type Job, JobConflictError, type JobRunner, type JobTrigger } from './jobs.ts';
 import { type MaintenanceKind, planMaintenance, runMaintenance } from './maintenance.ts';
-import { checkRestoreRequest, type RestoreRequest, restoreBackup } from './restore.ts';
+import { checkRestoreRequest, type RestoreDeps, type RestoreRequest, restoreBackup } from './restore.ts';
 
 export interface OpsOptions {
   sql: Sql;
@@ -14,6 +14,8 @@ export interface OpsOptions {
   thresholds?: HealthThresholds;
   /** Finished job records older than this are removed by the retention job. */
   jobKeepDays?: number;
+  /** Writer fence and replay around restores (default: no fence, a live restore needs none). */
+  restore?: RestoreDeps;
 }
 
 export interface Started {
@@ -34,8 +36,10 @@ export class Ops {
   readonly retention: RetentionPolicy;
   readonly thresholds: HealthThresholds;
   readonly jobKeepDays: number;
+  readonly restoreDeps: RestoreDeps;
 
   constructor(options: OpsOptions) {
+    this.restoreDeps = options.restore ?? { requiredIngestInstances: 0, replayMarginMs: 300_000 };
     this.sql = options.sql;
     this.runner = options.runner;
     this.backups = options.backups;
@@ -59,15 +63,22 @@ export class Ops {
           ctx,
         );
         ctx.progress(98, 'applying retention');
-        const deleted = await this.applyRetention();
-        return { backup: manifest, retention: { deleted } };
+        // the backup is written: a retention problem is reported, it does not fail the backup
+        const retention = await this.applyRetention(ctx.signal).catch((error: Error) => ({
+          deleted: [] as string[],
+          offsiteDeleted: [] as string[],
+          error: error.message,
+        }));
+        return { backup: manifest, retention };
       },
     );
   }
 
   async startVerify(trigger: JobTrigger, backupId?: string, requestedBy?: string): Promise<Started> {
-    const id = backupId ?? (await this.catalogue.list())[0]?.id;
-    if (!id) throw new NotFound('there is no backup to verify');
+    const id =
+      backupId ??
+      (await this.catalogue.list()).find((b) => b.database === this.database && b.kind !== 'safety')?.id;
+    if (!id) throw new NotFound(`there is no backup of ${this.database} to verify`);
     if (!(await this.catalogue.get(id))) throw new NotFound(`backup ${id} not found`);
     return this.runner.start(
       { kind: 'verify', trigger, exclusiveKey: `verify:${id}`, params: { backupId: id }, requestedBy },
@@ -94,7 +105,7 @@ export class Ops {
         },
         requestedBy,
       },
-      (ctx) => restoreBackup(this.backups, request, ctx),
+      (ctx) => restoreBackup(this.backups, this.restoreDeps, request, ctx),
     );
   }
 
@@ -124,13 +135,13 @@ export class Ops {
 
   /** Backup retention, and finished job records older than `jobKeepDays`. */
   startRetention(trigger: JobTrigger): Promise<Started> {
-    return this.runner.start({ kind: 'retention', trigger, exclusiveKey: 'retention' }, async () => {
-      const deleted = await this.applyRetention();
+    return this.runner.start({ kind: 'retention', trigger, exclusiveKey: 'retention' }, async (ctx) => {
+      const { deleted, offsiteDeleted } = await this.applyRetention(ctx.signal);
       const jobs = await this.sql`
         delete from ops_jobs
         where status <> 'running' and finished_at < now() - ${this.jobKeepDays} * interval '1 day'
       `;
-      return { deleted, jobRecordsDeleted: jobs.count };
+      return { deleted, offsiteDeleted, jobRecordsDeleted: jobs.count };
     });
   }
 
@@ -148,7 +159,8 @@ export class Ops {
     `;
     if (busy)
       throw new BackupInUseError(`backup ${id} is in use by job ${busy.id}; try again when it has finished`);
-    const manifest = await this.catalogue.get(id);
+    // a broken manifest is deleted with its file; it names no off-site copy we could trust
+    const manifest = await this.catalogue.get(id).catch(() => null);
     if (manifest?.offsite) await this.backups.offsite?.remove(manifest);
     return this.catalogue.delete(id);
   }
@@ -157,17 +169,35 @@ export class Ops {
     return healthReport(this.sql, this.catalogue, { ...this.thresholds, ...thresholds });
   }
 
-  private async applyRetention(): Promise<string[]> {
+  /** The live database's name (backups and health are per database). */
+  get database(): string {
+    return databaseNameOf(this.backups.databaseUrl);
+  }
+
+  /**
+   * Local retention per database and kind (off-site copies stay: they have their own rule),
+   * then off-site retention by age, sparing the copies of backups still kept locally.
+   */
+  private async applyRetention(
+    signal?: AbortSignal,
+  ): Promise<{ deleted: string[]; offsiteDeleted: string[] }> {
     const victims: BackupManifest[] = retentionVictims(await this.catalogue.list(), this.retention);
     const deleted: string[] = [];
     for (const v of victims) {
-      try {
-        if (await this.deleteBackup(v.id)) deleted.push(v.id);
-      } catch (error) {
-        if (!(error instanceof BackupInUseError)) throw error;
-      }
+      if (await this.isInUse(v.id)) continue;
+      if (await this.catalogue.delete(v.id)) deleted.push(v.id);
     }
-    return deleted;
+    const offsite = this.backups.offsite;
+    if (!offsite) return { deleted, offsiteDeleted: [] };
+    const keep = new Set((await this.catalogue.list()).flatMap((b) => (b.offsite ? [b.offsite.key] : [])));
+    return { deleted, offsiteDeleted: await offsite.applyRetention(keep, signal) };
+  }
+
+  private async isInUse(id: string): Promise<boolean> {
+    const [busy] = await this.sql`
+      select 1 from ops_jobs where status = 'running' and params->>'backupId' = ${id} limit 1
+    `;
+    return busy !== undefined;
   }
 }
 

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 
 /**
  * libpq environment for a connection string. The client tools get host, user and password
@@ -43,8 +42,11 @@ export class PgToolError extends Error {
 export interface RunToolOptions {
   /** Connection whose credentials go into the child's environment. */
   url: string;
-  /** Receives stdout (pg_dump's archive); when absent stdout is discarded. */
-  stdout?: Writable;
+  /**
+   * Consumes stdout (pg_dump's archive); when absent stdout is discarded. If it fails (a full
+   * disk), the tool is stopped and the sink's error is the one reported.
+   */
+  sink?: (stdout: Readable) => Promise<void>;
   onStderrLine?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -57,11 +59,20 @@ export async function runPgTool(command: string, args: string[], options: RunToo
   const { env, password } = pgEnv(options.url);
   const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', ...env },
-    stdio: ['ignore', options.stdout ? 'pipe' : 'ignore', 'pipe'],
+    stdio: ['ignore', options.sink ? 'pipe' : 'ignore', 'pipe'],
     shell: false,
   });
-  const onAbort = () => child.kill('SIGTERM');
+  let killTimer: NodeJS.Timeout | undefined;
+  const stopChild = () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    // a tool that ignores SIGTERM (stuck in I/O) is not waited for
+    killTimer ??= setTimeout(() => child.kill('SIGKILL'), 2000);
+    killTimer.unref();
+  };
+  const onAbort = () => stopChild();
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) stopChild();
   const lines: string[] = [];
   let partial = '';
   child.stderr!.setEncoding('utf8');
@@ -86,19 +97,33 @@ export async function runPgTool(command: string, args: string[], options: RunToo
       child.once('close', (code, signal) => resolve({ code, signal }));
     },
   );
-  const piping = options.stdout && child.stdout ? pipeline(child.stdout, options.stdout) : Promise.resolve();
+  const piping =
+    options.sink && child.stdout
+      ? options.sink(child.stdout).then(
+          () => null,
+          (error: Error) => {
+            stopChild();
+            child.stdout?.resume(); // drain what is left so the child can exit
+            return error;
+          },
+        )
+      : Promise.resolve(null);
   try {
-    const [exit, piped] = await Promise.all([
-      exited,
-      piping.then(
-        () => null,
-        (error: Error) => error,
-      ),
-    ]);
+    const [exit, piped] = await Promise.all([exited, piping]);
     if (partial) lines.push(partial);
     if (exit.spawnError) throw new PgToolError(`cannot run ${command}: ${exit.spawnError.message}`, null);
     if (options.signal?.aborted)
       throw new PgToolError(`${command} was stopped: the job was cancelled`, exit.code);
+    if (piped) throw new PgToolError(`writing the output of ${command} failed: ${piped.message}`, exit.code);
+    if (exit.signal) {
+      throw new PgToolError(
+        redactSecrets(
+          `${command} was killed by ${exit.signal}${lines.length > 0 ? `: ${lines.slice(-3).join(' ').trim()}` : ''}`,
+          [password],
+        ),
+        null,
+      );
+    }
     if (exit.code !== 0) {
       const errors = lines.filter((l) => /error|fatal|could not|failed|denied|does not exist/i.test(l));
       const detail = (errors.length > 0 ? errors : lines.slice(-5)).join('\n').trim();
@@ -109,8 +134,8 @@ export async function runPgTool(command: string, args: string[], options: RunToo
         exit.code,
       );
     }
-    if (piped) throw new PgToolError(`writing the output of ${command} failed: ${piped.message}`, exit.code);
   } finally {
+    clearTimeout(killTimer);
     options.signal?.removeEventListener('abort', onAbort);
   }
 }

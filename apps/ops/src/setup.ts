@@ -2,8 +2,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { type Sql, withDatabase } from '@spywatcher/db';
 import type { NatsNames } from '@spywatcher/events';
 import type { ConfigOf } from '@spywatcher/service';
+import { type BackupEnv, removeScratch } from './backups.ts';
 import { BackupCatalogue } from './catalogue.ts';
 import type { opsEnv } from './config.ts';
+import { natsFence } from './fence.ts';
 import { type Job, JobRunner } from './jobs.ts';
 import { serveOpsRequests } from './nats-requests.ts';
 import { createOffsite } from './offsite.ts';
@@ -25,6 +27,29 @@ export function createOps(
   },
 ): Ops {
   const { password } = pgEnv(config.DATABASE_URL);
+  const backups: BackupEnv = {
+    sql: deps.sql,
+    databaseUrl: config.DATABASE_URL,
+    adminUrl: withDatabase(config.DATABASE_URL, config.OPS_ADMIN_DATABASE),
+    catalogue: new BackupCatalogue(config.BACKUP_DIR),
+    pgDump: config.PG_DUMP_PATH,
+    pgRestore: config.PG_RESTORE_PATH,
+    compression: config.BACKUP_COMPRESSION,
+    lockWaitTimeoutMs: config.BACKUP_LOCK_WAIT_TIMEOUT_MS,
+    restoreJobs: config.RESTORE_JOBS,
+    offsite: config.OPS_S3_BUCKET
+      ? createOffsite({
+          bucket: config.OPS_S3_BUCKET,
+          endpoint: config.OPS_S3_ENDPOINT || undefined,
+          region: config.OPS_S3_REGION,
+          prefix: config.OPS_S3_PREFIX,
+          forcePathStyle: config.OPS_S3_FORCE_PATH_STYLE,
+          verify: config.OPS_S3_VERIFY,
+          stallTimeoutMs: config.OPS_S3_STALL_TIMEOUT_MS,
+          keepDays: config.OPS_S3_KEEP_DAYS,
+        })
+      : undefined,
+  };
   const runner = new JobRunner({
     sql: deps.sql,
     nats: deps.nats,
@@ -32,32 +57,31 @@ export function createOps(
     redact: (text) => redactSecrets(text, [password]),
     onError: (job, err) => deps.onError?.(`job ${job.id} (${job.kind}) failed`, err),
     onUpdate: deps.onUpdate,
+    heartbeatMs: config.OPS_JOB_HEARTBEAT_MS,
+    abandonAfterMs: config.OPS_JOB_ABANDON_AFTER_MS,
+    cleanup: (items) => removeScratch(backups, items),
   });
   return new Ops({
     sql: deps.sql,
     runner,
-    backups: {
-      sql: deps.sql,
-      databaseUrl: config.DATABASE_URL,
-      adminUrl: withDatabase(config.DATABASE_URL, config.OPS_ADMIN_DATABASE),
-      catalogue: new BackupCatalogue(config.BACKUP_DIR),
-      pgDump: config.PG_DUMP_PATH,
-      pgRestore: config.PG_RESTORE_PATH,
-      compression: config.BACKUP_COMPRESSION,
-      lockWaitTimeoutMs: config.BACKUP_LOCK_WAIT_TIMEOUT_MS,
-      restoreJobs: config.RESTORE_JOBS,
-      offsite: config.OPS_S3_BUCKET
-        ? createOffsite({
-            bucket: config.OPS_S3_BUCKET,
-            endpoint: config.OPS_S3_ENDPOINT || undefined,
-            region: config.OPS_S3_REGION,
-            prefix: config.OPS_S3_PREFIX,
-            forcePathStyle: config.OPS_S3_FORCE_PATH_STYLE,
-            verify: config.OPS_S3_VERIFY,
+    backups,
+    restore: {
+      fence: deps.nats
+        ? natsFence(deps.nats, deps.names, {
+            leaseMs: config.OPS_FENCE_LEASE_MS,
+            answerWaitMs: config.OPS_FENCE_ANSWER_MS,
+            replayTimeoutMs: config.OPS_REPLAY_TIMEOUT_MS,
+            holder: runner.instance,
           })
         : undefined,
+      requiredIngestInstances: config.OPS_FENCE_INGEST_INSTANCES,
+      replayMarginMs: config.OPS_REPLAY_MARGIN_MS,
     },
-    retention: { keepDays: config.BACKUP_KEEP_DAYS, keepCount: config.BACKUP_KEEP_COUNT },
+    retention: {
+      keepDays: config.BACKUP_KEEP_DAYS,
+      keepCount: config.BACKUP_KEEP_COUNT,
+      safetyKeepDays: config.BACKUP_SAFETY_KEEP_DAYS,
+    },
     jobKeepDays: config.OPS_JOB_KEEP_DAYS,
     thresholds: {
       longQueryMs: config.HEALTH_LONG_QUERY_MS,
@@ -81,15 +105,20 @@ export function scheduleOf(config: OpsConfig): ScheduleConfig {
 type Log = (level: 'info' | 'warn' | 'error', msg: string, extra?: object) => void;
 
 /**
- * The service's background work: fail jobs a previous run left "running", answer NATS
- * requests, run the schedule. Returns the function that stops it all.
+ * The service's background work: fail jobs nobody runs any more and remove their leftovers
+ * (then again on every heartbeat), answer NATS requests, run the schedule. Returns the
+ * function that stops it all.
  */
 export async function startBackground(
   ops: Ops,
   deps: { nats?: NatsConnection; names: NatsNames; schedule?: ScheduleConfig; log: Log },
 ): Promise<{ stop: () => Promise<void>; interrupted: number; next: () => Record<string, string | null> }> {
-  const interrupted = await ops.runner.markInterrupted();
-  if (interrupted > 0) deps.log('warn', `${interrupted} job(s) cut off by the last stop were marked failed`);
+  const swept = await ops.runner.sweep();
+  const interrupted = swept.abandoned.length;
+  if (interrupted > 0)
+    deps.log('warn', `${interrupted} abandoned job(s) marked failed`, { ids: swept.abandoned });
+  if (swept.cleaned > 0) deps.log('warn', `${swept.cleaned} leftover(s) of dead jobs removed`);
+  ops.runner.startHeartbeat();
   await ops.catalogue.ensureDir();
   const sub = deps.nats
     ? serveOpsRequests(deps.nats, deps.names, ops, (msg, err) => deps.log('error', msg, { err }))

@@ -25,4 +25,7 @@ export const subjects = (names: NatsNames = DEFAULT_NATS_NAMES) => ({
   allOps: `${names.prefix}.ops.>`,
   /** Progress of an ops job. */
   opsJob: (id: string) => `${names.prefix}.ops.jobs.${id}`,
+  /** Control of the ingest writers (pause, renew, resume, replay), used by ops around a restore. */
+  ingestControl: (action: 'pause' | 'renew' | 'resume' | 'replay') =>
+    `${names.prefix}.ingest.control.${action}`,
 });

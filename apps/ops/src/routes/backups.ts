@@ -15,7 +15,7 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
         tags: ['backups'],
         summary: 'Start a backup (scope ops:write)',
         description:
-          'pg_dump -Fc with compression into BACKUP_DIR, with a sha256 and a manifest of per-table row counts; retention runs afterwards. Answers 202 with the job; a second request while one runs answers 409 naming it.',
+          "pg_dump -Fc with compression into BACKUP_DIR, with a sha256 and a manifest of per-table row counts; retention runs afterwards. A backup that cannot fit (estimated from the database size and the last backup's compression ratio) fails before writing anything; a full disk, a killed pg_dump or a stalled off-site endpoint fail the job with the reason and leave no partial file. Answers 202 with the job; a second request while one runs answers 409 naming it.",
         security: [{ bearerAuth: [] }],
         response: { 202: JobAccepted, ...errorResponses(401, 403, 409) },
       },
@@ -34,11 +34,28 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
       schema: {
         tags: ['backups'],
         summary: 'List backups, newest first (scope ops:read)',
+        description:
+          'Every database whose backups are in BACKUP_DIR (each manifest names its database; `kind` is `safety` for the backups restores take). Manifests that cannot be read are listed under `broken` with the reason instead of failing the listing.',
         security: [{ bearerAuth: [] }],
-        response: { 200: Type.Object({ backups: Type.Array(ManifestSchema) }), ...errorResponses(401, 403) },
+        querystring: Type.Object({
+          database: Type.Optional(
+            Type.String({ maxLength: 63, description: 'Only the backups of this database' }),
+          ),
+        }),
+        response: {
+          200: Type.Object({
+            backups: Type.Array(ManifestSchema),
+            broken: Type.Array(Type.Object({ file: Type.String(), error: Type.String() })),
+          }),
+          ...errorResponses(400, 401, 403),
+        },
       },
     },
-    async () => ({ backups: await ops.catalogue.list() }),
+    async (request) => {
+      const { backups, broken } = await ops.catalogue.scan();
+      const database = request.query.database;
+      return { backups: database ? backups.filter((b) => b.database === database) : backups, broken };
+    },
   );
 
   app.get(
@@ -50,7 +67,7 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
         summary: 'One backup manifest (scope ops:read)',
         security: [{ bearerAuth: [] }],
         params: Type.Object({ id: BackupId }),
-        response: { 200: ManifestSchema, ...errorResponses(400, 401, 403, 404) },
+        response: { 200: ManifestSchema, ...errorResponses(400, 401, 403, 404, 422) },
       },
     },
     async (request) => {
@@ -91,7 +108,7 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
           'Checks the sha256, restores into a scratch database, compares per-table row counts with the manifest, runs amcheck (bt_index_check) on every B-tree index, drops the scratch database and records the verdict in the manifest.',
         security: [{ bearerAuth: [] }],
         params: Type.Object({ id: BackupId }),
-        response: { 202: JobAccepted, ...errorResponses(400, 401, 403, 404, 409) },
+        response: { 202: JobAccepted, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
     async (request, reply) => {

@@ -44,6 +44,15 @@ export const ManifestSchema = Type.Object(
     id: BackupId,
     file: Type.String(),
     database: Type.String(),
+    kind: Type.Optional(
+      Type.Union([Type.Literal('regular'), Type.Literal('safety')], {
+        description: 'safety: taken by a restore just before it replaced `database`',
+      }),
+    ),
+    label: Type.Optional(Type.String({ description: 'Which restore took this safety backup' })),
+    snapshotAt: Type.Optional(
+      Type.String({ format: 'date-time', description: 'Rows committed after this are not in the backup' }),
+    ),
     serverVersion: Type.String(),
     latestMigration: Type.Union([Type.Object({ version: Type.Integer(), name: Type.String() }), Type.Null()]),
     tables: Type.Record(Type.String(), Type.Integer(), {
