@@ -261,7 +261,11 @@ async function dumpToCatalogue(
           url: source.url,
           // flush: the file is fsynced before it closes, so the rename publishes durable bytes
           sink: (stdout) =>
-            pipeline(stdout, hash.stream, createWriteStream(partial, { flags: 'wx', mode: 0o640, flush: true })),
+            pipeline(
+              stdout,
+              hash.stream,
+              createWriteStream(partial, { flags: 'wx', mode: 0o640, flush: true }),
+            ),
           signal: ctx.signal,
           onStderrLine: (line) => {
             const m = /dumping contents of table "([^"]+)"/.exec(line);

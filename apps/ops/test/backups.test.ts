@@ -182,11 +182,15 @@ describe('backups', () => {
         ...(ok === undefined ? {} : { verification: { ok } }),
       }) as BackupManifest;
     const list = [mk('a', 0), mk('b', 10, false), mk('c', 40, true), mk('d', 50), mk('e', 60, true)];
-    expect(retentionVictims(list, { keepDays: 30, keepCount: 0, safetyKeepDays: 7 }, now).map((b) => b.id)).toEqual(['d', 'e']);
-    expect(retentionVictims(list, { keepDays: 365, keepCount: 2, safetyKeepDays: 7 }, now).map((b) => b.id)).toEqual(
-      ['c', 'd', 'e'].filter((x) => x !== 'c'),
-    );
-    expect(retentionVictims([mk('old', 400)], { keepDays: 30, keepCount: 0, safetyKeepDays: 7 }, now)).toEqual([]);
+    expect(
+      retentionVictims(list, { keepDays: 30, keepCount: 0, safetyKeepDays: 7 }, now).map((b) => b.id),
+    ).toEqual(['d', 'e']);
+    expect(
+      retentionVictims(list, { keepDays: 365, keepCount: 2, safetyKeepDays: 7 }, now).map((b) => b.id),
+    ).toEqual(['c', 'd', 'e'].filter((x) => x !== 'c'));
+    expect(
+      retentionVictims([mk('old', 400)], { keepDays: 30, keepCount: 0, safetyKeepDays: 7 }, now),
+    ).toEqual([]);
   });
 
   it('restores refuse the live database and a connected one unless confirmed; an existing target gets a safety backup', async () => {

@@ -147,7 +147,10 @@ describe('health report', () => {
     expect(r.wraparound).toMatchObject({ databaseAge: expect.any(Number) });
     const parts = r.partitions as { table: string; current: boolean; ahead: number }[];
     expect(parts.find((p) => p.table === 'message_events')).toMatchObject({ current: true, ahead: 3 });
-    expect(find(r, 'backup_age')[0]).toMatchObject({ severity: 'critical', message: 'there is no backup' });
+    expect(find(r, 'backup_age')[0]).toMatchObject({
+      severity: 'critical',
+      message: `there is no backup of ${h.db.name}`,
+    });
     for (const f of r.findings) {
       expect(['info', 'warning', 'critical']).toContain(f.severity);
       expect(f.action.length).toBeGreaterThan(5);

@@ -1,9 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createSql } from '@spywatcher/db';
 import { subjects } from '@spywatcher/events';
+import { adminDatabaseUrl } from '@spywatcher/testing';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../src/catalogue.ts';
@@ -118,18 +120,82 @@ describe('schedule and restarts', () => {
     }
   });
 
-  it('a job cut off by a restart is marked failed with the reason at start-up', async () => {
-    const [row] = await h.db.sql<{ id: string }[]>`
-      insert into ops_jobs (id, kind, status, trigger, exclusive_key, started_at)
-      values (gen_random_uuid(), 'backup', 'running', 'http', 'backup-crashed', now()) returning id
-    `;
-    const ops = await h.variant({});
+  it('abandon rule: a dead owner or a stale heartbeat fails the job with the reason; a live one is left alone', async () => {
+    const insert = async (owner: string, heartbeatAgoS: number, key: string) => {
+      const [row] = await h.db.sql<{ id: string }[]>`
+        insert into ops_jobs (id, kind, status, trigger, exclusive_key, started_at, owner, heartbeat_at)
+        values (gen_random_uuid(), 'backup', 'running', 'http', ${key}, now(), ${owner},
+                now() - ${heartbeatAgoS} * interval '1 second')
+        returning id
+      `;
+      return row!.id;
+    };
+    // pid 2^22+1 is above Linux's pid_max: that process cannot exist
+    const deadHere = await insert(`${hostname()}:4194305:x`, 0, 'k-dead');
+    const staleElsewhere = await insert('another-host:12:y', 120, 'k-stale');
+    const aliveElsewhere = await insert('another-host:13:z', 1, 'k-alive');
+    const ops = await h.variant({ OPS_JOB_ABANDON_AFTER_MS: '60000' });
     const bg = await startBackground(ops, { names: h.names, log: () => {} });
     await bg.stop();
-    expect(bg.interrupted).toBe(1);
-    const job = await ops.runner.get(row!.id);
-    expect(job).toMatchObject({ status: 'failed', error: expect.stringMatching(/interrupted/) });
-    expect(job!.finishedAt).not.toBeNull();
+    expect(bg.interrupted).toBe(2);
+    expect(await ops.runner.get(deadHere)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/abandoned: the ops process that ran it .* is gone/),
+    });
+    expect(await ops.runner.get(staleElsewhere)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/abandoned: no heartbeat from another-host:12:y for 1[12]\d s/),
+    });
+    expect((await ops.runner.get(staleElsewhere))!.finishedAt).not.toBeNull();
+    expect((await ops.runner.get(aliveElsewhere))!.status).toBe('running');
+    await h.db.sql`update ops_jobs set status = 'failed' where id = ${aliveElsewhere}`;
+  });
+
+  it('a running job renews its heartbeat; the leftovers of a dead job are removed by whoever notices', async () => {
+    const ops = await h.variant({ OPS_JOB_HEARTBEAT_MS: '100' });
+    ops.runner.startHeartbeat();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const { job, done } = await ops.runner.start({ kind: 'partitions', trigger: 'internal' }, () => gate);
+    const beat = async () =>
+      (await h.db.sql<{ at: Date }[]>`select heartbeat_at as at from ops_jobs where id = ${job.id}`)[0]!.at;
+    const first = await beat();
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await beat()).getTime()).toBeGreaterThan(first.getTime());
+    release();
+    await done;
+    await ops.runner.stop(); // no heartbeat sweeps from here on: the sweep below is the one
+
+    // a job killed with a scratch database and a partial file: both go at the next sweep
+    const scratchDb = `sw_verify_test_${Date.now().toString(36)}`;
+    const admin = createSql({ url: adminDatabaseUrl(), applicationName: 'ops-test', max: 1 });
+    await admin.unsafe(`create database "${scratchDb}"`);
+    const partial = join(ops.catalogue.dir, '.20260101T000000Z-00000000.dump.partial');
+    await writeFile(partial, 'half a dump');
+    await h.db.sql`
+      insert into ops_jobs (id, kind, status, trigger, started_at, owner, heartbeat_at, scratch)
+      values (gen_random_uuid(), 'verify', 'running', 'http', now(), 'gone-host:1:q', now() - interval '1 hour',
+              ${h.db.sql.json([
+                { kind: 'database', name: scratchDb },
+                { kind: 'file', path: partial },
+                // never touched: not a scratch name, not inside BACKUP_DIR
+                { kind: 'database', name: h.db.name },
+                { kind: 'file', path: '/etc/hostname' },
+              ] as never)})
+    `;
+    const swept = await ops.runner.sweep();
+    expect(swept.abandoned).toHaveLength(1);
+    expect(swept.cleaned).toBe(4);
+    const [{ n }] =
+      (await admin`select count(*)::int as n from pg_database where datname = ${scratchDb}`) as unknown as [
+        { n: number },
+      ];
+    await admin.end();
+    expect(n).toBe(0);
+    await expect(stat(partial)).rejects.toThrow(/ENOENT/);
+    await expect(stat('/etc/hostname')).resolves.toBeTruthy();
   });
 });
 
