@@ -240,9 +240,11 @@ export class JobRunner {
       } catch (error) {
         const cancelled = controller.signal.aborted || error instanceof JobCancelledError;
         job.status = cancelled ? 'cancelled' : 'failed';
+        const detail = (error as Error)?.message || String(error);
+        // a cancel that interrupted something worth knowing (a safety backup taken) says so
         const message = cancelled
-          ? (entry.cancelReason ?? 'cancelled on request')
-          : (error as Error)?.message || String(error);
+          ? `${entry.cancelReason ?? 'cancelled on request'}${(error as { explains?: boolean })?.explains ? `: ${detail}` : ''}`
+          : detail;
         job.error = this.opts.redact ? this.opts.redact(message) : message;
         if (!cancelled) this.opts.onError?.(job, error);
       }

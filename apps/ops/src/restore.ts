@@ -195,7 +195,7 @@ export async function restoreBackup(
   } catch (error) {
     if (!safetyBackupId || swapped) throw error;
     const message = `${(error as Error).message} (the safety backup of ${request.target} taken before the failure is ${safetyBackupId})`;
-    throw Object.assign(new Error(message), { cause: error });
+    throw Object.assign(new Error(message), { cause: error, safetyBackupId, explains: true });
   } finally {
     if (!swapped) await fresh.drop().catch(() => {});
   }
