@@ -9,6 +9,7 @@ import {
   type ServiceOptions,
 } from '@spywatcher/service';
 import { createIngestMetrics, type IngestMetrics } from './metrics.ts';
+import type { WriteGate } from './pause.ts';
 import { eventRoutes } from './routes/events.ts';
 
 export interface IngestDeps {
@@ -26,6 +27,8 @@ export interface IngestDeps {
   /** Events and bytes accepted per POST /v1/events. */
   maxEvents?: number;
   maxBytes?: number;
+  /** Closed while ops holds the writers around a restore (pause.ts). */
+  gate?: WriteGate;
   /** Extra readiness checks (main adds the consumer's). */
   readiness?: ServiceOptions['readiness'];
 }
@@ -57,6 +60,7 @@ export async function buildApp(deps: IngestDeps): Promise<ServiceInstance> {
     metrics: deps.ingestMetrics ?? createIngestMetrics(deps.metrics),
     maxEvents: deps.maxEvents ?? 1000,
     maxBytes,
+    gate: deps.gate,
   });
   return app;
 }

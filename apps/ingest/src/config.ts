@@ -7,7 +7,16 @@ export const ingestEnv = {
   NATS_DUPLICATE_WINDOW_MS: env.int('Window in which JetStream drops a repeated Nats-Msg-Id', 120_000, {
     min: 1000,
   }),
-  NATS_MAX_AGE_MS: env.int('How long events stay in the stream', 7 * 24 * 3600 * 1000, { min: 60_000 }),
+  NATS_MAX_AGE_MS: env.int(
+    'How long events stay in the stream; also how far back a restore can replay events (ops)',
+    7 * 24 * 3600 * 1000,
+    { min: 60_000 },
+  ),
+  INGEST_PAUSED_RETRY_AFTER_S: env.int(
+    'Retry-After (seconds) of the 503 that HTTP writes get while ops restores the database',
+    5,
+    { min: 1, max: 3600 },
+  ),
   INGEST_CONSUMER: env.bool('Consume the stream (false: serve HTTP only)', true),
   INGEST_DURABLE: env.string('Name of the durable pull consumer', 'ingest'),
   INGEST_BATCH_SIZE: env.int('Events appended per transaction at most', 5000, { min: 1, max: 10_000 }),

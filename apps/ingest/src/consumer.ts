@@ -22,6 +22,7 @@ import {
 import type { FastifyBaseLogger } from 'fastify';
 import type { IngestMetrics } from './metrics.ts';
 import { publishStored } from './notify.ts';
+import type { WriteGate } from './pause.ts';
 import { conflictReason, type StoreOutcome, storeIsolating } from './store.ts';
 
 export interface ConsumerOptions {
@@ -42,6 +43,8 @@ export interface ConsumerOptions {
   /** Deliveries of a message that keeps failing to store before it is dead-lettered. */
   maxDeliver: number;
   ackWaitMs: number;
+  /** Writes wait here while ops holds the writers (a restore); see pause.ts. */
+  gate?: WriteGate;
   /**
    * Test seam: runs after the commit and before the acks. Throwing here simulates a crash
    * between the two (the messages are not acked and come back).
@@ -298,7 +301,8 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       for (const m of batch) m.nak();
       return;
     }
-    const p: Promise<void> = processBatch(batch)
+    const run = () => processBatch(batch);
+    const p: Promise<void> = (o.gate ? o.gate.whenOpen(run) : run())
       .catch((error) => {
         // Unacked messages come back after ack_wait; nothing is lost.
         ok = false;

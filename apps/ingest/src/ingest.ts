@@ -1,6 +1,15 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { ensureDeadLetterStream, ensureEventStream } from '@spywatcher/events';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { PartitionCache, Sql } from '@spywatcher/db';
+import {
+  ensureDeadLetterStream,
+  ensureEventStream,
+  type NatsNames,
+  type SpywatcherEvent,
+} from '@spywatcher/events';
 import { type ConsumerOptions, type IngestConsumer, startConsumer } from './consumer.ts';
+import { publishStored } from './notify.ts';
+import { storeIsolating } from './store.ts';
 
 /** The consumer's options plus the stream settings applied before it starts. */
 export interface IngestPipelineOptions extends ConsumerOptions {
@@ -14,4 +23,21 @@ export async function startIngestPipeline(o: IngestPipelineOptions): Promise<Ing
   await ensureEventStream(jsm, o.names, { duplicateWindowMs: o.duplicateWindowMs, maxAgeMs: o.maxAgeMs });
   await ensureDeadLetterStream(jsm, o.names);
   return startConsumer(o);
+}
+
+/**
+ * The store path a replay after a restore uses: the same append as every batch (idempotent by
+ * event id, a refused row isolated), with the usual `stored` notifications; counted as new,
+ * already present, and neither (a conflict or a row PostgreSQL refuses, dead-lettered when the
+ * event was first consumed).
+ */
+export function replayStore(deps: { sql: Sql; cache: PartitionCache; nc: NatsConnection; names: NatsNames }) {
+  return async (events: SpywatcherEvent[]): Promise<{ stored: number; present: number; other: number }> => {
+    const outcome = await storeIsolating(deps.sql, deps.cache, events);
+    publishStored(deps.nc, deps.names, outcome.stored);
+    const count = (status: string) => outcome.results.filter((r) => r.status === status).length;
+    const stored = count('stored');
+    const present = count('duplicate');
+    return { stored, present, other: events.length - stored - present };
+  };
 }

@@ -8,6 +8,7 @@ import { buildApp } from '../src/app.ts';
 import type { ConsumerOptions, IngestConsumer } from '../src/consumer.ts';
 import { startIngestPipeline } from '../src/ingest.ts';
 import { createIngestMetrics, type IngestMetrics } from '../src/metrics.ts';
+import type { WriteGate } from '../src/pause.ts';
 
 export const WRITER = 'writer-token-0123456789';
 export const READER = 'reader-token-0123456789';
@@ -34,7 +35,13 @@ export interface Ingest {
 /** An ingest instance (HTTP app + optional consumer) on a test database and test NATS names. */
 export async function createIngest(
   databaseUrl: string,
-  opts: { natsUrl?: string; names?: NatsNames; maxEvents?: number; maxBytes?: number } = {},
+  opts: {
+    natsUrl?: string;
+    names?: NatsNames;
+    maxEvents?: number;
+    maxBytes?: number;
+    gate?: WriteGate;
+  } = {},
 ): Promise<Ingest> {
   const sql = createSql({
     url: databaseUrl,
@@ -61,6 +68,7 @@ export async function createIngest(
     ingestMetrics: metrics,
     maxEvents: opts.maxEvents,
     maxBytes: opts.maxBytes,
+    gate: opts.gate,
   });
   const consumers: IngestConsumer[] = [];
   const ingest: Ingest = {
@@ -85,6 +93,7 @@ export async function createIngest(
         batchTimeMs: 20,
         maxDeliver: 100,
         ackWaitMs: 2000,
+        gate: opts.gate,
         ...overrides,
       });
       consumers.push(c);

@@ -1,17 +1,15 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { type NatsNames, subjects } from '@spywatcher/events';
+import {
+  type NatsNames,
+  type PauseReply,
+  type PauseRequest,
+  type ReplayReply,
+  type ReplayReport,
+  type ReplayRequest,
+  subjects,
+} from '@spywatcher/events';
 
-/** What ingest reports after replaying the stream into a restored database. */
-export interface ReplayReport {
-  replayed: number;
-  already_present: number;
-  /** True when the stream's first message is newer than the replay start: older events are gone. */
-  beyond_retention: boolean;
-  invalid: number;
-  since: string;
-  stream_first_at: string | null;
-  messages: number;
-}
+export type { ReplayReport };
 
 /** Writers of one database held still: renewed until released. */
 export interface HeldWriters {
@@ -35,13 +33,6 @@ export interface NatsFenceOptions {
   holder: string;
 }
 
-interface PauseReply {
-  ok: boolean;
-  paused?: boolean;
-  instance?: string;
-  error?: { message: string };
-}
-
 /**
  * The ops half of the writer fence over NATS (`<prefix>.ingest.control.*`): `pause` is sent to
  * every ingest instance and each one answers after its in-flight writes have drained; the
@@ -52,7 +43,7 @@ export function natsFence(nc: NatsConnection, names: NatsNames, o: NatsFenceOpti
   const s = subjects(names);
   return {
     async hold(database, signal) {
-      const body = JSON.stringify({ database, holder: o.holder, leaseMs: o.leaseMs });
+      const body = JSON.stringify({ database, holder: o.holder, leaseMs: o.leaseMs } satisfies PauseRequest);
       let instances = 0;
       const errors: string[] = [];
       try {
@@ -99,11 +90,15 @@ export function natsFence(nc: NatsConnection, names: NatsNames, o: NatsFenceOpti
         async replay(since, replaySignal) {
           const msg = await nc.request(
             s.ingestControl('replay'),
-            JSON.stringify({ database, since: since.toISOString(), holder: o.holder }),
+            JSON.stringify({
+              database,
+              since: since.toISOString(),
+              holder: o.holder,
+            } satisfies ReplayRequest),
             { timeout: o.replayTimeoutMs },
           );
           if (replaySignal.aborted) throw new Error('cancelled during the replay');
-          const r = msg.json<{ ok: boolean; report?: ReplayReport; error?: { message: string } }>();
+          const r = msg.json<ReplayReply>();
           if (!r.ok || !r.report)
             throw new Error(`ingest could not replay: ${r.error?.message ?? 'no report'}`);
           return r.report;

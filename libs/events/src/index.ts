@@ -1,3 +1,4 @@
+export type { PauseReply, PauseRequest, ReplayReply, ReplayReport, ReplayRequest } from './control.ts';
 export { createEvent } from './event.ts';
 export { inspectJson, type JsonLimits, type JsonProblem, stringProblem } from './json-inspect.ts';
 export { type DecodedPayload, decodeEventPayload } from './payload.ts';

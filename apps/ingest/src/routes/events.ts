@@ -2,12 +2,15 @@ import { isUtf8 } from 'node:buffer';
 import { EVENT_TYPES, eventTable, isEventType } from '@spywatcher/db';
 import { rowToEvent, SpywatcherEventSchema } from '@spywatcher/events';
 import { errorResponses, httpErrors, type ServiceInstance, Type } from '@spywatcher/service';
+import { PausedError, type WriteGate } from '../pause.ts';
 import { ParseFailure, parseNdjson, type WriterDeps, writeEvents } from '../write.ts';
 
 export interface EventsRouteOptions extends WriterDeps {
   auth: import('@spywatcher/service').Auth;
   maxEvents: number;
   maxBytes: number;
+  /** Closed while ops restores the database: writes answer 503 with Retry-After. */
+  gate?: WriteGate;
 }
 
 const FieldError = Type.Object({
@@ -109,13 +112,13 @@ export async function eventRoutes(app: ServiceInstance, o: EventsRouteOptions): 
       schema: {
         tags: ['events'],
         summary: 'Store a batch of events (JSON array or NDJSON)',
-        description: `Needs scope \`events:write\`. Body: a JSON array of events (\`application/json\`) or one event per line (\`application/x-ndjson\`), at most ${o.maxEvents} events and ${o.maxBytes} bytes (413 beyond). Valid events are stored in one transaction; each event is answered \`stored\`, \`duplicate\` (the same event was already stored), \`conflict\` (its id is already stored with other content: another type, time or data) or \`rejected\` with the field and reason. One bad event never fails the others: the batch answers 200 with a result per event. Ids are compared in lower case. 400 when the body is not valid UTF-8 or not JSON; 503 when PostgreSQL is unavailable (nothing of the batch was stored; send it again).`,
+        description: `Needs scope \`events:write\`. Body: a JSON array of events (\`application/json\`) or one event per line (\`application/x-ndjson\`), at most ${o.maxEvents} events and ${o.maxBytes} bytes (413 beyond). Valid events are stored in one transaction; each event is answered \`stored\`, \`duplicate\` (the same event was already stored), \`conflict\` (its id is already stored with other content: another type, time or data) or \`rejected\` with the field and reason. One bad event never fails the others: the batch answers 200 with a result per event. Ids are compared in lower case. 400 when the body is not valid UTF-8 or not JSON; 503 when PostgreSQL is unavailable, and 503 with \`Retry-After\` while ops restores the database (nothing of the batch was stored; send it again).`,
         security: [{ bearerAuth: [] }],
         body: Type.Array(SpywatcherEventSchema, { maxItems: o.maxEvents }),
         response: { 200: WriteResponse, ...errorResponses(400, 401, 403, 413, 415, 503) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body = request.body as unknown;
       const items = Array.isArray(body) ? body : [body];
       if (items.length === 0) throw httpErrors.badRequest('the batch is empty; send at least one event');
@@ -126,8 +129,12 @@ export async function eventRoutes(app: ServiceInstance, o: EventsRouteOptions): 
       }
       let results: Awaited<ReturnType<typeof writeEvents>>;
       try {
-        results = await writeEvents(o, items);
+        results = o.gate ? await o.gate.run(() => writeEvents(o, items)) : await writeEvents(o, items);
       } catch (error) {
+        if (error instanceof PausedError) {
+          reply.header('retry-after', String(error.retryAfterS));
+          throw httpErrors.unavailable(`${error.message}; nothing was stored`);
+        }
         request.log.warn({ err: error }, 'storing events failed');
         throw httpErrors.unavailable(
           'the event log is unavailable right now; nothing was stored, retry later',
