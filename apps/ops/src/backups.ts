@@ -370,7 +370,20 @@ export async function removeScratch(env: BackupEnv, items: Scratch[]): Promise<v
       await dropDatabase(env.adminUrl, item.name);
     } else if (item.kind === 'file' && env.catalogue.contains(item.path)) {
       await rm(item.path, { force: true });
+    } else if (item.kind === 'read-only') {
+      await releaseReadOnly(env.adminUrl, item.name);
     }
+  }
+}
+
+/** Makes a database a restore had set read-only writable again (if it still exists). */
+export async function releaseReadOnly(adminUrl: string, name: string): Promise<void> {
+  const admin = createSql({ url: adminUrl, applicationName: 'spywatcher-ops', max: 1 });
+  try {
+    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (exists) await admin.unsafe(`alter database ${quoteIdent(name)} reset default_transaction_read_only`);
+  } finally {
+    await admin.end({ timeout: 5 });
   }
 }
 

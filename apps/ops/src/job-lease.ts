@@ -2,7 +2,11 @@ import type { Sql } from '@spywatcher/db';
 import type { JobRow } from './jobs.ts';
 
 /** Something a job creates outside its row, removed by whoever finds the job dead. */
-export type Scratch = { kind: 'database'; name: string } | { kind: 'file'; path: string };
+export type Scratch =
+  | { kind: 'database'; name: string }
+  | { kind: 'file'; path: string }
+  /** A database a restore made read-only while it took the safety backup and swapped. */
+  | { kind: 'read-only'; name: string };
 
 /** Renews the heartbeat of the given running jobs (those of this process). */
 export async function heartbeatJobs(sql: Sql, ids: string[]): Promise<void> {

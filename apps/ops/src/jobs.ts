@@ -337,7 +337,11 @@ export class JobRunner {
   private async persist(job: Job, exclusiveKey: string | null, backendPid: number | null): Promise<void> {
     const sql = this.opts.sql;
     const scratch = this.running.get(job.id)?.scratch ?? [];
-    await sql`
+    // read write: a restore makes its target read-only for new sessions, and that target may be
+    // the database holding this table; the job's own record must still be written
+    await sql.begin(
+      'read write',
+      (tx) => tx`
       insert into ops_jobs (id, kind, status, trigger, exclusive_key, params, progress, result, error,
                             requested_by, backend_pid, created_at, started_at, finished_at, updated_at,
                             owner, heartbeat_at, scratch)
@@ -352,12 +356,16 @@ export class JobRunner {
         scratch = excluded.scratch
       -- a job another instance already declared abandoned stays failed
       where ops_jobs.status = 'running'
-    `;
+    `,
+    );
   }
 
   private async saveScratch(id: string, scratch: Scratch[]): Promise<void> {
-    await this.opts
-      .sql`update ops_jobs set scratch = ${this.opts.sql.json(scratch as never)} where id = ${id}`;
+    const sql = this.opts.sql;
+    await sql.begin(
+      'read write',
+      (tx) => tx`update ops_jobs set scratch = ${sql.json(scratch as never)} where id = ${id}`,
+    );
   }
 
   private publish(job: Job): void {

@@ -4,6 +4,7 @@ import {
   checkRestored,
   createBackup,
   createScratchDatabase,
+  releaseReadOnly,
   restoreInto,
   sha256File,
 } from './backups.ts';
@@ -149,6 +150,7 @@ export async function restoreBackup(
 
     let held: HeldWriters | null = null;
     let readOnly = false;
+    let forgetReadOnly: (() => Promise<void>) | null = null;
     let replay: ReplayReport | null = null;
     try {
       if (state.exists) {
@@ -160,6 +162,8 @@ export async function restoreBackup(
             `only ${instances} of ${deps.requiredIngestInstances} ingest instance(s) answered the pause request (OPS_FENCE_INGEST_INSTANCES); target left unchanged`,
           );
         }
+        // recorded first: if this process dies now, whoever sweeps makes the target writable again
+        forgetReadOnly = await ctx.track({ kind: 'read-only', name: request.target });
         await holdDatabase(env.adminUrl, request.target);
         readOnly = true;
         ctx.progress(78, `taking a safety backup of ${request.target}`);
@@ -171,13 +175,17 @@ export async function restoreBackup(
       swapped = true;
       readOnly = false;
       await fresh.keep();
+      await forgetReadOnly?.();
       if (held && held.instances > 0) {
         const since = new Date(Date.parse(manifest.snapshotAt ?? manifest.createdAt) - deps.replayMarginMs);
         ctx.progress(96, `replaying events stored since ${since.toISOString()} from the stream`);
         replay = await held.replay(since, ctx.signal);
       }
     } catch (error) {
-      if (readOnly) await releaseDatabase(env.adminUrl, request.target).catch(() => {});
+      if (readOnly) {
+        await releaseReadOnly(env.adminUrl, request.target).catch(() => {});
+        await forgetReadOnly?.();
+      }
       throw error;
     } finally {
       await held?.release();
@@ -249,15 +257,6 @@ async function holdDatabase(adminUrl: string, target: string): Promise<void> {
       select pg_terminate_backend(pid) from pg_stat_activity
       where datname = ${target} and pid <> pg_backend_pid()
     `;
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
-async function releaseDatabase(adminUrl: string, target: string): Promise<void> {
-  const admin = createSql({ url: adminUrl, applicationName: 'spywatcher-ops', max: 1 });
-  try {
-    await admin.unsafe(`alter database ${quoteIdent(target)} reset default_transaction_read_only`);
   } finally {
     await admin.end({ timeout: 5 });
   }
