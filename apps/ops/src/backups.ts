@@ -108,7 +108,7 @@ async function statfsFree(dir: string): Promise<number> {
 /**
  * How many bytes a backup of `database` (now `databaseBytes` large) will need: the size ratio
  * of its newest backup at the same compression (dump bytes per database byte), or 1/2 (1 when
- * uncompressed) without one, plus 20 % and 8 MiB of slack.
+ * uncompressed) without one, plus 20 % and 1 MiB of slack.
  */
 export function estimateBackupBytes(
   history: BackupManifest[],
@@ -120,7 +120,7 @@ export function estimateBackupBytes(
     (b) => b.database === database && b.compression === compression && (b.databaseSizeBytes ?? 0) > 0,
   );
   const ratio = previous ? previous.sizeBytes / previous.databaseSizeBytes! : compression > 0 ? 0.5 : 1;
-  return { bytes: Math.ceil(databaseBytes * ratio * 1.2) + 8 * MIB, ratio, basedOn: previous?.id ?? null };
+  return { bytes: Math.ceil(databaseBytes * ratio * 1.2) + MIB, ratio, basedOn: previous?.id ?? null };
 }
 
 const mib = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;

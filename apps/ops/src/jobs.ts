@@ -296,6 +296,8 @@ export class JobRunner {
     if (!entry) return false;
     entry.cancelReason = reason;
     entry.controller.abort(new JobCancelledError(reason));
+    entry.job.progress = { ...entry.job.progress, message: `cancelling: ${reason}` };
+    this.publish(entry.job);
     if (entry.backendPid !== null) {
       // bounded: a cancel must answer even when the database does not
       await withTimeout(this.opts.sql`select pg_cancel_backend(${entry.backendPid}::int)`, 500).catch(
@@ -308,6 +310,12 @@ export class JobRunner {
   /** Resolves when the job finishes (it must be running in this process). */
   wait(id: string): Promise<Job> | null {
     return this.running.get(id)?.done ?? null;
+  }
+
+  /** The in-memory state of a job running in this process (fresher than its row). */
+  current(id: string): Job | null {
+    const entry = this.running.get(id);
+    return entry ? { ...entry.job } : null;
   }
 
   /** Waits at most `ms` for a job of this process to finish; false when it is still running. */
@@ -362,9 +370,11 @@ export class JobRunner {
 
   private async saveScratch(id: string, scratch: Scratch[]): Promise<void> {
     const sql = this.opts.sql;
-    await sql.begin(
-      'read write',
-      (tx) => tx`update ops_jobs set scratch = ${sql.json(scratch as never)} where id = ${id}`,
+    await retryDisconnected(() =>
+      sql.begin(
+        'read write',
+        (tx) => tx`update ops_jobs set scratch = ${sql.json(scratch as never)} where id = ${id}`,
+      ),
     );
   }
 
@@ -403,6 +413,30 @@ export interface JobRow {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+}
+
+const DISCONNECTED = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'ECONNRESET',
+  'EPIPE',
+  '57P01', // admin_shutdown: the session was terminated (a restore ending the target's sessions)
+]);
+
+/**
+ * The job's own bookkeeping survives a pooled connection being cut under it (a restore ends
+ * every session of the database this table lives in): one fresh attempt, then a second.
+ */
+async function retryDisconnected<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 3 || !DISCONNECTED.has(String((error as { code?: unknown }).code))) throw error;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {

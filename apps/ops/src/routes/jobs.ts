@@ -82,8 +82,8 @@ export function jobRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth }):
         );
       }
       // the answer must not hang on a step that is slow to stop: wait a moment, then report
-      await runner.settle(job.id, 800);
-      return reply.status(202).send({ job: (await runner.get(job.id)) ?? job });
+      await runner.settle(job.id, 250);
+      return reply.status(202).send({ job: runner.current(job.id) ?? (await runner.get(job.id)) ?? job });
     },
   );
 }
