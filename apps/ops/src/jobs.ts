@@ -199,6 +199,7 @@ export class JobRunner {
     this.publish(job);
 
     let lastWrite = 0;
+    let trailing: NodeJS.Timeout | null = null;
     let pendingWrite: Promise<void> = Promise.resolve();
     const ctx: JobContext = {
       id: job.id,
@@ -206,13 +207,18 @@ export class JobRunner {
       progress: (percent, message) => {
         job.progress = { percent: Math.max(0, Math.min(100, Math.round(percent * 10) / 10)), message };
         this.publish(job);
-        const t = Date.now();
-        if (t - lastWrite >= (this.opts.persistEveryMs ?? 500)) {
-          lastWrite = t;
+        const every = this.opts.persistEveryMs ?? 500;
+        const write = () => {
+          trailing = null;
+          lastWrite = Date.now();
           pendingWrite = pendingWrite
             .then(() => this.persist(job, spec.exclusiveKey ?? null, entry.backendPid))
             .catch(() => {});
-        }
+        };
+        const wait = every - (Date.now() - lastWrite);
+        if (wait <= 0) write();
+        // the last update before a long step (an upload) must reach the row too
+        else trailing ??= setTimeout(write, wait);
       },
       setBackendPid: (pid) => {
         entry.backendPid = pid;
@@ -249,6 +255,7 @@ export class JobRunner {
         if (!cancelled) this.opts.onError?.(job, error);
       }
       job.finishedAt = new Date().toISOString();
+      if (trailing) clearTimeout(trailing);
       await pendingWrite;
       if (entry.scratch.length > 0) {
         // whatever the work could not remove itself

@@ -50,7 +50,9 @@ export function jobRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth }):
       },
     },
     async (request) => {
-      const job = await runner.get(request.params.id);
+      // a job of this process answers from memory: fresher than its row, and there even while
+      // a restore swaps the database that holds the row
+      const job = runner.current(request.params.id) ?? (await runner.get(request.params.id));
       if (!job) throw httpErrors.notFound(`job ${request.params.id} not found`);
       return job;
     },
