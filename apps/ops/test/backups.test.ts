@@ -149,7 +149,12 @@ describe('backups', () => {
         headers: bearer(TOKENS.writer),
       });
       expect(cancel.statusCode, cancel.body).toBe(202);
-      expect(cancel.json().job).toMatchObject({ status: 'cancelled', error: 'cancelled by writer' });
+      // the answer does not wait for the job to stop: it is cancelled, or on its way there
+      const answered = cancel.json().job;
+      if (answered.status === 'running')
+        expect(answered.progress.message).toBe('cancelling: cancelled by writer');
+      else expect(answered).toMatchObject({ status: 'cancelled', error: 'cancelled by writer' });
+      expect(await h.waitJob(id)).toMatchObject({ status: 'cancelled', error: 'cancelled by writer' });
     } finally {
       await locker`rollback`;
       locker.release();
