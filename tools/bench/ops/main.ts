@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -88,6 +88,25 @@ const MIX: [string, number, string][] = [
   ],
 ];
 
+/**
+ * CPU seconds of this process plus its reaped children (pg_dump runs as a child of this process
+ * in both the bare run and the job), so the comparison holds on a machine busy with other work.
+ * PostgreSQL's side (the job's row counts in the dump's snapshot) is not included.
+ */
+async function cpuSeconds(): Promise<number> {
+  const stat = (await readFile('/proc/self/stat', 'utf8')).split(') ')[1]!.split(' ');
+  const ticks = 100; // USER_HZ on Linux
+  const children = (Number(stat[13]) + Number(stat[14])) / ticks; // cutime, cstime
+  const own = process.cpuUsage();
+  return children + (own.user + own.system) / 1e6;
+}
+
+async function cpuTimed<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const before = await cpuSeconds();
+  const result = await work();
+  return [result, (await cpuSeconds()) - before];
+}
+
 async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
   const result = await work();
@@ -152,17 +171,21 @@ try {
   // alternate the two so cache warmth and noisy neighbours hit both alike; keep the best of each
   const bare: number[] = [];
   const ours: number[] = [];
+  const bareCpu: number[] = [];
+  const oursCpu: number[] = [];
   let manifest: BackupManifest | undefined;
   let bareBytes = 0;
   for (let round = 0; round < 3; round++) {
     const file = join(dir, `bare-${round}.dump`);
-    const [, b] = await timed(() => bareDump(file));
+    const [[, b], bc] = await cpuTimed(() => timed(() => bareDump(file)));
     bare.push(b);
+    bareCpu.push(bc);
     bareBytes = (await stat(file)).size;
     await rm(file);
-    const [job, o] = await timed(async () => (await ops.startBackup('cli')).done);
+    const [[job, o], oc] = await cpuTimed(() => timed(async () => (await ops.startBackup('cli')).done));
     if (job.status !== 'succeeded') throw new Error(`backup job ${job.status}: ${job.error}`);
     ours.push(o);
+    oursCpu.push(oc);
     manifest = (job.result as { backup: BackupManifest }).backup;
     log(`round ${round + 1}: pg_dump ${seconds(b)} s, backup job ${seconds(o)} s`);
   }
@@ -199,6 +222,10 @@ try {
       load_s: seconds(loadMs),
       pg_dump_runs_s: bare.map(seconds),
       backup_runs_s: ours.map(seconds),
+      // CPU of this process and pg_dump: the client-side cost, whatever else the machine runs
+      pg_dump_cpu_s: Math.round(Math.min(...bareCpu) * 1000) / 1000,
+      backup_cpu_s: Math.round(Math.min(...oursCpu) * 1000) / 1000,
+      backup_cpu_overhead: Math.round((Math.min(...oursCpu) / Math.min(...bareCpu) - 1) * 1000) / 1000,
     }),
   );
 } finally {
