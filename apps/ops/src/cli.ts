@@ -90,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
     onUpdate,
   });
   const out = (line: string) => process.stdout.write(`${line}\n`);
+  // a CLI job renews its heartbeat like a service's, so no ops instance takes it for abandoned
+  ops.runner.startHeartbeat();
   const stopOnSignal = () => void ops.runner.stop();
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
