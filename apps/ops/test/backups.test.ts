@@ -85,7 +85,7 @@ describe('backups', () => {
     } finally {
       await sql.end();
     }
-  });
+  }, 240_000);
 
   it('two backup requests at once: one runs, the other answers 409 naming the running job', async () => {
     const [a, b] = await Promise.all([
@@ -256,7 +256,7 @@ describe('backups', () => {
     } finally {
       await other.end();
     }
-  });
+  }, 240_000);
 
   it('rejects ids that are not backup ids (no path leaves BACKUP_DIR) and bad targets', async () => {
     for (const url of [

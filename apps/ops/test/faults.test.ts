@@ -108,7 +108,7 @@ describe('a full disk', () => {
     const next = await (await ops.startBackup('http')).done;
     expect(next.status, next.error ?? '').toBe('succeeded');
     expect(unhandled).toEqual([]);
-  });
+  }, 240_000);
 });
 
 describe('a stalled S3 endpoint', () => {
@@ -319,5 +319,5 @@ describe('restores', () => {
         select jsonb_array_elements(scratch)->>'name' from ops_jobs where id = ${cancelled.id})`
       ).length,
     ).toBe(0);
-  });
+  }, 240_000);
 });

@@ -177,5 +177,5 @@ describe('restore, then replay', () => {
       await sql.end();
     }
     expect(ingest.exitCode).toBeNull();
-  });
+  }, 240_000);
 });
