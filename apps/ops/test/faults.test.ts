@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -222,8 +222,6 @@ describe('broken manifests and retention per database', () => {
   });
 
   it('retention and "last backup" are per database; safety backups have their own rule', async () => {
-    const dir = join(h.backupDir, 'per-db');
-    await mkdir(dir);
     const mk = (id: string, database: string, daysAgo: number, kind: 'regular' | 'safety' = 'regular') =>
       ({
         id,
@@ -256,7 +254,6 @@ describe('broken manifests and retention per database', () => {
       expect(report.backups.lastSuccessId).not.toBe(other.id);
     } finally {
       await h.ops.catalogue.delete(other.id);
-      await rm(dir, { recursive: true, force: true });
     }
   });
 });
