@@ -188,12 +188,17 @@ function jobEnd(nc: NatsConnection, id: string): Promise<JobView> {
 
 /** Polls a job over HTTP until `when` holds for it (or it ended). */
 async function jobWhen(base: string, id: string, when: (j: JobView) => boolean): Promise<JobView> {
-  return waitUntil(`job ${id}`, async () => {
-    const { status, json } = await call(base, 'GET', `/v1/jobs/${id}`);
-    if (status !== 200) return undefined;
-    const job = json as unknown as JobView;
-    return when(job) || job.status !== 'running' ? job : undefined;
-  });
+  // dumps and restores of the full-size drill take minutes on a loaded machine
+  return waitUntil(
+    `job ${id}`,
+    async () => {
+      const { status, json } = await call(base, 'GET', `/v1/jobs/${id}`);
+      if (status !== 200) return undefined;
+      const job = json as unknown as JobView;
+      return when(job) || job.status !== 'running' ? job : undefined;
+    },
+    600_000,
+  );
 }
 
 async function start(base: string, path: string, body?: unknown): Promise<string> {
