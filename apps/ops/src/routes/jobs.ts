@@ -73,7 +73,8 @@ export function jobRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth }):
       },
     },
     async (request, reply) => {
-      const job = await runner.get(request.params.id);
+      // a job of this process is cancelled without a database round trip first
+      const job = runner.current(request.params.id) ?? (await runner.get(request.params.id));
       if (!job) throw httpErrors.notFound(`job ${request.params.id} not found`);
       const who = deps.auth.authenticate(request).name;
       if (!(await runner.cancel(job.id, `cancelled by ${who}`))) {
