@@ -135,6 +135,8 @@ describe('writer fence', () => {
     const gone = events.slice(0, 30).map((e) => e.id);
     for (const type of EVENT_TYPES)
       await ingest.sql.unsafe(`delete from ${eventTable(type)} where id = any($1::uuid[])`, [gone]);
+    // and from the id registry, as a database restored to before them has neither
+    await ingest.sql`delete from event_ids where id = any(${gone}::uuid[])`;
     const total = (await storedIdCounts(ingest.sql)).size;
 
     const reply = await ingest.nc.request(
