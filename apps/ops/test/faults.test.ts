@@ -30,7 +30,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
-  for (const dir of mounts) await execFileAsync('umount', ['-l', dir]).catch(() => {});
+  for (const dir of mounts) {
+    await execFileAsync('umount', ['-l', dir]).catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
   for (const name of dropLater) await dropDatabase(adminDatabaseUrl(), name);
   await h?.close();
 });
