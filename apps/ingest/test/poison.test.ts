@@ -155,7 +155,13 @@ describe('one id, one event', () => {
     const { join } = sampleEvents();
     const upper = { ...join, id: join.id.toUpperCase() };
     const body = (
-      await post(JSON.stringify([upper, join, { ...join, occurred_at: new Date().toISOString() }]))
+      await post(
+        JSON.stringify([
+          upper,
+          join,
+          { ...join, occurred_at: new Date(Date.parse(join.occurred_at) + 1000).toISOString() },
+        ]),
+      )
     ).json();
     expect(body.results.map((r: { status: string; id: string }) => [r.status, r.id])).toEqual([
       ['stored', join.id],
