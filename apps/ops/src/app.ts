@@ -7,7 +7,10 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import { registerActivityMetrics } from './activity-metrics.ts';
+import { registerDiskMetrics } from './disk-metrics.ts';
 import { registerHealthMetrics } from './health-metrics.ts';
+import { registerJobMetrics } from './job-metrics.ts';
 import type { Ops } from './ops.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -21,6 +24,8 @@ export interface OpsDeps {
   auth: Auth;
   metrics: Registry;
   ops: Ops;
+  /** Directories whose file systems /metrics reports besides BACKUP_DIR (OPS_DISK_PATHS). */
+  diskPaths?: readonly string[];
   logger?: ServiceOptions['logger'];
   loggerInstance?: ServiceOptions['loggerInstance'];
 }
@@ -46,6 +51,9 @@ export async function buildApp(deps: OpsDeps): Promise<ServiceInstance> {
     ],
   });
   const metrics = registerHealthMetrics(deps.metrics, () => deps.ops.health());
+  registerJobMetrics(deps.metrics, deps.sql);
+  registerActivityMetrics(deps.metrics, deps.sql);
+  registerDiskMetrics(deps.metrics, [deps.ops.catalogue.dir, ...(deps.diskPaths ?? [])]);
   backupRoutes(app, deps);
   restoreRoutes(app, deps);
   maintenanceRoutes(app, deps);

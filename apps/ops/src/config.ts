@@ -104,4 +104,8 @@ export const opsEnv = {
     192,
     { min: 1 },
   ),
+  OPS_DISK_PATHS: env.list(
+    'Comma-separated directories whose file systems /metrics reports besides BACKUP_DIR (e.g. PGDATA)',
+    [],
+  ),
 };

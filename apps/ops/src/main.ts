@@ -16,7 +16,12 @@ await startService({
       names,
       onError: (msg, err) => rt.logger.error({ err }, msg),
     });
-    const app = await buildApp({ ...rt, ops, loggerInstance: rt.logger });
+    const app = await buildApp({
+      ...rt,
+      ops,
+      diskPaths: rt.config.OPS_DISK_PATHS,
+      loggerInstance: rt.logger,
+    });
     const background = await startBackground(ops, {
       nats: rt.nats,
       names,

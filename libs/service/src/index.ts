@@ -8,8 +8,22 @@ export {
   httpErrors,
   installErrorHandling,
 } from './errors.ts';
-export { Counter, createMetricsRegistry, Gauge, Histogram, instrumentHttp, Registry } from './metrics.ts';
-export { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
+export {
+  Counter,
+  createMetricsRegistry,
+  Gauge,
+  Histogram,
+  instrumentHttp,
+  oncePerScrape,
+  Registry,
+} from './metrics.ts';
+export {
+  natsCheck,
+  postgresCheck,
+  type ReadinessCheck,
+  registerDependencyMetrics,
+  withTimeout,
+} from './readiness.ts';
 export { type RunOptions, runService } from './run.ts';
 export {
   buildService,

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { withTimeout } from './readiness.ts';
 
 /**
  * One registry per service instance (no global default registry), so tests can build many
@@ -28,6 +29,25 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
       reply.elapsedTime / 1000,
     );
   });
+}
+
+/**
+ * Wraps a query that several gauges read when Prometheus scrapes, so one scrape runs it once.
+ * A query that fails or takes longer than `timeoutMs` gives `fallback` (the gauges then show no
+ * samples; `pg_up` tells why) instead of failing the whole scrape.
+ */
+export function oncePerScrape<T>(load: () => Promise<T>, fallback: T, timeoutMs = 2000): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= withTimeout(load(), timeoutMs, 'metrics query')
+      .catch(() => fallback)
+      .finally(() => {
+        setTimeout(() => {
+          pending = undefined;
+        }, 100).unref();
+      });
+    return pending;
+  };
 }
 
 export { Counter, Gauge, Histogram, Registry };

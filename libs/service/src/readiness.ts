@@ -5,7 +5,8 @@ import { Gauge, type Registry } from 'prom-client';
 /** A dependency the service needs to do its work; throws when it is not usable. */
 export type ReadinessCheck = () => Promise<void>;
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** Rejects when `promise` has not settled within `ms`, naming `what`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     promise,
