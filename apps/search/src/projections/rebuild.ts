@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eventTable, inLanes, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
 import { bulkStatement, type Projection, projectionTables, rollupStatement } from './definitions.ts';
+import { copyTablePrivileges } from './grants.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {
@@ -346,6 +347,7 @@ async function buildAndSwap(
       }
     }
     for (const table of tables) {
+      await copyTablePrivileges(tx, table, target.table(table));
       await tx.unsafe(`alter table ${table} rename to ${table}__old`);
       await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
       await tx.unsafe(`drop table ${table}__old`);
