@@ -60,6 +60,6 @@ describe('infra/grafana', () => {
     const providers = parse(readFileSync(`${PROVISIONING}dashboards/dashboards.yml`, 'utf8')) as {
       providers: { options: { path: string } }[];
     };
-    expect(providers.providers[0]!.options.path).toBe('/var/lib/grafana/dashboards');
+    expect(providers.providers[0]!.options.path).toBe('/etc/grafana/dashboards');
   });
 });

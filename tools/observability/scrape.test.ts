@@ -166,13 +166,20 @@ async function startPrometheus() {
   config.global.evaluation_interval = '1s';
   config.global.scrape_timeout = '1s';
   config.rule_files = config.rule_files.map((f) => `${ROOT}infra/prometheus/${f}`);
+  // The token file the compose entrypoint writes, here in the temp dir.
+  const tokenFile = join(work, 'metrics-token');
+  await writeFile(tokenFile, TOKEN, { mode: 0o600 });
   for (const job of config.scrape_configs) {
     const s = job.job_name as Service;
     job.static_configs = [
       { targets: [job.job_name === 'prometheus' ? `127.0.0.1:${promPort}` : `127.0.0.1:${ports[s]}`] },
     ];
-    if (job.job_name !== 'prometheus') job.authorization = { type: 'Bearer', credentials: TOKEN };
+    if (job.authorization) {
+      expect(job.authorization).toEqual({ credentials_file: '/prometheus/metrics-token' });
+      job.authorization = { credentials_file: tokenFile };
+    }
   }
+  expect(config.scrape_configs.filter((j) => j.authorization).length).toBe(4);
   expect(config.scrape_configs.map((j) => j.job_name).sort()).toEqual([...SERVICES, 'prometheus'].sort());
   await writeFile(join(work, 'prometheus.yml'), stringify(config));
   start(
