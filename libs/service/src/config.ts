@@ -154,6 +154,11 @@ export const commonEnv = {
     'trace',
     'silent',
   ] as const),
+  LOG_FORMAT: env.oneOf(
+    'Log lines as JSON, as readable pino-pretty lines, or auto: readable on a terminal outside NODE_ENV=production',
+    'auto',
+    ['auto', 'json', 'pretty'] as const,
+  ),
   DATABASE_URL: env.url('PostgreSQL connection string', 'postgres://postgres@127.0.0.1:5432/spywatcher', [
     'postgres',
     'postgresql',

@@ -1,15 +1,14 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createSql, type Sql } from '@spywatcher/db';
 import type { FastifyBaseLogger } from 'fastify';
-import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { type Auth, createAuth, parseTokenGrants } from './auth.ts';
 import { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
+import { createLogger } from './logger.ts';
 import { createMetricsRegistry } from './metrics.ts';
 import { connectNats } from './nats-connect.ts';
 import { runService } from './run.ts';
 import type { ServiceInstance } from './service.ts';
-import { REDACT_PATHS } from './service.ts';
 import { startWaitingService } from './waiting.ts';
 
 type Spec = Record<string, VarSpec<unknown>>;
@@ -86,11 +85,7 @@ async function startSteps<S extends Spec>(options: StartOptions<S>): Promise<voi
     throw error;
   }
 
-  const logger = pino({
-    name: options.name,
-    level: config.LOG_LEVEL,
-    redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
-  }) as unknown as FastifyBaseLogger;
+  const logger = createLogger({ name: options.name, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
   const applicationName = `spywatcher-${options.name}`;
   const sql = createSql({
     url: config.DATABASE_URL,

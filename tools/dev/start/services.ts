@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { StartFailure } from './failure.ts';
+import { linePrefix, serviceLogEnv, showServiceOutput } from './service-output.ts';
 import { SERVICES, type ServiceName } from './settings.ts';
 
 export interface RunningServices {
@@ -65,12 +66,14 @@ export function startServices(
 ): RunningServices {
   const listeners: ((name: ServiceName, code: number | null, signal: string | null) => void)[] = [];
   let stopping = false;
-  const children = SERVICES.map((s) => {
+  const terminal = process.stdout.isTTY === true;
+  const children = SERVICES.map((s, i) => {
     const child = spawn(process.execPath, ['src/main.ts'], {
       cwd: `${root}/apps/${s.name}`,
-      env: { ...env, PORT: String(ports[s.name]) },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...env, ...serviceLogEnv(terminal), PORT: String(ports[s.name]) },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    showServiceOutput(child, linePrefix(s.name, i, 8, terminal), terminal);
     child.on('exit', (code, signal) => {
       if (!stopping) for (const l of listeners) l(s.name, code, signal);
     });
