@@ -2,6 +2,8 @@
  * How a Discord bot publishes SpyWatcher events. Run it against a local NATS:
  *
  *   node libs/events/examples/bot.ts            # publishes a few events of each kind
+ *   INGEST_URL=http://127.0.0.1:3001 INGEST_TOKEN=<token> node libs/events/examples/bot.ts
+ *                                               # …and posts one batch over HTTP with the typed client
  *
  * A real bot calls `createEvent` from its gateway handlers (messageCreate, typingStart,
  * presenceUpdate, guildMemberAdd, messageDelete, guildMemberUpdate) and hands the result to
@@ -9,6 +11,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { createIngestClient } from '@spywatcher/client';
 import { createEvent, createPublisher, DEFAULT_NATS_NAMES, ensureEventStream } from '../src/index.ts';
 
 const nc = await connect({
@@ -80,3 +83,15 @@ await publisher.send(
 await publisher.flush();
 console.log(publisher.stats());
 await nc.drain();
+
+// Without NATS access a bot posts the same events to ingest over HTTP. The client is generated
+// from ingest's OpenAPI document (@spywatcher/client): the path, the body and the answer are typed.
+if (process.env.INGEST_URL) {
+  const ingest = createIngestClient({ baseUrl: process.env.INGEST_URL, token: process.env.INGEST_TOKEN });
+  const { data, error, response } = await ingest.POST('/v1/events', {
+    body: [createEvent('join', { ...user, guild_id: guild, account_age_days: 1200 })],
+  });
+  if (data)
+    console.log(`over HTTP: ${data.stored} stored, ${data.duplicate} duplicate, ${data.rejected} rejected`);
+  else console.error(`ingest answered ${response.status}: ${error?.error.message ?? 'no body'}`);
+}

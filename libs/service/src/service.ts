@@ -17,6 +17,7 @@ import { Type } from 'typebox';
 import type { Auth } from './auth.ts';
 import { errorResponseSchema, installErrorHandling } from './errors.ts';
 import { instrumentHttp } from './metrics.ts';
+import { completeDocument } from './openapi.ts';
 import { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
 
 export type ServiceInstance = FastifyInstance<
@@ -111,7 +112,14 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: options.name, version: options.version, description: options.description },
+      info: {
+        title: options.name,
+        version: options.version,
+        description: options.description,
+        license: { name: 'Proprietary', identifier: 'LicenseRef-SpyWatcher-Proprietary' },
+      },
+      // Relative: the host and port this document is served from.
+      servers: [{ url: '/', description: 'this service' }],
       tags: [{ name: 'operations', description: 'Health, readiness and metrics' }, ...(options.tags ?? [])],
       components: {
         securitySchemes: {
@@ -124,6 +132,8 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
       },
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) ?? `def-${i}` },
+    transformObject: (document) =>
+      completeDocument(('openapiObject' in document ? document.openapiObject : {}) as Record<string, unknown>),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

@@ -13,6 +13,7 @@
 import { parseArgs } from 'node:util';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createIngestClient } from '@spywatcher/client';
 import {
   copyRows,
   createSql,
@@ -208,26 +209,27 @@ async function httpRun(): Promise<number> {
     maxEvents: 1000,
     maxBytes: 10 * 1024 * 1024,
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/v1/events`;
-  const bodies: string[] = [];
-  for (let i = 0; i < httpEvents.length; i += 1000)
-    bodies.push(JSON.stringify(httpEvents.slice(i, i + 1000)));
+  const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+  const client = createIngestClient({ baseUrl, token });
+  const batches: { events: typeof httpEvents; json: string }[] = [];
+  for (let i = 0; i < httpEvents.length; i += 1000) {
+    const events = httpEvents.slice(i, i + 1000);
+    batches.push({ events, json: JSON.stringify(events) });
+  }
   const t0 = performance.now();
   let next = 0;
   let stored = 0;
-  // Two clients posting batches, like two bots.
+  // Two clients posting batches, like two bots. Bodies are serialised before the clock starts.
   await Promise.all(
     [0, 1].map(async () => {
-      while (next < bodies.length) {
-        const body = bodies[next++]!;
-        const res = await fetch(url, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body,
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        const { data, error, response } = await client.POST('/v1/events', {
+          body: batch.events,
+          bodySerializer: () => batch.json,
         });
-        if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-        stored += ((await res.json()) as { stored: number }).stored;
+        if (!data) throw new Error(`HTTP ${response.status}: ${JSON.stringify(error)}`);
+        stored += data.stored;
       }
     }),
   );
