@@ -42,8 +42,8 @@ export function completeDocument<D extends Json>(document: D): D {
       // A route that declares no token requirement is public: say so, rather than leave it unsaid.
       op.security ??= [];
       relaxDefaults(op);
-      const responses = (op.responses ??= {});
-      if (!Object.keys(responses).some((code) => code.startsWith('4'))) responses['4XX'] = CLIENT_ERROR;
+      op.responses ??= {};
+      if (!Object.keys(op.responses).some((code) => code.startsWith('4'))) op.responses['4XX'] = CLIENT_ERROR;
     }
   }
   return document;

@@ -133,7 +133,9 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) ?? `def-${i}` },
     transformObject: (document) =>
-      completeDocument(('openapiObject' in document ? document.openapiObject : {}) as Record<string, unknown>),
+      completeDocument(
+        ('openapiObject' in document ? document.openapiObject : {}) as Record<string, unknown>,
+      ),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
