@@ -46,7 +46,7 @@ function start(name: string, args: string[], env: Record<string, string>, cwd = 
   return child;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 150_000): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -210,7 +210,7 @@ beforeAll(async () => {
   await startServices();
   await exercise();
   await startPrometheus();
-}, 240_000);
+}, 400_000);
 
 afterAll(async () => {
   for (const { child } of children.reverse()) {
