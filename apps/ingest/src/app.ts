@@ -9,6 +9,7 @@ import {
   type ServiceOptions,
 } from '@spywatcher/service';
 import { createIngestMetrics, type IngestMetrics } from './metrics.ts';
+import { OPERATION_IDS } from './operation-ids.ts';
 import type { WriteGate } from './pause.ts';
 import { eventRoutes } from './routes/events.ts';
 
@@ -37,6 +38,7 @@ export interface IngestDeps {
 export async function buildApp(deps: IngestDeps): Promise<ServiceInstance> {
   const maxBytes = deps.maxBytes ?? 5 * 1024 * 1024;
   const app = await buildService({
+    operationIds: OPERATION_IDS,
     name: 'ingest',
     version: '0.1.0',
     description:

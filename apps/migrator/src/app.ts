@@ -7,6 +7,7 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import { OPERATION_IDS } from './operation-ids.ts';
 import { importRoutes } from './routes/imports.ts';
 import { migrationRoutes } from './routes/migrations.ts';
 
@@ -24,6 +25,7 @@ export interface MigratorDeps {
 /** Builds the migrator service from its dependencies; no I/O happens here. */
 export async function buildApp(deps: MigratorDeps): Promise<ServiceInstance> {
   const app = await buildService({
+    operationIds: OPERATION_IDS,
     name: 'migrator',
     version: '0.1.0',
     description:

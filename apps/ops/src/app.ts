@@ -11,6 +11,7 @@ import { registerActivityMetrics } from './activity-metrics.ts';
 import { registerDiskMetrics } from './disk-metrics.ts';
 import { registerHealthMetrics } from './health-metrics.ts';
 import { registerJobMetrics } from './job-metrics.ts';
+import { OPERATION_IDS } from './operation-ids.ts';
 import type { Ops } from './ops.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -33,6 +34,7 @@ export interface OpsDeps {
 /** Builds the ops service from its dependencies; no I/O happens here. */
 export async function buildApp(deps: OpsDeps): Promise<ServiceInstance> {
   const app = await buildService({
+    operationIds: OPERATION_IDS,
     name: 'ops',
     version: '0.1.0',
     description: 'Backups, restores, restore drills, maintenance and the database health report.',

@@ -7,6 +7,7 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import { OPERATION_IDS } from './operation-ids.ts';
 import { registerProjections } from './projections/index.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { searchRoutes } from './routes/search.ts';
@@ -31,6 +32,7 @@ export interface SearchDeps {
 /** Builds the search service from its dependencies; no I/O happens here. */
 export async function buildApp(deps: SearchDeps): Promise<ServiceInstance> {
   const app = await buildService({
+    operationIds: OPERATION_IDS,
     name: 'search',
     version: '0.1.0',
     description:

@@ -33,12 +33,21 @@ function relaxDefaults(op: Operation): void {
   }
 }
 
-export function completeDocument<D extends Json>(document: D): D {
+/** The operations every service has (buildService's own routes). */
+const SHARED_OPERATION_IDS: Record<string, string> = {
+  'GET /health': 'getHealth',
+  'GET /ready': 'getReadiness',
+  'GET /metrics': 'getMetrics',
+};
+
+export function completeDocument<D extends Json>(document: D, operationIds: Record<string, string> = {}): D {
   const paths = (document.paths ?? {}) as Record<string, Record<string, Operation>>;
-  for (const item of Object.values(paths)) {
+  for (const [path, item] of Object.entries(paths)) {
     for (const method of METHODS) {
       const op = item[method];
       if (!op) continue;
+      const key = `${method.toUpperCase()} ${path}`;
+      op.operationId ??= operationIds[key] ?? SHARED_OPERATION_IDS[key];
       // A route that declares no token requirement is public: say so, rather than leave it unsaid.
       op.security ??= [];
       relaxDefaults(op);

@@ -45,6 +45,8 @@ export interface ServiceOptions {
   loggerInstance?: FastifyBaseLogger;
   /** Largest request body accepted, in bytes. */
   bodyLimit?: number;
+  /** operationId of each operation, keyed `METHOD /path` as in the document (`/v1/jobs/{id}`). */
+  operationIds?: Record<string, string>;
   /** OpenAPI tags with descriptions, shown as sections in /docs. */
   tags?: { name: string; description: string }[];
 }
@@ -135,6 +137,7 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
     transformObject: (document) =>
       completeDocument(
         ('openapiObject' in document ? document.openapiObject : {}) as Record<string, unknown>,
+        options.operationIds,
       ),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -13,40 +13,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process is up and serving HTTP */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            service: string;
-                            /** @enum {string} */
-                            status: "ok";
-                            uptimeS: number;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -63,33 +30,7 @@ export interface paths {
             cookie?: never;
         };
         /** Prometheus metrics (text exposition format) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -109,65 +50,7 @@ export interface paths {
          * Readiness: every dependency (PostgreSQL, NATS) answers
          * @description Answers 503 naming the dependency that is not reachable.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            checks: {
-                                [key: string]: {
-                                    error?: string;
-                                    ms: number;
-                                    ok: boolean;
-                                };
-                            };
-                            /** @enum {string} */
-                            status: "ready";
-                        };
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            checks: {
-                                [key: string]: {
-                                    error?: string;
-                                    ms: number;
-                                    ok: boolean;
-                                };
-                            };
-                            failing: string[];
-                            /** @enum {string} */
-                            status: "not_ready";
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -189,490 +72,7 @@ export interface paths {
          * Store a batch of events (JSON array or NDJSON)
          * @description Needs scope `events:write`. Body: a JSON array of events (`application/json`) or one event per line (`application/x-ndjson`), at most 1000 events and 5242880 bytes (413 beyond). Valid events are stored in one transaction; each event is answered `stored`, `duplicate` (its id was already stored) or `rejected` with the field and reason. Answers 503 when PostgreSQL is unavailable (nothing of the batch was stored; send it again).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": ({
-                        data: {
-                            /**
-                             * @description Clients the user is active on
-                             * @example [
-                             *       "desktop",
-                             *       "mobile"
-                             *     ]
-                             */
-                            clients: ("desktop" | "web" | "mobile")[];
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id?: string;
-                            status?: "online" | "idle" | "dnd" | "offline";
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            user_id: string;
-                            /**
-                             * @description Discord username
-                             * @example wumpus
-                             */
-                            username: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "presence";
-                    } | {
-                        data: {
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            channel_id: string;
-                            /**
-                             * @description Channel name
-                             * @example general
-                             */
-                            channel_name: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            user_id: string;
-                            /**
-                             * @description Discord username
-                             * @example wumpus
-                             */
-                            username: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "typing";
-                    } | {
-                        data: {
-                            /**
-                             * @description Number of attachments
-                             * @example 0
-                             */
-                            attachment_count?: number;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            channel_id: string;
-                            /**
-                             * @description Channel name
-                             * @example general
-                             */
-                            channel_name: string;
-                            /**
-                             * @description Message text (may be empty, e.g. an attachment only)
-                             * @example hello <@80351110224678912> :wave:
-                             */
-                            content: string;
-                            /**
-                             * @description Number of embeds
-                             * @example 0
-                             */
-                            embed_count?: number;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            message_id?: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            user_id: string;
-                            /**
-                             * @description Discord username
-                             * @example wumpus
-                             */
-                            username: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "message";
-                    } | {
-                        data: {
-                            /**
-                             * @description Age of the Discord account when it joined, in days
-                             * @example 0
-                             */
-                            account_age_days: number;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            user_id: string;
-                            /**
-                             * @description Discord username
-                             * @example wumpus
-                             */
-                            username: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "join";
-                    } | {
-                        data: {
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            channel_id: string;
-                            /**
-                             * @description Channel name
-                             * @example general
-                             */
-                            channel_name: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            message_id?: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            user_id: string;
-                            /**
-                             * @description Discord username
-                             * @example wumpus
-                             */
-                            username: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "deleted_message";
-                    } | {
-                        data: {
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            actor_id: string;
-                            /**
-                             * @description Whose message or presence was reacted to
-                             * @example wumpus
-                             */
-                            actor_name: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            channel_id: string;
-                            /**
-                             * @description Time between the action and the reaction, in milliseconds
-                             * @example 0
-                             */
-                            delta_ms: number;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id: string;
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            observer_id: string;
-                            /**
-                             * @description Who reacted
-                             * @example clyde
-                             */
-                            observer_name: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "reaction_time";
-                    } | {
-                        data: {
-                            /** @description Role ids added */
-                            added_roles: string[];
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            guild_id: string;
-                            /** @description Role ids removed */
-                            removed_roles: string[];
-                            /**
-                             * @description Discord snowflake id as a decimal string
-                             * @example 80351110224678912
-                             */
-                            user_id: string;
-                            /**
-                             * @description Discord username
-                             * @example wumpus
-                             */
-                            username: string;
-                        };
-                        /**
-                         * Format: uuid
-                         * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
-                         * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
-                         */
-                        id: string;
-                        /**
-                         * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
-                         * @example {
-                         *       "bot": "spywatcher-bot/2.1"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Format: date-time
-                         * @description When it happened on Discord (ISO 8601 with a time zone)
-                         * @example 2026-11-26T21:04:05.123Z
-                         */
-                        occurred_at: string;
-                        /** @enum {string} */
-                        type: "role_change";
-                    })[];
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            duplicate: number;
-                            rejected: number;
-                            results: {
-                                errors?: {
-                                    /** @example too_long */
-                                    code: string;
-                                    /**
-                                     * @description JSON pointer into the event
-                                     * @example /data/content
-                                     */
-                                    field: string;
-                                    /** @example must not have more than 4000 characters */
-                                    reason: string;
-                                }[];
-                                /** @description First refused field (rejected only) */
-                                field?: string;
-                                id?: string;
-                                /** @description Position of the event in the request */
-                                index: number;
-                                /** @description Why it was refused (rejected only) */
-                                reason?: string;
-                                status: "stored" | "duplicate" | "rejected";
-                                type?: string;
-                            }[];
-                            stored: number;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        post: operations["storeEvents"];
         delete?: never;
         options?: never;
         head?: never;
@@ -690,74 +90,7 @@ export interface paths {
          * One stored event
          * @description Needs scope `events:read` (events hold message text, so reading is not public).
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Event id */
-                    id: string;
-                    /** @description Event type */
-                    type: "presence" | "typing" | "message" | "join" | "deleted_message" | "reaction_time" | "role_change";
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description The event as published (envelope + data) */
-                            event: unknown;
-                            /** @description Position in the log (bigint as a string) */
-                            position: string;
-                            /** Format: date-time */
-                            recorded_at: string;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getEvent"];
         put?: never;
         post?: never;
         delete?: never;
@@ -788,4 +121,677 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        service: string;
+                        /** @enum {string} */
+                        status: "ok";
+                        uptimeS: number;
+                    };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checks: {
+                            [key: string]: {
+                                error?: string;
+                                ms: number;
+                                ok: boolean;
+                            };
+                        };
+                        /** @enum {string} */
+                        status: "ready";
+                    };
+                };
+            };
+            /** @description Default Response */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checks: {
+                            [key: string]: {
+                                error?: string;
+                                ms: number;
+                                ok: boolean;
+                            };
+                        };
+                        failing: string[];
+                        /** @enum {string} */
+                        status: "not_ready";
+                    };
+                };
+            };
+        };
+    };
+    storeEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": ({
+                    data: {
+                        /**
+                         * @description Clients the user is active on
+                         * @example [
+                         *       "desktop",
+                         *       "mobile"
+                         *     ]
+                         */
+                        clients: ("desktop" | "web" | "mobile")[];
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id?: string;
+                        status?: "online" | "idle" | "dnd" | "offline";
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        user_id: string;
+                        /**
+                         * @description Discord username
+                         * @example wumpus
+                         */
+                        username: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "presence";
+                } | {
+                    data: {
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        channel_id: string;
+                        /**
+                         * @description Channel name
+                         * @example general
+                         */
+                        channel_name: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        user_id: string;
+                        /**
+                         * @description Discord username
+                         * @example wumpus
+                         */
+                        username: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "typing";
+                } | {
+                    data: {
+                        /**
+                         * @description Number of attachments
+                         * @example 0
+                         */
+                        attachment_count?: number;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        channel_id: string;
+                        /**
+                         * @description Channel name
+                         * @example general
+                         */
+                        channel_name: string;
+                        /**
+                         * @description Message text (may be empty, e.g. an attachment only)
+                         * @example hello <@80351110224678912> :wave:
+                         */
+                        content: string;
+                        /**
+                         * @description Number of embeds
+                         * @example 0
+                         */
+                        embed_count?: number;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        message_id?: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        user_id: string;
+                        /**
+                         * @description Discord username
+                         * @example wumpus
+                         */
+                        username: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "message";
+                } | {
+                    data: {
+                        /**
+                         * @description Age of the Discord account when it joined, in days
+                         * @example 0
+                         */
+                        account_age_days: number;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        user_id: string;
+                        /**
+                         * @description Discord username
+                         * @example wumpus
+                         */
+                        username: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "join";
+                } | {
+                    data: {
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        channel_id: string;
+                        /**
+                         * @description Channel name
+                         * @example general
+                         */
+                        channel_name: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        message_id?: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        user_id: string;
+                        /**
+                         * @description Discord username
+                         * @example wumpus
+                         */
+                        username: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "deleted_message";
+                } | {
+                    data: {
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        actor_id: string;
+                        /**
+                         * @description Whose message or presence was reacted to
+                         * @example wumpus
+                         */
+                        actor_name: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        channel_id: string;
+                        /**
+                         * @description Time between the action and the reaction, in milliseconds
+                         * @example 0
+                         */
+                        delta_ms: number;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id: string;
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        observer_id: string;
+                        /**
+                         * @description Who reacted
+                         * @example clyde
+                         */
+                        observer_name: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "reaction_time";
+                } | {
+                    data: {
+                        /** @description Role ids added */
+                        added_roles: string[];
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        guild_id: string;
+                        /** @description Role ids removed */
+                        removed_roles: string[];
+                        /**
+                         * @description Discord snowflake id as a decimal string
+                         * @example 80351110224678912
+                         */
+                        user_id: string;
+                        /**
+                         * @description Discord username
+                         * @example wumpus
+                         */
+                        username: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description Chosen by the publisher (UUIDv7 by default); the deduplication key end to end
+                     * @example 01936f0e-8a5c-7c4e-9d5e-1b2c3d4e5f60
+                     */
+                    id: string;
+                    /**
+                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @example {
+                     *       "bot": "spywatcher-bot/2.1"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Format: date-time
+                     * @description When it happened on Discord (ISO 8601 with a time zone)
+                     * @example 2026-11-26T21:04:05.123Z
+                     */
+                    occurred_at: string;
+                    /** @enum {string} */
+                    type: "role_change";
+                })[];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        duplicate: number;
+                        rejected: number;
+                        results: {
+                            errors?: {
+                                /** @example too_long */
+                                code: string;
+                                /**
+                                 * @description JSON pointer into the event
+                                 * @example /data/content
+                                 */
+                                field: string;
+                                /** @example must not have more than 4000 characters */
+                                reason: string;
+                            }[];
+                            /** @description First refused field (rejected only) */
+                            field?: string;
+                            id?: string;
+                            /** @description Position of the event in the request */
+                            index: number;
+                            /** @description Why it was refused (rejected only) */
+                            reason?: string;
+                            status: "stored" | "duplicate" | "rejected";
+                            type?: string;
+                        }[];
+                        stored: number;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Event id */
+                id: string;
+                /** @description Event type */
+                type: "presence" | "typing" | "message" | "join" | "deleted_message" | "reaction_time" | "role_change";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The event as published (envelope + data) */
+                        event: unknown;
+                        /** @description Position in the log (bigint as a string) */
+                        position: string;
+                        /** Format: date-time */
+                        recorded_at: string;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+}

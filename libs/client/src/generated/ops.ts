@@ -13,40 +13,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process is up and serving HTTP */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            service: string;
-                            /** @enum {string} */
-                            status: "ok";
-                            uptimeS: number;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -63,33 +30,7 @@ export interface paths {
             cookie?: never;
         };
         /** Prometheus metrics (text exposition format) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -109,65 +50,7 @@ export interface paths {
          * Readiness: every dependency (PostgreSQL, NATS) answers
          * @description Answers 503 naming the dependency that is not reachable.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            checks: {
-                                [key: string]: {
-                                    error?: string;
-                                    ms: number;
-                                    ok: boolean;
-                                };
-                            };
-                            /** @enum {string} */
-                            status: "ready";
-                        };
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            checks: {
-                                [key: string]: {
-                                    error?: string;
-                                    ms: number;
-                                    ok: boolean;
-                                };
-                            };
-                            failing: string[];
-                            /** @enum {string} */
-                            status: "not_ready";
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -184,177 +67,13 @@ export interface paths {
             cookie?: never;
         };
         /** List backups, newest first (scope ops:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            backups: ({
-                                /** Format: date-time */
-                                createdAt: string;
-                                database: string;
-                                durationMs: number;
-                                file: string;
-                                /**
-                                 * @description Backup id (also the file name in BACKUP_DIR)
-                                 * @example 20261126T031500Z-1a2b3c4d
-                                 */
-                                id: string;
-                                latestMigration: {
-                                    name: string;
-                                    version: number;
-                                } | null;
-                                offsite?: {
-                                    [key: string]: unknown;
-                                };
-                                serverVersion: string;
-                                sha256: string;
-                                sizeBytes: number;
-                                /** @description Exact row count per table, from the dump snapshot */
-                                tables: {
-                                    [key: string]: number;
-                                };
-                                totalRows: number;
-                                verification?: {
-                                    ok: boolean;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["listBackups"];
         put?: never;
         /**
          * Start a backup (scope ops:write)
          * @description pg_dump -Fc with compression into BACKUP_DIR, with a sha256 and a manifest of per-table row counts; retention runs afterwards. Answers 202 with the job; a second request while one runs answers 409 naming it.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
-                            job: {
-                                /** Format: date-time */
-                                createdAt: string;
-                                /** @description Why it failed or was cancelled */
-                                error: string | null;
-                                finishedAt: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @example 019abc12-3456-7def-8123-456789abcdef
-                                 */
-                                id: string;
-                                /**
-                                 * @example backup
-                                 * @example verify
-                                 * @example restore
-                                 * @example maintenance:vacuum
-                                 * @example retention
-                                 * @example partitions
-                                 */
-                                kind: string;
-                                params: {
-                                    [key: string]: unknown;
-                                };
-                                progress: {
-                                    message?: string;
-                                    percent: number;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                requestedBy: string | null;
-                                /** @description The report of a finished job (kind-specific) */
-                                result: unknown;
-                                startedAt: string | null;
-                                status: "running" | "succeeded" | "failed" | "cancelled";
-                                /**
-                                 * @example http
-                                 * @example nats
-                                 * @example schedule
-                                 * @example cli
-                                 */
-                                trigger: string;
-                            };
-                            /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
-                            url: string;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        post: operations["startBackup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -369,28 +88,313 @@ export interface paths {
             cookie?: never;
         };
         /** One backup manifest (scope ops:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Backup id (also the file name in BACKUP_DIR)
-                     * @example 20261126T031500Z-1a2b3c4d
-                     */
-                    id: string;
-                };
-                cookie?: never;
+        get: operations["getBackup"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a backup and its off-site copy (scope ops:write)
+         * @description Refused (409) while a verify or restore job is reading it.
+         */
+        delete: operations["deleteBackup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/backups/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Prove a backup restorable (scope ops:write)
+         * @description Checks the sha256, restores into a scratch database, compares per-table row counts with the manifest, runs amcheck (bt_index_check) on every B-tree index, drops the scratch database and records the verdict in the manifest.
+         */
+        post: operations["verifyBackup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/database/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Database health report (scope ops:read)
+         * @description Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages. Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).
+         */
+        get: operations["getDatabaseHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recent jobs, newest first (scope ops:read) */
+        get: operations["listJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One job: status, progress, timings, result or error (scope ops:read) */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a running job (scope ops:write)
+         * @description Stops pg_dump/pg_restore, or cancels the SQL statement of a maintenance job (pg_cancel_backend). 409 when the job is not running.
+         */
+        post: operations["cancelJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/maintenance/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * VACUUM, ANALYZE or REINDEX (scope ops:write)
+         * @description Without `tables`, plans the tables (vacuum, analyze) or indexes (reindex) that need it, each with its reason (dead tuples, last vacuum, bloat estimate); with `tables` (partitioned tables expand to their partitions), every one of them. `dryRun` returns the plan (200) without running it. REINDEX runs CONCURRENTLY. One job of a kind at a time (409); cancel with POST /v1/jobs/{id}/cancel.
+         */
+        post: operations["startMaintenance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/restores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore a backup into a database (scope ops:restore)
+         * @description Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.
+         */
+        post: operations["startRestore"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /** @description Every error has this shape. */
+        ErrorResponse: {
+            error: {
+                /** @example VALIDATION_FAILED */
+                code: string;
+                details?: unknown;
+                /** @example querystring/limit must be <= 100 */
+                message: string;
             };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        service: string;
+                        /** @enum {string} */
+                        status: "ok";
+                        uptimeS: number;
                     };
-                    content: {
-                        "application/json": {
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checks: {
+                            [key: string]: {
+                                error?: string;
+                                ms: number;
+                                ok: boolean;
+                            };
+                        };
+                        /** @enum {string} */
+                        status: "ready";
+                    };
+                };
+            };
+            /** @description Default Response */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checks: {
+                            [key: string]: {
+                                error?: string;
+                                ms: number;
+                                ok: boolean;
+                            };
+                        };
+                        failing: string[];
+                        /** @enum {string} */
+                        status: "not_ready";
+                    };
+                };
+            };
+        };
+    };
+    listBackups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        backups: ({
                             /** Format: date-time */
                             createdAt: string;
                             database: string;
@@ -423,489 +427,688 @@ export interface paths {
                             };
                         } & {
                             [key: string]: unknown;
-                        };
+                        })[];
                     };
                 };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
-        put?: never;
-        post?: never;
-        /**
-         * Delete a backup and its off-site copy (scope ops:write)
-         * @description Refused (409) while a verify or restore job is reading it.
-         */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Backup id (also the file name in BACKUP_DIR)
-                     * @example 20261126T031500Z-1a2b3c4d
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/backups/{id}/verify": {
+    startBackup: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        /**
-         * Prove a backup restorable (scope ops:write)
-         * @description Checks the sha256, restores into a scratch database, compares per-table row counts with the manifest, runs amcheck (bt_index_check) on every B-tree index, drops the scratch database and records the verdict in the manifest.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Backup id (also the file name in BACKUP_DIR)
-                     * @example 20261126T031500Z-1a2b3c4d
-                     */
-                    id: string;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
-                            job: {
-                                /** Format: date-time */
-                                createdAt: string;
-                                /** @description Why it failed or was cancelled */
-                                error: string | null;
-                                finishedAt: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @example 019abc12-3456-7def-8123-456789abcdef
-                                 */
-                                id: string;
-                                /**
-                                 * @example backup
-                                 * @example verify
-                                 * @example restore
-                                 * @example maintenance:vacuum
-                                 * @example retention
-                                 * @example partitions
-                                 */
-                                kind: string;
-                                params: {
-                                    [key: string]: unknown;
-                                };
-                                progress: {
-                                    message?: string;
-                                    percent: number;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                requestedBy: string | null;
-                                /** @description The report of a finished job (kind-specific) */
-                                result: unknown;
-                                startedAt: string | null;
-                                status: "running" | "succeeded" | "failed" | "cancelled";
-                                /**
-                                 * @example http
-                                 * @example nats
-                                 * @example schedule
-                                 * @example cli
-                                 */
-                                trigger: string;
-                            };
-                            /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
-                            url: string;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/database/health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Database health report (scope ops:read)
-         * @description Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages. Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).
-         */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Override HEALTH_IDLE_IN_TRANSACTION_MS */
-                    idleInTransactionMs?: number;
-                    /** @description Override HEALTH_LONG_QUERY_MS */
-                    longQueryMs?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            database: string;
-                            durationMs: number;
-                            findings: {
-                                /** @description What to do about it */
-                                action: string;
-                                /** @example dead_tuples */
-                                check: string;
-                                message: string;
-                                severity: "info" | "warning" | "critical";
-                                /** @example public.message_events_p20261101 */
-                                subject: string;
-                            }[];
+                content: {
+                    "application/json": {
+                        /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
+                        job: {
                             /** Format: date-time */
-                            generatedAt: string;
-                            status: "ok" | "info" | "warning" | "critical";
+                            createdAt: string;
+                            /** @description Why it failed or was cancelled */
+                            error: string | null;
+                            finishedAt: string | null;
+                            /**
+                             * Format: uuid
+                             * @example 019abc12-3456-7def-8123-456789abcdef
+                             */
+                            id: string;
+                            /**
+                             * @example backup
+                             * @example verify
+                             * @example restore
+                             * @example maintenance:vacuum
+                             * @example retention
+                             * @example partitions
+                             */
+                            kind: string;
+                            params: {
+                                [key: string]: unknown;
+                            };
+                            progress: {
+                                message?: string;
+                                percent: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            requestedBy: string | null;
+                            /** @description The report of a finished job (kind-specific) */
+                            result: unknown;
+                            startedAt: string | null;
+                            status: "running" | "succeeded" | "failed" | "cancelled";
+                            /**
+                             * @example http
+                             * @example nats
+                             * @example schedule
+                             * @example cli
+                             */
+                            trigger: string;
+                        };
+                        /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
+                        url: string;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getBackup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Backup id (also the file name in BACKUP_DIR)
+                 * @example 20261126T031500Z-1a2b3c4d
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        database: string;
+                        durationMs: number;
+                        file: string;
+                        /**
+                         * @description Backup id (also the file name in BACKUP_DIR)
+                         * @example 20261126T031500Z-1a2b3c4d
+                         */
+                        id: string;
+                        latestMigration: {
+                            name: string;
+                            version: number;
+                        } | null;
+                        offsite?: {
+                            [key: string]: unknown;
+                        };
+                        serverVersion: string;
+                        sha256: string;
+                        sizeBytes: number;
+                        /** @description Exact row count per table, from the dump snapshot */
+                        tables: {
+                            [key: string]: number;
+                        };
+                        totalRows: number;
+                        verification?: {
+                            ok: boolean;
                         } & {
                             [key: string]: unknown;
                         };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/jobs": {
+    deleteBackup: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /**
+                 * @description Backup id (also the file name in BACKUP_DIR)
+                 * @example 20261126T031500Z-1a2b3c4d
+                 */
+                id: string;
+            };
             cookie?: never;
         };
-        /** Recent jobs, newest first (scope ops:read) */
-        get: {
-            parameters: {
-                query?: {
-                    /** @example backup */
-                    kind?: string;
-                    limit?: number;
-                    status?: "running" | "succeeded" | "failed" | "cancelled";
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                header?: never;
-                path?: never;
-                cookie?: never;
+                content?: never;
             };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            jobs: {
-                                /** Format: date-time */
-                                createdAt: string;
-                                /** @description Why it failed or was cancelled */
-                                error: string | null;
-                                finishedAt: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @example 019abc12-3456-7def-8123-456789abcdef
-                                 */
-                                id: string;
-                                /**
-                                 * @example backup
-                                 * @example verify
-                                 * @example restore
-                                 * @example maintenance:vacuum
-                                 * @example retention
-                                 * @example partitions
-                                 */
-                                kind: string;
-                                params: {
-                                    [key: string]: unknown;
-                                };
-                                progress: {
-                                    message?: string;
-                                    percent: number;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                requestedBy: string | null;
-                                /** @description The report of a finished job (kind-specific) */
-                                result: unknown;
-                                startedAt: string | null;
-                                status: "running" | "succeeded" | "failed" | "cancelled";
-                                /**
-                                 * @example http
-                                 * @example nats
-                                 * @example schedule
-                                 * @example cli
-                                 */
-                                trigger: string;
-                            }[];
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verifyBackup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Backup id (also the file name in BACKUP_DIR)
+                 * @example 20261126T031500Z-1a2b3c4d
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
+                        job: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description Why it failed or was cancelled */
+                            error: string | null;
+                            finishedAt: string | null;
+                            /**
+                             * Format: uuid
+                             * @example 019abc12-3456-7def-8123-456789abcdef
+                             */
+                            id: string;
+                            /**
+                             * @example backup
+                             * @example verify
+                             * @example restore
+                             * @example maintenance:vacuum
+                             * @example retention
+                             * @example partitions
+                             */
+                            kind: string;
+                            params: {
+                                [key: string]: unknown;
+                            };
+                            progress: {
+                                message?: string;
+                                percent: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            requestedBy: string | null;
+                            /** @description The report of a finished job (kind-specific) */
+                            result: unknown;
+                            startedAt: string | null;
+                            status: "running" | "succeeded" | "failed" | "cancelled";
+                            /**
+                             * @example http
+                             * @example nats
+                             * @example schedule
+                             * @example cli
+                             */
+                            trigger: string;
                         };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
+                        /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
+                        url: string;
                     };
                 };
             };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/jobs/{id}": {
+    getDatabaseHealth: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Override HEALTH_IDLE_IN_TRANSACTION_MS */
+                idleInTransactionMs?: number;
+                /** @description Override HEALTH_LONG_QUERY_MS */
+                longQueryMs?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** One job: status, progress, timings, result or error (scope ops:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
+                content: {
+                    "application/json": {
+                        database: string;
+                        durationMs: number;
+                        findings: {
+                            /** @description What to do about it */
+                            action: string;
+                            /** @example dead_tuples */
+                            check: string;
+                            message: string;
+                            severity: "info" | "warning" | "critical";
+                            /** @example public.message_events_p20261101 */
+                            subject: string;
+                        }[];
+                        /** Format: date-time */
+                        generatedAt: string;
+                        status: "ok" | "info" | "warning" | "critical";
+                    } & {
+                        [key: string]: unknown;
                     };
-                    content: {
-                        "application/json": {
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: {
+                /** @example backup */
+                kind?: string;
+                limit?: number;
+                status?: "running" | "succeeded" | "failed" | "cancelled";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        jobs: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description Why it failed or was cancelled */
+                            error: string | null;
+                            finishedAt: string | null;
+                            /**
+                             * Format: uuid
+                             * @example 019abc12-3456-7def-8123-456789abcdef
+                             */
+                            id: string;
+                            /**
+                             * @example backup
+                             * @example verify
+                             * @example restore
+                             * @example maintenance:vacuum
+                             * @example retention
+                             * @example partitions
+                             */
+                            kind: string;
+                            params: {
+                                [key: string]: unknown;
+                            };
+                            progress: {
+                                message?: string;
+                                percent: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            requestedBy: string | null;
+                            /** @description The report of a finished job (kind-specific) */
+                            result: unknown;
+                            startedAt: string | null;
+                            status: "running" | "succeeded" | "failed" | "cancelled";
+                            /**
+                             * @example http
+                             * @example nats
+                             * @example schedule
+                             * @example cli
+                             */
+                            trigger: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description Why it failed or was cancelled */
+                        error: string | null;
+                        finishedAt: string | null;
+                        /**
+                         * Format: uuid
+                         * @example 019abc12-3456-7def-8123-456789abcdef
+                         */
+                        id: string;
+                        /**
+                         * @example backup
+                         * @example verify
+                         * @example restore
+                         * @example maintenance:vacuum
+                         * @example retention
+                         * @example partitions
+                         */
+                        kind: string;
+                        params: {
+                            [key: string]: unknown;
+                        };
+                        progress: {
+                            message?: string;
+                            percent: number;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        requestedBy: string | null;
+                        /** @description The report of a finished job (kind-specific) */
+                        result: unknown;
+                        startedAt: string | null;
+                        status: "running" | "succeeded" | "failed" | "cancelled";
+                        /**
+                         * @example http
+                         * @example nats
+                         * @example schedule
+                         * @example cli
+                         */
+                        trigger: string;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancelJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
+                        job: {
                             /** Format: date-time */
                             createdAt: string;
                             /** @description Why it failed or was cancelled */
@@ -949,506 +1152,318 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/jobs/{id}/cancel": {
+    startMaintenance: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                kind: "vacuum" | "analyze" | "reindex";
+            };
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        /**
-         * Cancel a running job (scope ops:write)
-         * @description Stops pg_dump/pg_restore, or cancels the SQL statement of a maintenance job (pg_cancel_backend). 409 when the job is not running.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
-                            job: {
-                                /** Format: date-time */
-                                createdAt: string;
-                                /** @description Why it failed or was cancelled */
-                                error: string | null;
-                                finishedAt: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @example 019abc12-3456-7def-8123-456789abcdef
-                                 */
-                                id: string;
-                                /**
-                                 * @example backup
-                                 * @example verify
-                                 * @example restore
-                                 * @example maintenance:vacuum
-                                 * @example retention
-                                 * @example partitions
-                                 */
-                                kind: string;
-                                params: {
-                                    [key: string]: unknown;
-                                };
-                                progress: {
-                                    message?: string;
-                                    percent: number;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                requestedBy: string | null;
-                                /** @description The report of a finished job (kind-specific) */
-                                result: unknown;
-                                startedAt: string | null;
-                                status: "running" | "succeeded" | "failed" | "cancelled";
-                                /**
-                                 * @example http
-                                 * @example nats
-                                 * @example schedule
-                                 * @example cli
-                                 */
-                                trigger: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default false */
+                    dryRun?: boolean;
+                    /**
+                     * @example [
+                     *       "message_events"
+                     *     ]
+                     */
+                    tables?: string[];
                 };
             };
         };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/maintenance/{kind}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * VACUUM, ANALYZE or REINDEX (scope ops:write)
-         * @description Without `tables`, plans the tables (vacuum, analyze) or indexes (reindex) that need it, each with its reason (dead tuples, last vacuum, bloat estimate); with `tables` (partitioned tables expand to their partitions), every one of them. `dryRun` returns the plan (200) without running it. REINDEX runs CONCURRENTLY. One job of a kind at a time (409); cancel with POST /v1/jobs/{id}/cancel.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    kind: "vacuum" | "analyze" | "reindex";
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                cookie?: never;
-            };
-            requestBody: {
                 content: {
                     "application/json": {
-                        /** @default false */
-                        dryRun?: boolean;
-                        /**
-                         * @example [
-                         *       "message_events"
-                         *     ]
-                         */
-                        tables?: string[];
+                        kind: string;
+                        scope: "all" | "chosen";
+                        skipped: {
+                            reason: string;
+                            target: string;
+                        }[];
+                        steps: {
+                            reason: string;
+                            statement: string;
+                            target: string;
+                        }[];
                     };
                 };
             };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
+                        job: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description Why it failed or was cancelled */
+                            error: string | null;
+                            finishedAt: string | null;
+                            /**
+                             * Format: uuid
+                             * @example 019abc12-3456-7def-8123-456789abcdef
+                             */
+                            id: string;
+                            /**
+                             * @example backup
+                             * @example verify
+                             * @example restore
+                             * @example maintenance:vacuum
+                             * @example retention
+                             * @example partitions
+                             */
                             kind: string;
-                            scope: "all" | "chosen";
-                            skipped: {
-                                reason: string;
-                                target: string;
-                            }[];
-                            steps: {
-                                reason: string;
-                                statement: string;
-                                target: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
-                            job: {
-                                /** Format: date-time */
-                                createdAt: string;
-                                /** @description Why it failed or was cancelled */
-                                error: string | null;
-                                finishedAt: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @example 019abc12-3456-7def-8123-456789abcdef
-                                 */
-                                id: string;
-                                /**
-                                 * @example backup
-                                 * @example verify
-                                 * @example restore
-                                 * @example maintenance:vacuum
-                                 * @example retention
-                                 * @example partitions
-                                 */
-                                kind: string;
-                                params: {
-                                    [key: string]: unknown;
-                                };
-                                progress: {
-                                    message?: string;
-                                    percent: number;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                requestedBy: string | null;
-                                /** @description The report of a finished job (kind-specific) */
-                                result: unknown;
-                                startedAt: string | null;
-                                status: "running" | "succeeded" | "failed" | "cancelled";
-                                /**
-                                 * @example http
-                                 * @example nats
-                                 * @example schedule
-                                 * @example cli
-                                 */
-                                trigger: string;
+                            params: {
+                                [key: string]: unknown;
                             };
-                            /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
-                            url: string;
+                            progress: {
+                                message?: string;
+                                percent: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            requestedBy: string | null;
+                            /** @description The report of a finished job (kind-specific) */
+                            result: unknown;
+                            startedAt: string | null;
+                            status: "running" | "succeeded" | "failed" | "cancelled";
+                            /**
+                             * @example http
+                             * @example nats
+                             * @example schedule
+                             * @example cli
+                             */
+                            trigger: string;
                         };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
+                        /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
+                        url: string;
                     };
                 };
             };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/restores": {
+    startRestore: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        /**
-         * Restore a backup into a database (scope ops:restore)
-         * @description Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Backup id (also the file name in BACKUP_DIR)
+                     * @example 20261126T031500Z-1a2b3c4d
+                     */
+                    backupId: string;
+                    /** @description The target name again, to overwrite a live or connected database */
+                    confirm?: string;
+                    /**
+                     * @description Database to restore into (created or replaced)
+                     * @example spywatcher_restored
+                     */
+                    target: string;
+                };
             };
-            requestBody: {
+        };
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
                 content: {
                     "application/json": {
-                        /**
-                         * @description Backup id (also the file name in BACKUP_DIR)
-                         * @example 20261126T031500Z-1a2b3c4d
-                         */
-                        backupId: string;
-                        /** @description The target name again, to overwrite a live or connected database */
-                        confirm?: string;
-                        /**
-                         * @description Database to restore into (created or replaced)
-                         * @example spywatcher_restored
-                         */
-                        target: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
-                            job: {
-                                /** Format: date-time */
-                                createdAt: string;
-                                /** @description Why it failed or was cancelled */
-                                error: string | null;
-                                finishedAt: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @example 019abc12-3456-7def-8123-456789abcdef
-                                 */
-                                id: string;
-                                /**
-                                 * @example backup
-                                 * @example verify
-                                 * @example restore
-                                 * @example maintenance:vacuum
-                                 * @example retention
-                                 * @example partitions
-                                 */
-                                kind: string;
-                                params: {
-                                    [key: string]: unknown;
-                                };
-                                progress: {
-                                    message?: string;
-                                    percent: number;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                requestedBy: string | null;
-                                /** @description The report of a finished job (kind-specific) */
-                                result: unknown;
-                                startedAt: string | null;
-                                status: "running" | "succeeded" | "failed" | "cancelled";
-                                /**
-                                 * @example http
-                                 * @example nats
-                                 * @example schedule
-                                 * @example cli
-                                 */
-                                trigger: string;
+                        /** @description A long-running operation; poll its URL or subscribe to <prefix>.ops.jobs.<id> on NATS */
+                        job: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description Why it failed or was cancelled */
+                            error: string | null;
+                            finishedAt: string | null;
+                            /**
+                             * Format: uuid
+                             * @example 019abc12-3456-7def-8123-456789abcdef
+                             */
+                            id: string;
+                            /**
+                             * @example backup
+                             * @example verify
+                             * @example restore
+                             * @example maintenance:vacuum
+                             * @example retention
+                             * @example partitions
+                             */
+                            kind: string;
+                            params: {
+                                [key: string]: unknown;
                             };
-                            /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
-                            url: string;
+                            progress: {
+                                message?: string;
+                                percent: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            requestedBy: string | null;
+                            /** @description The report of a finished job (kind-specific) */
+                            result: unknown;
+                            startedAt: string | null;
+                            status: "running" | "succeeded" | "failed" | "cancelled";
+                            /**
+                             * @example http
+                             * @example nats
+                             * @example schedule
+                             * @example cli
+                             */
+                            trigger: string;
                         };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
+                        /** @example /v1/jobs/019abc12-3456-7def-8123-456789abcdef */
+                        url: string;
                     };
                 };
             };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-}
-export type webhooks = Record<string, never>;
-export interface components {
-    schemas: {
-        /** @description Every error has this shape. */
-        ErrorResponse: {
-            error: {
-                /** @example VALIDATION_FAILED */
-                code: string;
-                details?: unknown;
-                /** @example querystring/limit must be <= 100 */
-                message: string;
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
-    responses: never;
-    parameters: never;
-    requestBodies: never;
-    headers: never;
-    pathItems: never;
 }
-export type $defs = Record<string, never>;
-export type operations = Record<string, never>;

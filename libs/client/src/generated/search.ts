@@ -13,40 +13,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process is up and serving HTTP */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            service: string;
-                            /** @enum {string} */
-                            status: "ok";
-                            uptimeS: number;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -63,33 +30,7 @@ export interface paths {
             cookie?: never;
         };
         /** Prometheus metrics (text exposition format) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -109,65 +50,7 @@ export interface paths {
          * Readiness: every dependency (PostgreSQL, NATS) answers
          * @description Answers 503 naming the dependency that is not reachable.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            checks: {
-                                [key: string]: {
-                                    error?: string;
-                                    ms: number;
-                                    ok: boolean;
-                                };
-                            };
-                            /** @enum {string} */
-                            status: "ready";
-                        };
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            checks: {
-                                [key: string]: {
-                                    error?: string;
-                                    ms: number;
-                                    ok: boolean;
-                                };
-                            };
-                            failing: string[];
-                            /** @enum {string} */
-                            status: "not_ready";
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -189,79 +72,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /** @description Least |change| listed (1 = ±100%) */
-                    threshold?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Relative change */
-                                change: number;
-                                direction: "up" | "down";
-                                /** @description Average weekly activity before that */
-                                previousWeeklyAverage: number;
-                                /** @description Activity in the last 7 days */
-                                thisWeek: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example behavior-shifts */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getBehaviorShifts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -283,74 +94,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Distinct channels with activity */
-                                channels: number;
-                                /** @description Messages + typing events + reactions */
-                                events: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example channel-diversity */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getChannelDiversity"];
         put?: never;
         post?: never;
         delete?: never;
@@ -372,82 +116,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /** @description Least distance listed */
-                    threshold?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Total variation distance between the two mixes */
-                                distance: number;
-                                /** @description Share per client, before */
-                                previousWeeks: {
-                                    [key: string]: number;
-                                };
-                                /** @description Share per client, last 7 days */
-                                thisWeek: {
-                                    [key: string]: number;
-                                };
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example client-drift */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getClientDrift"];
         put?: never;
         post?: never;
         delete?: never;
@@ -469,78 +138,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /** @description Least typing events to be listed */
-                    minTyping?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Messages sent */
-                                messages: number;
-                                /** @description typing / max(messages, 1) */
-                                ratio: number;
-                                /** @description Typing events */
-                                typing: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example ghosts */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getGhosts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -562,90 +160,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description Heatmap of this channel
-                     * @example 81384788765712385
-                     */
-                    channelId?: string;
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                    /**
-                     * @description Heatmap of this user (takes precedence over channelId)
-                     * @example 80351110224678912
-                     */
-                    userId?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Hour of day, 0–23 (UTC) */
-                                hour: number;
-                                /** @description Messages */
-                                messages: number;
-                                /** @description Reactions */
-                                reactions: number;
-                                /** @description messages + typing + reactions */
-                                total: number;
-                                /** @description Typing events */
-                                typing: number;
-                                /** @description 0 = Sunday … 6 = Saturday (UTC) */
-                                weekday: number;
-                            }[];
-                            /** @example heatmap */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getHeatmap"];
         put?: never;
         post?: never;
         delete?: never;
@@ -667,74 +182,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Distinct UTC days with a presence event */
-                                presenceDays: number;
-                                /** @description Presence events */
-                                presences: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example lurkers */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getLurkers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -756,87 +204,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                combinations: {
-                                    /**
-                                     * @description Client set, comma-separated, sorted
-                                     * @example desktop,mobile
-                                     */
-                                    clients: string;
-                                    /** @description Events with exactly this set */
-                                    events: number;
-                                    firstAt: string;
-                                    lastAt: string;
-                                }[];
-                                /** @description Presence events with two or more clients at once */
-                                events: number;
-                                /** @description First such event in the window (UTC) */
-                                firstAt: string;
-                                /** @description Last such event in the window (UTC) */
-                                lastAt: string;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example multi-client */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getMultiClientUsers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -858,80 +226,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /** @description Least reactions to be listed */
-                    minReactions?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Mean reaction delta in ms */
-                                avgMs: number;
-                                /** @description Reactions faster than 3 s */
-                                fastReactions: number;
-                                /** @description Lower median reaction delta in ms */
-                                medianMs: number;
-                                /** @description Reactions */
-                                reactions: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example reaction-stats */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getReactionStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -953,78 +248,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                /** @description Distinct UTC days with a change */
-                                changeDays: number;
-                                /** @description Role-change events */
-                                changes: number;
-                                /** @description Roles added */
-                                rolesAdded: number;
-                                /** @description Roles removed */
-                                rolesRemoved: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example role-drift */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getRoleDrift"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1046,103 +270,7 @@ export interface paths {
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description First UTC day of the window, inclusive (default: 27 days before `to`)
-                     * @example 2026-11-01
-                     */
-                    from?: string;
-                    /**
-                     * @description Only this guild (all guilds when absent)
-                     * @example 81384788765712384
-                     */
-                    guildId?: string;
-                    /** @description Most rows returned */
-                    limit?: number;
-                    /** @description Least score listed */
-                    minScore?: number;
-                    /**
-                     * @description Last UTC day of the window, inclusive (default: today, UTC)
-                     * @example 2026-11-28
-                     */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description What the numbers mean */
-                            explanation: string;
-                            guildId: string | null;
-                            items: {
-                                components: {
-                                    deletions: {
-                                        count: number;
-                                        messages: number;
-                                        /** @description of 10 */
-                                        points: number;
-                                    };
-                                    fastReactions: {
-                                        count: number;
-                                        /** @description of 25 */
-                                        points: number;
-                                    };
-                                    ghost: {
-                                        messages: number;
-                                        /** @description of 30 */
-                                        points: number;
-                                        typing: number;
-                                    };
-                                    multiClient: {
-                                        count: number;
-                                        /** @description of 20 */
-                                        points: number;
-                                    };
-                                    roleChurn: {
-                                        count: number;
-                                        /** @description of 15 */
-                                        points: number;
-                                    };
-                                };
-                                /** @description Sum of the components’ points, 0–100 */
-                                score: number;
-                                /** @description Discord user id */
-                                userId: string;
-                            }[];
-                            /** @example suspicion */
-                            name: string;
-                            window: {
-                                days: number;
-                                from: string;
-                                /** @enum {string} */
-                                timezone: "UTC";
-                                to: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getSuspicionScores"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1164,155 +292,7 @@ export interface paths {
          *     oldest first: what a moderator opens after a search hit. Deleted messages are included and flagged.
          *     Needs the `search:read` scope.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /**
-                     * @description newer messages to include
-                     * @example 10
-                     */
-                    after?: number;
-                    /**
-                     * @description older messages to include
-                     * @example 10
-                     */
-                    before?: number;
-                };
-                header?: never;
-                path: {
-                    /** @description the event id (UUID, as in search results) or Discord's message id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            after: {
-                                attachmentCount: number;
-                                channelId: string;
-                                channelName: string;
-                                content: string;
-                                /** @description deleted later */
-                                deleted: boolean;
-                                guildId: string;
-                                /**
-                                 * Format: uuid
-                                 * @description event id
-                                 */
-                                id: string;
-                                /** @description Discord's message id (null for legacy rows) */
-                                messageId: string | null;
-                                /** @example 2024-05-17T10:21:07.123456Z */
-                                occurredAt: string;
-                                userId: string;
-                                username: string;
-                            }[];
-                            before: {
-                                attachmentCount: number;
-                                channelId: string;
-                                channelName: string;
-                                content: string;
-                                /** @description deleted later */
-                                deleted: boolean;
-                                guildId: string;
-                                /**
-                                 * Format: uuid
-                                 * @description event id
-                                 */
-                                id: string;
-                                /** @description Discord's message id (null for legacy rows) */
-                                messageId: string | null;
-                                /** @example 2024-05-17T10:21:07.123456Z */
-                                occurredAt: string;
-                                userId: string;
-                                username: string;
-                            }[];
-                            message: {
-                                attachmentCount: number;
-                                channelId: string;
-                                channelName: string;
-                                content: string;
-                                /** @description deleted later */
-                                deleted: boolean;
-                                guildId: string;
-                                /**
-                                 * Format: uuid
-                                 * @description event id
-                                 */
-                                id: string;
-                                /** @description Discord's message id (null for legacy rows) */
-                                messageId: string | null;
-                                /** @example 2024-05-17T10:21:07.123456Z */
-                                occurredAt: string;
-                                userId: string;
-                                username: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getMessageContext"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1332,53 +312,7 @@ export interface paths {
          * Status of every projection: checkpoint, events behind, seconds behind
          * @description Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up).
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            projections: {
-                                checkpoints: {
-                                    /** @description Applied in batches since the last rebuild */
-                                    eventsApplied: number;
-                                    eventsBehind: number;
-                                    position: string;
-                                    secondsBehind: number;
-                                    tx: string;
-                                    type: string;
-                                    updatedAt: string | null;
-                                }[];
-                                description: string;
-                                eventsBehind: number;
-                                name: string;
-                                secondsBehind: number;
-                                tables: string[];
-                            }[];
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["listProjections"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1400,94 +334,7 @@ export interface paths {
          * Rebuild a projection from the start of the log without downtime (scope projections:write)
          * @description Builds the read model afresh into new tables while the current ones keep serving, then swaps them in one transaction. Answers 202 with the job; follow it at the returned URL. 409 when a rebuild of the same projection is already running.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Projection name */
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            error: string | null;
-                            eventsDone: number;
-                            /** @description Estimated from planner statistics until the job ends */
-                            eventsTotal: number;
-                            finishedAt: string | null;
-                            /** Format: uuid */
-                            id: string;
-                            /**
-                             * @description starting, bulk n/m tables, indexing, catching up, swapping, done
-                             * @example bulk 1/2 tables
-                             */
-                            phase: string;
-                            /** @example activity */
-                            projection: string;
-                            report: {
-                                bulkSeconds: number;
-                                events: number;
-                                projection: string;
-                                seconds: number;
-                                swapSeconds: number;
-                                /** @description Read-model tables rebuilt */
-                                tables: number;
-                                tailEvents: number;
-                            } | null;
-                            startedAt: string;
-                            status: "running" | "succeeded" | "failed";
-                            /** @description Where to follow the job */
-                            url: string;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        post: operations["rebuildProjection"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1502,76 +349,7 @@ export interface paths {
             cookie?: never;
         };
         /** Progress and report of a rebuild job */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            error: string | null;
-                            eventsDone: number;
-                            /** @description Estimated from planner statistics until the job ends */
-                            eventsTotal: number;
-                            finishedAt: string | null;
-                            /** Format: uuid */
-                            id: string;
-                            /**
-                             * @description starting, bulk n/m tables, indexing, catching up, swapping, done
-                             * @example bulk 1/2 tables
-                             */
-                            phase: string;
-                            /** @example activity */
-                            projection: string;
-                            report: {
-                                bulkSeconds: number;
-                                events: number;
-                                projection: string;
-                                seconds: number;
-                                swapSeconds: number;
-                                /** @description Read-model tables rebuilt */
-                                tables: number;
-                                tailEvents: number;
-                            } | null;
-                            startedAt: string;
-                            status: "running" | "succeeded" | "failed";
-                            /** @description Where to follow the job */
-                            url: string;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getProjectionRebuild"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1617,159 +395,7 @@ export interface paths {
          *     With `sort=relevance` the newest 1000 matches are ranked at a time (then the next 1000 older ones, and so on),
          *     so the cost of a page never depends on how common the words are.
          */
-        get: {
-            parameters: {
-                query: {
-                    /**
-                     * @description search as you type: the last word, when it has 3 or more letters and the query does not end in a space, also matches as a prefix
-                     * @example true
-                     */
-                    asYouType?: boolean;
-                    /** @description count matches (exact up to 1000) */
-                    count?: boolean;
-                    /**
-                     * @description nextCursor of the previous page (same q and sort)
-                     * @example eyJrIjoibmV3IiwidCI6IjIwMjQtMDUtMTdUMTA6MjE6MDcuMTIzNDU2WiIsImkiOiIwMTkwZjNhMi04YzRlLTdkMjEtOWI3YS0zZjVlMmMxZDBhOWIifQ
-                     */
-                    cursor?: string;
-                    /**
-                     * @description results per page
-                     * @example 50
-                     */
-                    limit?: number;
-                    /** @description the query (see the table above) */
-                    q: string;
-                    /**
-                     * @description newest first, or best match first (queries without words fall back to newest)
-                     * @example relevance
-                     */
-                    sort?: "newest" | "relevance";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description when nothing matches: close words that do occur in messages */
-                            didYouMean: {
-                                /** @example deploy failed */
-                                query: string;
-                                words: {
-                                    position: number;
-                                    /**
-                                     * @example [
-                                     *       "deploy",
-                                     *       "deploys"
-                                     *     ]
-                                     */
-                                    suggestions: string[];
-                                    /** @example deplyo */
-                                    word: string;
-                                }[];
-                            } | null;
-                            /** @description pass as cursor= for the next page; null on the last page */
-                            nextCursor: string | null;
-                            results: {
-                                attachmentCount: number;
-                                channelId: string;
-                                channelName: string;
-                                /** @description the message as sent (raw Discord markup) */
-                                content: string;
-                                /** @description the message was deleted later (a deleted_message event names it) */
-                                deleted: boolean;
-                                guildId: string;
-                                /**
-                                 * Format: uuid
-                                 * @description event id
-                                 */
-                                id: string;
-                                /** @description Discord's message id (null for legacy rows) */
-                                messageId: string | null;
-                                /**
-                                 * @description when it was sent, UTC with microseconds
-                                 * @example 2024-05-17T10:21:07.123456Z
-                                 */
-                                occurredAt: string;
-                                /** @description relevance (ts_rank, length-normalised); only with sort=relevance */
-                                score?: number;
-                                /**
-                                 * @description HTML-escaped excerpt with matches in <mark>…</mark>; computed for the returned page only
-                                 * @example the <mark>deploy</mark> failed again on staging
-                                 */
-                                snippet: string;
-                                userId: string;
-                                username: string;
-                            }[];
-                            /** @description matches of the whole query (not just this page); null when count=false */
-                            total: {
-                                /** @description true when more than 1000 messages match */
-                                capped: boolean;
-                                /** @description exact up to 1000 */
-                                count: number;
-                                /**
-                                 * @example 37
-                                 * @example 1000+
-                                 */
-                                display: string;
-                            } | null;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["searchMessages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1790,107 +416,7 @@ export interface paths {
          * @description Presence, typing, messages, joins, deleted messages, reactions (as observer or actor) and role
          *     changes of one user, newest first, with a keyset cursor (no page limit). Needs the `search:read` scope.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description nextCursor of the previous page (opaque) */
-                    cursor?: string;
-                    /**
-                     * @description only events of this guild
-                     * @example 112233445566778899
-                     */
-                    guild?: string;
-                    /** @example 100 */
-                    limit?: number;
-                    /** @description comma-separated event types (default: all of presence, typing, message, join, deleted_message, reaction_time, role_change) */
-                    types?: string;
-                };
-                header?: never;
-                path: {
-                    /**
-                     * @description Discord user id
-                     * @example 123456789012345678
-                     */
-                    userId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            entries: {
-                                /** @description the columns of that event type (see the event log schema) */
-                                data: {
-                                    [key: string]: unknown;
-                                };
-                                guildId: string | null;
-                                /** Format: uuid */
-                                id: string;
-                                /** @example 2024-05-17T10:21:07.123456Z */
-                                occurredAt: string;
-                                /**
-                                 * @description one of presence, typing, message, join, deleted_message, reaction_time, role_change
-                                 * @example message
-                                 */
-                                type: string;
-                            }[];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Every error has this shape. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-                /** @description Every error has this shape. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorResponse"];
-                    };
-                };
-            };
-        };
+        get: operations["getUserTimeline"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1921,4 +447,1498 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        service: string;
+                        /** @enum {string} */
+                        status: "ok";
+                        uptimeS: number;
+                    };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checks: {
+                            [key: string]: {
+                                error?: string;
+                                ms: number;
+                                ok: boolean;
+                            };
+                        };
+                        /** @enum {string} */
+                        status: "ready";
+                    };
+                };
+            };
+            /** @description Default Response */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checks: {
+                            [key: string]: {
+                                error?: string;
+                                ms: number;
+                                ok: boolean;
+                            };
+                        };
+                        failing: string[];
+                        /** @enum {string} */
+                        status: "not_ready";
+                    };
+                };
+            };
+        };
+    };
+    getBehaviorShifts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /** @description Least |change| listed (1 = ±100%) */
+                threshold?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Relative change */
+                            change: number;
+                            direction: "up" | "down";
+                            /** @description Average weekly activity before that */
+                            previousWeeklyAverage: number;
+                            /** @description Activity in the last 7 days */
+                            thisWeek: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example behavior-shifts */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getChannelDiversity: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Distinct channels with activity */
+                            channels: number;
+                            /** @description Messages + typing events + reactions */
+                            events: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example channel-diversity */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getClientDrift: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /** @description Least distance listed */
+                threshold?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Total variation distance between the two mixes */
+                            distance: number;
+                            /** @description Share per client, before */
+                            previousWeeks: {
+                                [key: string]: number;
+                            };
+                            /** @description Share per client, last 7 days */
+                            thisWeek: {
+                                [key: string]: number;
+                            };
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example client-drift */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getGhosts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /** @description Least typing events to be listed */
+                minTyping?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Messages sent */
+                            messages: number;
+                            /** @description typing / max(messages, 1) */
+                            ratio: number;
+                            /** @description Typing events */
+                            typing: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example ghosts */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getHeatmap: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Heatmap of this channel
+                 * @example 81384788765712385
+                 */
+                channelId?: string;
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+                /**
+                 * @description Heatmap of this user (takes precedence over channelId)
+                 * @example 80351110224678912
+                 */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Hour of day, 0–23 (UTC) */
+                            hour: number;
+                            /** @description Messages */
+                            messages: number;
+                            /** @description Reactions */
+                            reactions: number;
+                            /** @description messages + typing + reactions */
+                            total: number;
+                            /** @description Typing events */
+                            typing: number;
+                            /** @description 0 = Sunday … 6 = Saturday (UTC) */
+                            weekday: number;
+                        }[];
+                        /** @example heatmap */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getLurkers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Distinct UTC days with a presence event */
+                            presenceDays: number;
+                            /** @description Presence events */
+                            presences: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example lurkers */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getMultiClientUsers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            combinations: {
+                                /**
+                                 * @description Client set, comma-separated, sorted
+                                 * @example desktop,mobile
+                                 */
+                                clients: string;
+                                /** @description Events with exactly this set */
+                                events: number;
+                                firstAt: string;
+                                lastAt: string;
+                            }[];
+                            /** @description Presence events with two or more clients at once */
+                            events: number;
+                            /** @description First such event in the window (UTC) */
+                            firstAt: string;
+                            /** @description Last such event in the window (UTC) */
+                            lastAt: string;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example multi-client */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getReactionStats: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /** @description Least reactions to be listed */
+                minReactions?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Mean reaction delta in ms */
+                            avgMs: number;
+                            /** @description Reactions faster than 3 s */
+                            fastReactions: number;
+                            /** @description Lower median reaction delta in ms */
+                            medianMs: number;
+                            /** @description Reactions */
+                            reactions: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example reaction-stats */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getRoleDrift: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            /** @description Distinct UTC days with a change */
+                            changeDays: number;
+                            /** @description Role-change events */
+                            changes: number;
+                            /** @description Roles added */
+                            rolesAdded: number;
+                            /** @description Roles removed */
+                            rolesRemoved: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example role-drift */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getSuspicionScores: {
+        parameters: {
+            query?: {
+                /**
+                 * @description First UTC day of the window, inclusive (default: 27 days before `to`)
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Only this guild (all guilds when absent)
+                 * @example 81384788765712384
+                 */
+                guildId?: string;
+                /** @description Most rows returned */
+                limit?: number;
+                /** @description Least score listed */
+                minScore?: number;
+                /**
+                 * @description Last UTC day of the window, inclusive (default: today, UTC)
+                 * @example 2026-11-28
+                 */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description What the numbers mean */
+                        explanation: string;
+                        guildId: string | null;
+                        items: {
+                            components: {
+                                deletions: {
+                                    count: number;
+                                    messages: number;
+                                    /** @description of 10 */
+                                    points: number;
+                                };
+                                fastReactions: {
+                                    count: number;
+                                    /** @description of 25 */
+                                    points: number;
+                                };
+                                ghost: {
+                                    messages: number;
+                                    /** @description of 30 */
+                                    points: number;
+                                    typing: number;
+                                };
+                                multiClient: {
+                                    count: number;
+                                    /** @description of 20 */
+                                    points: number;
+                                };
+                                roleChurn: {
+                                    count: number;
+                                    /** @description of 15 */
+                                    points: number;
+                                };
+                            };
+                            /** @description Sum of the components’ points, 0–100 */
+                            score: number;
+                            /** @description Discord user id */
+                            userId: string;
+                        }[];
+                        /** @example suspicion */
+                        name: string;
+                        window: {
+                            days: number;
+                            from: string;
+                            /** @enum {string} */
+                            timezone: "UTC";
+                            to: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getMessageContext: {
+        parameters: {
+            query?: {
+                /**
+                 * @description newer messages to include
+                 * @example 10
+                 */
+                after?: number;
+                /**
+                 * @description older messages to include
+                 * @example 10
+                 */
+                before?: number;
+            };
+            header?: never;
+            path: {
+                /** @description the event id (UUID, as in search results) or Discord's message id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        after: {
+                            attachmentCount: number;
+                            channelId: string;
+                            channelName: string;
+                            content: string;
+                            /** @description deleted later */
+                            deleted: boolean;
+                            guildId: string;
+                            /**
+                             * Format: uuid
+                             * @description event id
+                             */
+                            id: string;
+                            /** @description Discord's message id (null for legacy rows) */
+                            messageId: string | null;
+                            /** @example 2024-05-17T10:21:07.123456Z */
+                            occurredAt: string;
+                            userId: string;
+                            username: string;
+                        }[];
+                        before: {
+                            attachmentCount: number;
+                            channelId: string;
+                            channelName: string;
+                            content: string;
+                            /** @description deleted later */
+                            deleted: boolean;
+                            guildId: string;
+                            /**
+                             * Format: uuid
+                             * @description event id
+                             */
+                            id: string;
+                            /** @description Discord's message id (null for legacy rows) */
+                            messageId: string | null;
+                            /** @example 2024-05-17T10:21:07.123456Z */
+                            occurredAt: string;
+                            userId: string;
+                            username: string;
+                        }[];
+                        message: {
+                            attachmentCount: number;
+                            channelId: string;
+                            channelName: string;
+                            content: string;
+                            /** @description deleted later */
+                            deleted: boolean;
+                            guildId: string;
+                            /**
+                             * Format: uuid
+                             * @description event id
+                             */
+                            id: string;
+                            /** @description Discord's message id (null for legacy rows) */
+                            messageId: string | null;
+                            /** @example 2024-05-17T10:21:07.123456Z */
+                            occurredAt: string;
+                            userId: string;
+                            username: string;
+                        };
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listProjections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        projections: {
+                            checkpoints: {
+                                /** @description Applied in batches since the last rebuild */
+                                eventsApplied: number;
+                                eventsBehind: number;
+                                position: string;
+                                secondsBehind: number;
+                                tx: string;
+                                type: string;
+                                updatedAt: string | null;
+                            }[];
+                            description: string;
+                            eventsBehind: number;
+                            name: string;
+                            secondsBehind: number;
+                            tables: string[];
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    rebuildProjection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Projection name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: string | null;
+                        eventsDone: number;
+                        /** @description Estimated from planner statistics until the job ends */
+                        eventsTotal: number;
+                        finishedAt: string | null;
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description starting, bulk n/m tables, indexing, catching up, swapping, done
+                         * @example bulk 1/2 tables
+                         */
+                        phase: string;
+                        /** @example activity */
+                        projection: string;
+                        report: {
+                            bulkSeconds: number;
+                            events: number;
+                            projection: string;
+                            seconds: number;
+                            swapSeconds: number;
+                            /** @description Read-model tables rebuilt */
+                            tables: number;
+                            tailEvents: number;
+                        } | null;
+                        startedAt: string;
+                        status: "running" | "succeeded" | "failed";
+                        /** @description Where to follow the job */
+                        url: string;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getProjectionRebuild: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: string | null;
+                        eventsDone: number;
+                        /** @description Estimated from planner statistics until the job ends */
+                        eventsTotal: number;
+                        finishedAt: string | null;
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * @description starting, bulk n/m tables, indexing, catching up, swapping, done
+                         * @example bulk 1/2 tables
+                         */
+                        phase: string;
+                        /** @example activity */
+                        projection: string;
+                        report: {
+                            bulkSeconds: number;
+                            events: number;
+                            projection: string;
+                            seconds: number;
+                            swapSeconds: number;
+                            /** @description Read-model tables rebuilt */
+                            tables: number;
+                            tailEvents: number;
+                        } | null;
+                        startedAt: string;
+                        status: "running" | "succeeded" | "failed";
+                        /** @description Where to follow the job */
+                        url: string;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    searchMessages: {
+        parameters: {
+            query: {
+                /**
+                 * @description search as you type: the last word, when it has 3 or more letters and the query does not end in a space, also matches as a prefix
+                 * @example true
+                 */
+                asYouType?: boolean;
+                /** @description count matches (exact up to 1000) */
+                count?: boolean;
+                /**
+                 * @description nextCursor of the previous page (same q and sort)
+                 * @example eyJrIjoibmV3IiwidCI6IjIwMjQtMDUtMTdUMTA6MjE6MDcuMTIzNDU2WiIsImkiOiIwMTkwZjNhMi04YzRlLTdkMjEtOWI3YS0zZjVlMmMxZDBhOWIifQ
+                 */
+                cursor?: string;
+                /**
+                 * @description results per page
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description the query (see the table above) */
+                q: string;
+                /**
+                 * @description newest first, or best match first (queries without words fall back to newest)
+                 * @example relevance
+                 */
+                sort?: "newest" | "relevance";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description when nothing matches: close words that do occur in messages */
+                        didYouMean: {
+                            /** @example deploy failed */
+                            query: string;
+                            words: {
+                                position: number;
+                                /**
+                                 * @example [
+                                 *       "deploy",
+                                 *       "deploys"
+                                 *     ]
+                                 */
+                                suggestions: string[];
+                                /** @example deplyo */
+                                word: string;
+                            }[];
+                        } | null;
+                        /** @description pass as cursor= for the next page; null on the last page */
+                        nextCursor: string | null;
+                        results: {
+                            attachmentCount: number;
+                            channelId: string;
+                            channelName: string;
+                            /** @description the message as sent (raw Discord markup) */
+                            content: string;
+                            /** @description the message was deleted later (a deleted_message event names it) */
+                            deleted: boolean;
+                            guildId: string;
+                            /**
+                             * Format: uuid
+                             * @description event id
+                             */
+                            id: string;
+                            /** @description Discord's message id (null for legacy rows) */
+                            messageId: string | null;
+                            /**
+                             * @description when it was sent, UTC with microseconds
+                             * @example 2024-05-17T10:21:07.123456Z
+                             */
+                            occurredAt: string;
+                            /** @description relevance (ts_rank, length-normalised); only with sort=relevance */
+                            score?: number;
+                            /**
+                             * @description HTML-escaped excerpt with matches in <mark>…</mark>; computed for the returned page only
+                             * @example the <mark>deploy</mark> failed again on staging
+                             */
+                            snippet: string;
+                            userId: string;
+                            username: string;
+                        }[];
+                        /** @description matches of the whole query (not just this page); null when count=false */
+                        total: {
+                            /** @description true when more than 1000 messages match */
+                            capped: boolean;
+                            /** @description exact up to 1000 */
+                            count: number;
+                            /**
+                             * @example 37
+                             * @example 1000+
+                             */
+                            display: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getUserTimeline: {
+        parameters: {
+            query?: {
+                /** @description nextCursor of the previous page (opaque) */
+                cursor?: string;
+                /**
+                 * @description only events of this guild
+                 * @example 112233445566778899
+                 */
+                guild?: string;
+                /** @example 100 */
+                limit?: number;
+                /** @description comma-separated event types (default: all of presence, typing, message, join, deleted_message, reaction_time, role_change) */
+                types?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Discord user id
+                 * @example 123456789012345678
+                 */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        entries: {
+                            /** @description the columns of that event type (see the event log schema) */
+                            data: {
+                                [key: string]: unknown;
+                            };
+                            guildId: string | null;
+                            /** Format: uuid */
+                            id: string;
+                            /** @example 2024-05-17T10:21:07.123456Z */
+                            occurredAt: string;
+                            /**
+                             * @description one of presence, typing, message, join, deleted_message, reaction_time, role_change
+                             * @example message
+                             */
+                            type: string;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+}
