@@ -17,6 +17,7 @@ import { GUILD_VARIABLE, GUILDS_SQL, readModelsDashboard, TOP } from './dashboar
 const GUILD = '10000000000000001';
 const FROM = '2026-10-05';
 const TO = '2026-11-02';
+const TOKEN = 'dashboard-test-token-0123456789';
 
 interface SqlTarget {
   rawSql: string;
@@ -57,7 +58,11 @@ async function api(name: string, query: Record<string, string | number>) {
   const qs = new URLSearchParams(
     Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]),
   ).toString();
-  const res = await app.inject({ method: 'GET', url: `/v1/analytics/${name}?${qs}` });
+  const res = await app.inject({
+    method: 'GET',
+    url: `/v1/analytics/${name}?${qs}`,
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
   expect(res.statusCode, res.body).toBe(200);
   return (res.json() as { items: Record<string, unknown>[] }).items;
 }
@@ -65,7 +70,13 @@ async function api(name: string, query: Record<string, string | number>) {
 beforeAll(async () => {
   db = await createTestDatabase();
   nats = await connect({ servers: testNatsUrl() });
-  app = await buildApp({ sql: db.sql, nats, auth: createAuth([]), metrics: new Registry(), logger: false });
+  app = await buildApp({
+    sql: db.sql,
+    nats,
+    auth: createAuth([{ name: 'dashboard-test', token: TOKEN, scopes: ['*'] }]),
+    metrics: new Registry(),
+    logger: false,
+  });
   await insertEvents(db.sql, generateEvents({ events: 4000, start: '2026-10-01', days: 35 }), 1000);
   const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
   await runner.runUntilCaughtUp(170_000);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, harness } from './helpers.ts';
+import { bearer, type Harness, harness, TOKENS } from './helpers.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function scrape(): Promise<string> {
-  const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+  const res = await h.app.inject({ method: 'GET', url: '/metrics', headers: bearer(TOKENS.reader) });
   expect(res.statusCode).toBe(200);
   return res.body;
 }
