@@ -70,7 +70,7 @@ export interface paths {
         put?: never;
         /**
          * Store a batch of events (JSON array or NDJSON)
-         * @description Needs scope `events:write`. Body: a JSON array of events (`application/json`) or one event per line (`application/x-ndjson`), at most 1000 events and 5242880 bytes (413 beyond). Valid events are stored in one transaction; each event is answered `stored`, `duplicate` (its id was already stored) or `rejected` with the field and reason. Answers 503 when PostgreSQL is unavailable (nothing of the batch was stored; send it again).
+         * @description Needs scope `events:write`. Body: a JSON array of events (`application/json`) or one event per line (`application/x-ndjson`), at most 1000 events and 5242880 bytes (413 beyond). Valid events are stored in one transaction; each event is answered `stored`, `duplicate` (the same event was already stored), `conflict` (its id is already stored with other content: another type, time or data) or `rejected` with the field and reason. One bad event never fails the others: the batch answers 200 with a result per event. Ids are compared in lower case. 400 when the body is not valid UTF-8 or not JSON; 503 when PostgreSQL is unavailable (nothing of the batch was stored; send it again).
          */
         post: operations["storeEvents"];
         delete?: never;
@@ -88,7 +88,7 @@ export interface paths {
         };
         /**
          * One stored event
-         * @description Needs scope `events:read` (events hold message text, so reading is not public).
+         * @description Needs scope `events:read` (events hold message text, so reading is not public). An id names at most one event across all types and times; 404 when it is not stored as an event of this type.
          */
         get: operations["getEvent"];
         put?: never;
@@ -285,7 +285,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -336,7 +336,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -407,7 +407,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -453,7 +453,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -509,7 +509,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -570,7 +570,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -615,7 +615,7 @@ export interface operations {
                      */
                     id: string;
                     /**
-                     * @description Free-form JSON object from the publisher (at most 32 keys and 8192 bytes)
+                     * @description Free-form JSON object from the publisher (at most 32 keys at its top, 16 levels of nesting and 8192 bytes of JSON; strings well-formed Unicode without U+0000)
                      * @example {
                      *       "bot": "spywatcher-bot/2.1"
                      *     }
@@ -642,6 +642,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        conflict: number;
                         duplicate: number;
                         rejected: number;
                         results: {
@@ -656,14 +657,21 @@ export interface operations {
                                 /** @example must not have more than 4000 characters */
                                 reason: string;
                             }[];
-                            /** @description First refused field (rejected only) */
+                            /** @description First refused field (rejected and conflict only) */
                             field?: string;
                             id?: string;
                             /** @description Position of the event in the request */
                             index: number;
-                            /** @description Why it was refused (rejected only) */
+                            /** @description Why it was refused (rejected and conflict only) */
                             reason?: string;
-                            status: "stored" | "duplicate" | "rejected";
+                            /** @description `stored`: new, now in the log. `duplicate`: the same event (id and content) was already stored; nothing written, do not resend. `conflict`: the id is already stored with other content (another type, time or data); nothing written, send the event with a new id. `rejected`: the event is invalid (see field, reason, errors); nothing written. */
+                            status: "stored" | "duplicate" | "conflict" | "rejected";
+                            /** @description Conflict only: the type and time the id is stored with */
+                            stored_as?: {
+                                /** Format: date-time */
+                                occurred_at: string;
+                                type: string;
+                            };
                             type?: string;
                         }[];
                         stored: number;
