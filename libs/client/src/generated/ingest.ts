@@ -70,7 +70,7 @@ export interface paths {
         put?: never;
         /**
          * Store a batch of events (JSON array or NDJSON)
-         * @description Needs scope `events:write`. Body: a JSON array of events (`application/json`) or one event per line (`application/x-ndjson`), at most 1000 events and 5242880 bytes (413 beyond). Valid events are stored in one transaction; each event is answered `stored`, `duplicate` (the same event was already stored), `conflict` (its id is already stored with other content: another type, time or data) or `rejected` with the field and reason. One bad event never fails the others: the batch answers 200 with a result per event. Ids are compared in lower case. 400 when the body is not valid UTF-8 or not JSON; 503 when PostgreSQL is unavailable (nothing of the batch was stored; send it again).
+         * @description Needs scope `events:write`. Body: a JSON array of events (`application/json`) or one event per line (`application/x-ndjson`), at most 1000 events and 5242880 bytes (413 beyond). Valid events are stored in one transaction; each event is answered `stored`, `duplicate` (the same event was already stored), `conflict` (its id is already stored with other content: another type, time or data) or `rejected` with the field and reason. One bad event never fails the others: the batch answers 200 with a result per event. Ids are compared in lower case. 400 when the body is not valid UTF-8 or not JSON; 503 when PostgreSQL is unavailable, and 503 with `Retry-After` while ops restores the database (nothing of the batch was stored; send it again).
          */
         post: operations["storeEvents"];
         delete?: never;

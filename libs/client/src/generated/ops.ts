@@ -66,12 +66,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List backups, newest first (scope ops:read) */
+        /**
+         * List backups, newest first (scope ops:read)
+         * @description Every database whose backups are in BACKUP_DIR (each manifest names its database; `kind` is `safety` for the backups restores take). Manifests that cannot be read are listed under `broken` with the reason instead of failing the listing.
+         */
         get: operations["listBackups"];
         put?: never;
         /**
          * Start a backup (scope ops:write)
-         * @description pg_dump -Fc with compression into BACKUP_DIR, with a sha256 and a manifest of per-table row counts; retention runs afterwards. Answers 202 with the job; a second request while one runs answers 409 naming it.
+         * @description pg_dump -Fc with compression into BACKUP_DIR, with a sha256 and a manifest of per-table row counts; retention runs afterwards. A backup that cannot fit (estimated from the database size and the last backup's compression ratio) fails before writing anything; a full disk, a killed pg_dump or a stalled off-site endpoint fail the job with the reason and leave no partial file. Answers 202 with the job; a second request while one runs answers 409 naming it.
          */
         post: operations["startBackup"];
         delete?: never;
@@ -186,7 +189,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a running job (scope ops:write)
-         * @description Stops pg_dump/pg_restore, or cancels the SQL statement of a maintenance job (pg_cancel_backend). 409 when the job is not running.
+         * @description Stops pg_dump/pg_restore, aborts S3 requests, closes the connections of verification queries, or cancels the SQL statement of a maintenance job (pg_cancel_backend). Answers within about a second with the job as it is then (usually `cancelled`; `running` with the cancel under way if a step takes longer to stop). 409 when the job is not running.
          */
         post: operations["cancelJob"];
         delete?: never;
@@ -380,7 +383,10 @@ export interface operations {
     };
     listBackups: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the backups of this database */
+                database?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -405,6 +411,10 @@ export interface operations {
                              * @example 20261126T031500Z-1a2b3c4d
                              */
                             id: string;
+                            /** @description safety: taken by a restore just before it replaced `database` */
+                            kind?: "regular" | "safety";
+                            /** @description Which restore took this safety backup */
+                            label?: string;
                             latestMigration: {
                                 name: string;
                                 version: number;
@@ -415,6 +425,11 @@ export interface operations {
                             serverVersion: string;
                             sha256: string;
                             sizeBytes: number;
+                            /**
+                             * Format: date-time
+                             * @description Rows committed after this are not in the backup
+                             */
+                            snapshotAt?: string;
                             /** @description Exact row count per table, from the dump snapshot */
                             tables: {
                                 [key: string]: number;
@@ -428,7 +443,20 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         })[];
+                        broken: {
+                            error: string;
+                            file: string;
+                        }[];
                     };
+                };
+            };
+            /** @description Every error has this shape. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Every error has this shape. */
@@ -576,6 +604,10 @@ export interface operations {
                          * @example 20261126T031500Z-1a2b3c4d
                          */
                         id: string;
+                        /** @description safety: taken by a restore just before it replaced `database` */
+                        kind?: "regular" | "safety";
+                        /** @description Which restore took this safety backup */
+                        label?: string;
                         latestMigration: {
                             name: string;
                             version: number;
@@ -586,6 +618,11 @@ export interface operations {
                         serverVersion: string;
                         sha256: string;
                         sizeBytes: number;
+                        /**
+                         * Format: date-time
+                         * @description Rows committed after this are not in the backup
+                         */
+                        snapshotAt?: string;
                         /** @description Exact row count per table, from the dump snapshot */
                         tables: {
                             [key: string]: number;
@@ -630,6 +667,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -816,6 +862,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
