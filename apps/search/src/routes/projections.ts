@@ -13,15 +13,22 @@ const Job = Type.Object({
     description: 'starting, bulk n/m tables, indexing, catching up, swapping, done',
     examples: ['bulk 1/2 tables'],
   }),
-  eventsDone: Type.Integer(),
-  eventsTotal: Type.Integer({ description: 'Estimated from planner statistics until the job ends' }),
+  eventsDone: Type.Integer({
+    description:
+      'Events counted in the time chunks whose tables are filled, then plus the tail; exact at the end',
+  }),
+  eventsTotal: Type.Integer({
+    description: 'Estimated from planner statistics while the bulk pass runs; the counted events at the end',
+  }),
   startedAt: Type.String(),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   report: Type.Union([
     Type.Object({
       projection: Type.String(),
-      events: Type.Integer(),
+      events: Type.Integer({
+        description: 'Events folded into the rebuilt model, counted (bulk pass + tail), not estimated',
+      }),
       tables: Type.Integer({ description: 'Read-model tables rebuilt' }),
       bulkSeconds: Type.Number(),
       tailEvents: Type.Integer(),
@@ -58,7 +65,10 @@ export async function projectionRoutes(app: ServiceInstance, deps: { sql: Sql; a
                     type: Type.String(),
                     tx: Type.String(),
                     position: Type.String(),
-                    eventsApplied: Type.Integer({ description: 'Applied in batches since the last rebuild' }),
+                    eventsApplied: Type.Integer({
+                      description:
+                        'Events of this type folded into the read model: by the last rebuild, then by batches',
+                    }),
                     updatedAt: Type.Union([Type.String(), Type.Null()]),
                     eventsBehind: Type.Integer(),
                     secondsBehind: Type.Number(),

@@ -68,7 +68,7 @@ export interface paths {
         };
         /**
          * Users whose activity in the last 7 days differs from their weekly average before
-         * @description activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks; change = (thisWeek − previousWeeklyAverage) / max(previousWeeklyAverage, 1). Listed when |change| >= threshold, largest first. Needs a window of at least 14 days.
+         * @description activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks, rounded half up to 3 decimals; change = (thisWeek − average) / max(average, 1), computed from the exact average (not the rounded one) and rounded half away from zero to 3 decimals; direction = up when the exact change is >= 0 (no change counts as up), down when it is below 0 (also when it rounds to 0). Listed when the exact |change| >= threshold. Order: the exact |change|, largest first, then user id ascending. Needs a window of at least 14 days.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -90,7 +90,7 @@ export interface paths {
         };
         /**
          * How many distinct channels each user is active in
-         * @description channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Most channels first.
+         * @description channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Order: channels, most first, then events, most first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -112,7 +112,7 @@ export interface paths {
         };
         /**
          * Users whose client mix changed
-         * @description Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint). Listed when distance >= threshold and both periods have presences.
+         * @description Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint), from the exact shares. Shares and distance are rounded half up to 3 decimals, each once (so rounded shares may not add up to exactly 1). Listed when the exact distance >= threshold and both periods have presences. Order: the exact distance, largest first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -134,7 +134,7 @@ export interface paths {
         };
         /**
          * Users who type a lot but rarely send messages
-         * @description typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1). Listed when typing >= minTyping and typing > messages, highest ratio first.
+         * @description typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1), rounded half up to 3 decimals. Listed when typing >= minTyping and typing > messages. Order: the exact ratio, highest first (67/63 before 84/79, though both show 1.063), then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -156,7 +156,7 @@ export interface paths {
         };
         /**
          * Activity by weekday × hour (UTC) for a guild, a channel or a user
-         * @description Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed.
+         * @description Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed. Order: weekday, then hour.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -178,7 +178,7 @@ export interface paths {
         };
         /**
          * Users present but silent: presence events and no messages, typing or reactions
-         * @description presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given.
+         * @description presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given. Order: presences, most first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -200,7 +200,7 @@ export interface paths {
         };
         /**
          * Users seen on two or more clients at once, with when
-         * @description events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set with its count and its first and last time in the window.
+         * @description events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set (ordered by name) with its count and its first and last time in the window (UTC, milliseconds). Order: events, most first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -222,7 +222,7 @@ export interface paths {
         };
         /**
          * Per user: average and median reaction delta, and fast reactions (< 3 s)
-         * @description Over the reactions the user made in the window: avgMs = mean delta (ms, one decimal), medianMs = lower median (the smallest delta with at least half of the reactions at or below it), fastReactions = reactions with delta < 3000 ms. Most fast reactions first.
+         * @description Over the reactions the user made in the window: avgMs = mean delta in ms from the exact sum, rounded half away from zero to 1 decimal; medianMs = lower median (the smallest delta with at least half of the reactions at or below it); fastReactions = reactions with delta < 3000 ms. Order: fastReactions, most first, then reactions, most first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -244,7 +244,7 @@ export interface paths {
         };
         /**
          * Role changes per user over the window
-         * @description changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Most changes first.
+         * @description changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Order: changes, most first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -266,7 +266,7 @@ export interface paths {
         };
         /**
          * A composite suspicion score per user, with each component’s contribution
-         * @description score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). Each component is rounded to 2 decimals. Highest first.
+         * @description score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). score is the exact sum of the exact points, rounded half up to 2 decimals; each component’s points are rounded to 2 decimals on their own, so the shown points may add up to a hundredth or two off the score. Listed when the exact score >= minScore. Order: the exact score, highest first, then user id ascending.
          *
          *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
          */
@@ -581,7 +581,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least |change| listed (1 = ±100%) */
                 threshold?: number;
@@ -608,10 +608,11 @@ export interface operations {
                         explanation: string;
                         guildId: string | null;
                         items: {
-                            /** @description Relative change */
+                            /** @description Relative change, 3 decimals */
                             change: number;
+                            /** @description up when the exact change is >= 0 (0 included), down below 0 */
                             direction: "up" | "down";
-                            /** @description Average weekly activity before that */
+                            /** @description Average weekly activity before that, 3 decimals */
                             previousWeeklyAverage: number;
                             /** @description Activity in the last 7 days */
                             thisWeek: number;
@@ -654,7 +655,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -722,7 +723,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least distance listed */
                 threshold?: number;
@@ -749,13 +750,13 @@ export interface operations {
                         explanation: string;
                         guildId: string | null;
                         items: {
-                            /** @description Total variation distance between the two mixes */
+                            /** @description Total variation distance between the two mixes, 3 decimals */
                             distance: number;
-                            /** @description Share per client, before */
+                            /** @description Share per client, before, 3 decimals */
                             previousWeeks: {
                                 [key: string]: number;
                             };
-                            /** @description Share per client, last 7 days */
+                            /** @description Share per client, last 7 days, 3 decimals */
                             thisWeek: {
                                 [key: string]: number;
                             };
@@ -798,7 +799,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least typing events to be listed */
                 minTyping?: number;
@@ -827,7 +828,7 @@ export interface operations {
                         items: {
                             /** @description Messages sent */
                             messages: number;
-                            /** @description typing / max(messages, 1) */
+                            /** @description typing / max(messages, 1), 3 decimals */
                             ratio: number;
                             /** @description Typing events */
                             typing: number;
@@ -875,7 +876,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -954,7 +955,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1022,7 +1023,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1103,7 +1104,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least reactions to be listed */
                 minReactions?: number;
@@ -1130,7 +1131,7 @@ export interface operations {
                         explanation: string;
                         guildId: string | null;
                         items: {
-                            /** @description Mean reaction delta in ms */
+                            /** @description Mean reaction delta in ms, 1 decimal */
                             avgMs: number;
                             /** @description Reactions faster than 3 s */
                             fastReactions: number;
@@ -1177,7 +1178,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1249,7 +1250,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least score listed */
                 minScore?: number;
@@ -1305,7 +1306,7 @@ export interface operations {
                                     points: number;
                                 };
                             };
-                            /** @description Sum of the components’ points, 0–100 */
+                            /** @description Sum of the components’ exact points, 0–100, 2 decimals */
                             score: number;
                             /** @description Discord user id */
                             userId: string;
@@ -1509,7 +1510,7 @@ export interface operations {
                     "application/json": {
                         projections: {
                             checkpoints: {
-                                /** @description Applied in batches since the last rebuild */
+                                /** @description Events of this type folded into the read model: by the last rebuild, then by batches */
                                 eventsApplied: number;
                                 eventsBehind: number;
                                 position: string;
@@ -1549,8 +1550,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         error: string | null;
+                        /** @description Events counted in the time chunks whose tables are filled, then plus the tail; exact at the end */
                         eventsDone: number;
-                        /** @description Estimated from planner statistics until the job ends */
+                        /** @description Estimated from planner statistics while the bulk pass runs; the counted events at the end */
                         eventsTotal: number;
                         finishedAt: string | null;
                         /** Format: uuid */
@@ -1564,6 +1566,7 @@ export interface operations {
                         projection: string;
                         report: {
                             bulkSeconds: number;
+                            /** @description Events folded into the rebuilt model, counted (bulk pass + tail), not estimated */
                             events: number;
                             projection: string;
                             seconds: number;
@@ -1637,8 +1640,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         error: string | null;
+                        /** @description Events counted in the time chunks whose tables are filled, then plus the tail; exact at the end */
                         eventsDone: number;
-                        /** @description Estimated from planner statistics until the job ends */
+                        /** @description Estimated from planner statistics while the bulk pass runs; the counted events at the end */
                         eventsTotal: number;
                         finishedAt: string | null;
                         /** Format: uuid */
@@ -1652,6 +1656,7 @@ export interface operations {
                         projection: string;
                         report: {
                             bulkSeconds: number;
+                            /** @description Events folded into the rebuilt model, counted (bulk pass + tail), not estimated */
                             events: number;
                             projection: string;
                             seconds: number;
