@@ -217,8 +217,8 @@ const divRound = (n: string, d: string) =>
 const avgTenths = (n: string, d: string) => divRound(`10 * ${n}`, d);
 
 /**
- * An ORDER BY key of the exact value n / d (integer expressions, d > 0): n / d scaled by 10^30
- * and truncated. Two different fractions with denominators below 10^15 differ by more than
+ * An ORDER BY key of the exact value n / d (integer expressions, n >= 0, d > 0): n / d scaled
+ * by 10^30 and truncated. Two different fractions with denominators below 10^15 differ by more than
  * 10^-30, so the key orders them as the exact values and ties only equal values, where ordering
  * by the rounded value (or a float8) ties or swaps values that differ in a later digit.
  */

@@ -273,7 +273,7 @@ export async function analyticsRoutes(
             maximum: limitMax,
             default: limitMax === 168 ? 168 : 50,
             description:
-              'Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list',
+              'Most rows returned; the order (see the description) is total, so a limit always cuts the same list',
           }),
         ),
         ...(e.query ?? {}),

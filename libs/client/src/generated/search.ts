@@ -581,7 +581,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least |change| listed (1 = ±100%) */
                 threshold?: number;
@@ -655,7 +655,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -723,7 +723,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least distance listed */
                 threshold?: number;
@@ -799,7 +799,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least typing events to be listed */
                 minTyping?: number;
@@ -876,7 +876,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -955,7 +955,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1023,7 +1023,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1104,7 +1104,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least reactions to be listed */
                 minReactions?: number;
@@ -1178,7 +1178,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1250,7 +1250,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned; the order is total (ties go to the smaller user id), so a limit always cuts the same list */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least score listed */
                 minScore?: number;
