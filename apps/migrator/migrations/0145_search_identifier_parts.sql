@@ -17,17 +17,25 @@
 -- This file runs outside a transaction: the functions are replaced first (new and updated rows
 -- use them at once), then the stored tsv of existing messages is recomputed in batches.
 
+-- The join on its own: snippets highlight in text joined the same way, so a part is marked
+-- inside its identifier.
+create or replace function sw_join_identifiers(words text) returns text
+language sql immutable parallel safe
+as $$
+  select regexp_replace(words,
+    '(?<!@[^\s@]*)(?:(?<=[[:alpha:]])[._](?=[[:alnum:]])|(?<=[[:digit:]])[._](?=[[:alpha:]]))', '-', 'g')
+$$;
+
 create or replace function sw_message_search_text_full(content text) returns text
 language sql immutable parallel safe
 as $$
-  select translate(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+  select translate(public.sw_join_identifiers(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
     coalesce(content, ''),
     '<a?:([A-Za-z0-9_]+):[0-9]+>', ' \1 ', 'g'),             -- custom emoji -> its name
     '<(@[!&]?|#)[0-9]+>', ' ', 'g'),                           -- user/role/channel mentions
     '<t:-?[0-9]+(:[tTdDfFR])?>', ' ', 'g'),                    -- timestamps
     'https?://(www\.)?([^/\s?#:<>]+)[^\s<>]*', ' \2 ', 'gi'),  -- links -> host
-    '[`*~|>]+', ' ', 'g'),                                     -- markdown punctuation but _
-    '(?<!@[^\s@]*)(?:(?<=[[:alpha:]])[._](?=[[:alnum:]])|(?<=[[:digit:]])[._](?=[[:alpha:]]))', '-', 'g'),
+    '[`*~|>]+', ' ', 'g')),                                    -- markdown punctuation but _
     '_', ' ')                                                  -- the remaining _ is markdown
 $$;
 

@@ -52,8 +52,9 @@ const Hit = Type.Object({
   content: Type.String({ description: 'the message as sent (raw Discord markup)' }),
   attachmentCount: Type.Integer(),
   snippet: Type.String({
-    description: 'HTML-escaped excerpt with matches in <mark>…</mark>; computed for the returned page only',
-    examples: ['the <mark>deploy</mark> failed again on staging'],
+    description:
+      'HTML-escaped excerpt with every match in <mark>…</mark>: from a word boundary up to 6 words before the first match (short words kept) to 30 words or 240 characters, "…" where text is left out; excluded words are not marked; computed for the returned page only',
+    examples: ['… so the <mark>deploy</mark> failed again on staging'],
   }),
   deleted: Type.Boolean({ description: 'the message was deleted later (a deleted_message event names it)' }),
   score: Type.Optional(

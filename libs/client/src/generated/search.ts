@@ -1771,8 +1771,8 @@ export interface operations {
                             /** @description relevance (ts_rank, length-normalised); only with sort=relevance */
                             score?: number;
                             /**
-                             * @description HTML-escaped excerpt with matches in <mark>…</mark>; computed for the returned page only
-                             * @example the <mark>deploy</mark> failed again on staging
+                             * @description HTML-escaped excerpt with every match in <mark>…</mark>: from a word boundary up to 6 words before the first match (short words kept) to 30 words or 240 characters, "…" where text is left out; excluded words are not marked; computed for the returned page only
+                             * @example … so the <mark>deploy</mark> failed again on staging
                              */
                             snippet: string;
                             userId: string;
