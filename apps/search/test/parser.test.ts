@@ -107,6 +107,27 @@ describe('parseQuery: filters', () => {
   });
 });
 
+describe('parseQuery: a prefix inside a phrase', () => {
+  it('records the words of a phrase holding a *', () => {
+    expect(parseQuery('"deploy fai*" now').text).toEqual({
+      kind: 'and',
+      nodes: [
+        {
+          kind: 'phrase',
+          text: 'deploy fai*',
+          position: 0,
+          words: [
+            { text: 'deploy', prefix: false },
+            { text: 'fai', prefix: true },
+          ],
+        },
+        { kind: 'word', text: 'now', prefix: false, position: 14 },
+      ],
+    });
+    expect(parseQuery('"deploy failed"').text).toEqual({ kind: 'phrase', text: 'deploy failed', position: 0 });
+  });
+});
+
 describe('parseQuery: malformed input names the position and what was expected', () => {
   it.each([
     ['', 0, 'a word, phrase or filter'],
@@ -138,6 +159,10 @@ describe('parseQuery: malformed input names the position and what was expected',
     ['d*', 0, 'at least 2 characters before *'],
     ['de-p*', 0, 'letters or digits before *'],
     ['x *y', 2, ''],
+    ['"a*b"', 2, 'a * only at the end of a word in a phrase'],
+    ['"**bold**"', 1, 'a * only at the end of a word in a phrase'],
+    ['"deploy x*"', 8, 'at least 2 characters before *'],
+    ['-"de-p* x"', 2, 'letters or digits before * (a prefix in a phrase is one word)'],
     ['deploy\u0000', 6, 'printable text'],
     ['x'.repeat(513), 512, 'at most 512 characters'],
     [Array.from({ length: 33 }, (_, i) => `w${i}`).join(' '), 118, 'at most 32 terms'],

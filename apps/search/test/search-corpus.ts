@@ -218,9 +218,16 @@ export function matchesText(node: TextNode, tokens: string[]): boolean {
       return node.prefix ? tokens.some((t) => t.startsWith(w)) : lexemes(w).every((l) => tokens.includes(l));
     }
     case 'phrase': {
-      const ws = lexemes(node.text);
+      // each lexeme as a test of one token; a prefix word is one test
+      const ws: ((t: string) => boolean)[] = node.words
+        ? node.words.flatMap((w) =>
+            w.prefix
+              ? [(t: string) => t.startsWith(fold(w.text))]
+              : lexemes(w.text).map((l) => (t: string) => t === l),
+          )
+        : lexemes(node.text).map((l) => (t: string) => t === l);
       for (let i = 0; i + ws.length <= tokens.length; i++) {
-        if (ws.every((w, j) => tokens[i + j] === w)) return true;
+        if (ws.every((w, j) => w(tokens[i + j]!))) return true;
       }
       return false;
     }

@@ -141,6 +141,10 @@ const QUERIES = [
   '-"deploy server" build',
   '(zebra OR quartz) -deploy',
   'dep*',
+  '"deploy ser*"',
+  '"the gam* tonight"',
+  'build -"the ga*"',
+  '"con* log"',
   'ne*',
   'cafe',
   'CAFÉ naive',
@@ -284,6 +288,13 @@ describe('HTTP', () => {
     expect(res.json().error).toMatchObject({
       code: 'INVALID_QUERY',
       details: { position: 11, expected: expect.stringContaining('link') },
+    });
+    const star = await get(`/v1/search/messages?q=${encodeURIComponent('deploy "the a*b"')}`);
+    expect(star.statusCode).toBe(400);
+    expect(star.json().error).toMatchObject({
+      code: 'INVALID_QUERY',
+      message: expect.stringContaining('a * only at the end of a word in a phrase'),
+      details: { position: 13, expected: 'a * only at the end of a word in a phrase (it makes that word a prefix)' },
     });
     const empty = await get(`/v1/search/messages?q=${encodeURIComponent('!!! ???')}`);
     expect(empty.statusCode).toBe(400);

@@ -69,7 +69,16 @@ function tsqueryOf(sql: Queryable, node: TextNode): Fragment {
         ? sql`to_tsquery('public.sw_chat', ${node.text} || ':*')`
         : sql`plainto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
     case 'phrase':
-      return sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
+      // a prefix inside a phrase: each word's tsquery, chained by "followed by"
+      return node.words
+        ? node.words
+            .map((w) =>
+              w.prefix
+                ? sql`to_tsquery('public.sw_chat', ${w.text} || ':*')`
+                : sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${w.text}))`,
+            )
+            .reduce((a, b) => sql`tsquery_phrase(${a}, ${b})`)
+        : sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
     case 'not':
       return sql`(!! ${tsqueryOf(sql, node.node)})`;
     case 'and':

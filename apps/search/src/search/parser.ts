@@ -10,10 +10,16 @@
 
 export type TextNode =
   | { kind: 'word'; text: string; prefix: boolean; position: number }
-  | { kind: 'phrase'; text: string; position: number }
+  /** `words` only when the phrase holds a prefix (`"deploy fai*"`): its words in order */
+  | { kind: 'phrase'; text: string; position: number; words?: PhraseWord[] }
   | { kind: 'not'; node: TextNode; position: number }
   | { kind: 'and'; nodes: TextNode[] }
   | { kind: 'or'; nodes: TextNode[] };
+
+export interface PhraseWord {
+  text: string;
+  prefix: boolean;
+}
 
 export type HasValue = 'link' | 'mention' | 'emoji' | 'attachment' | 'code';
 export const HAS_VALUES: readonly HasValue[] = ['link', 'mention', 'emoji', 'attachment', 'code'];
@@ -195,9 +201,11 @@ class Parser {
       this.pos++;
       node = inner.length === 1 ? inner[0]! : { kind: 'and', nodes: inner };
     } else if (c === '"') {
-      node = { kind: 'phrase', text: this.quoted(), position: negated ? start + 1 : start };
-      if (node.text.trim() === '')
-        throw new QueryParseError(start + (negated ? 1 : 0), 'text inside the quotes');
+      const at = this.pos;
+      const text = this.quoted();
+      if (text.trim() === '') throw new QueryParseError(at, 'text inside the quotes');
+      const words = phraseWords(text, at + 1);
+      node = { kind: 'phrase', text, position: at, ...(words && { words }) };
       this.countTerm(start);
     } else {
       const filter = /^([a-z]+):/i.exec(this.input.slice(this.pos));
@@ -231,12 +239,7 @@ class Parser {
   private word(position: number): TextNode {
     const raw = this.bare();
     if (raw.endsWith('*') && raw.length > 1) {
-      const stem = raw.slice(0, -1);
-      if (!/^[\p{L}\p{N}]+$/u.test(stem)) {
-        throw new QueryParseError(position, 'letters or digits before * (a prefix is one word)');
-      }
-      if ([...stem].length < 2) throw new QueryParseError(position, 'at least 2 characters before *');
-      return { kind: 'word', text: stem, prefix: true, position };
+      return { kind: 'word', text: prefixStem(raw, position), prefix: true, position };
     }
     return { kind: 'word', text: raw, prefix: false, position };
   }
@@ -288,6 +291,33 @@ class Parser {
     if (since && (!this.out.since || since > this.out.since)) this.out.since = since;
     if (until && (!this.out.until || until < this.out.until)) this.out.until = until;
   }
+}
+
+/** The letters and digits before the final `*` of a prefix (at least 2), or QueryParseError. */
+function prefixStem(raw: string, position: number, where = 'a prefix is one word'): string {
+  const stem = raw.slice(0, -1);
+  if (!/^[\p{L}\p{N}]+$/u.test(stem)) throw new QueryParseError(position, `letters or digits before * (${where})`);
+  if ([...stem].length < 2) throw new QueryParseError(position, 'at least 2 characters before *');
+  return stem;
+}
+
+/**
+ * A phrase's words when it holds a `*`: a word ending in `*` is a prefix at its place in the
+ * phrase; any other `*` is refused rather than searched as nothing. `at` is where `text` starts.
+ */
+function phraseWords(text: string, at: number): PhraseWord[] | null {
+  if (!text.includes('*')) return null;
+  return [...text.matchAll(/\S+/g)].map((m) => {
+    const position = at + m.index;
+    if (!m[0].includes('*')) return { text: m[0], prefix: false };
+    if (!m[0].endsWith('*') || m[0].indexOf('*') !== m[0].length - 1) {
+      throw new QueryParseError(
+        position + m[0].indexOf('*'),
+        'a * only at the end of a word in a phrase (it makes that word a prefix)',
+      );
+    }
+    return { text: prefixStem(m[0], position, 'a prefix in a phrase is one word'), prefix: true };
+  });
 }
 
 function expectation(key: FilterKey): string {
