@@ -8,7 +8,9 @@ function show(node: TextNode | null): string {
     case 'word':
       return node.prefix ? `${node.text}*` : node.text;
     case 'phrase':
-      return `"${node.text}"`;
+      return node.words
+        ? `"${node.words.map((w) => (w.prefix ? `${w.text}*` : w.text)).join(' ')}"`
+        : `"${node.text}"`;
     case 'not':
       return `-${show(node.node)}`;
     case 'and':
@@ -96,6 +98,38 @@ describe('parseQuery: filters', () => {
 
   it('filter keys are case-insensitive', () => {
     expect(parseQuery('FROM:alice HAS:Link').has.include).toEqual(['link']);
+  });
+
+  it.each([
+    ['deploy fai', '(deploy fai*)'],
+    ['deploy fa', '(deploy fa)'],
+    ['deploy fai ', '(deploy fai)'],
+    ['deploy -fai', '(deploy -fai*)'],
+    ['-"free nit', '-"free nit*"'],
+    ['"deploy fai', '"deploy fai*"'],
+    ['"deploy fai"', '"deploy fai"'],
+    ['"deploy fai ', '"deploy fai "'],
+    ['"deploy fa* serv', '"deploy fa* serv*"'],
+    ['(cat OR dog', '{cat|dog*}'],
+    ['((cat OR dog) foo', '({cat|dog} foo*)'],
+    ['(cat OR dog)', '{cat|dog}'],
+    ['fai from:bob', 'fai'],
+    ['fai from:ali', 'fai'],
+    ['deploy node.j', '(deploy node.j)'],
+    ['deploy OR fai', '{deploy|fai*}'],
+  ])('search as you type: %j → %s', (input, shown) => {
+    expect(show(prefixLastWord(parseQuery(input, { asYouType: true }), input).text)).toBe(shown);
+  });
+
+  it('search as you type closes only what is open at the end', () => {
+    expect(() => parseQuery('"deploy fai')).toThrow(QueryParseError);
+    expect(() => parseQuery('(cat OR dog')).toThrow(QueryParseError);
+    expect(() => parseQuery('from:"ali', { asYouType: true })).toThrow(QueryParseError);
+    expect(() => parseQuery('deploy -', { asYouType: true })).toThrow(QueryParseError);
+    expect(parseQuery('"a" "b c', { asYouType: true }).text).toMatchObject({
+      kind: 'and',
+      nodes: [{ kind: 'phrase', text: 'a' }, { kind: 'phrase', text: 'b c', open: true }],
+    });
   });
 
   it('search as you type makes the last bare word a prefix from 3 characters on', () => {

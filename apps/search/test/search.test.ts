@@ -282,6 +282,20 @@ describe('HTTP', () => {
     expect((await get('/v1/search/messages?q=nebu&limit=100')).json().total.count).toBe(0);
   });
 
+  it.each([
+    ['deploy -nebu', 'deploy -nebu*'],
+    ['"the gam', '"the gam*"'],
+    ['-"the gam', '-"the gam*"'],
+    ['(zebra OR quar', '(zebra OR quar*)'],
+    ['quar from:alice', 'quar from:alice'],
+    ['(zebra OR quar)', '(zebra OR quar)'],
+  ])('search as you type: %j is searched as %j', async (typed, meant) => {
+    const res = await get(`/v1/search/messages?q=${encodeURIComponent(typed)}&asYouType=true&limit=100`);
+    expect(res.statusCode, res.body).toBe(200);
+    const expected = bruteForce(parseQuery(meant)).slice(0, 100);
+    expect(res.json().results.map((r: { id: string }) => r.id)).toEqual(expected.map((m) => m.id));
+  });
+
   it('answers 400 with the position and what was expected', async () => {
     const res = await get(`/v1/search/messages?q=${encodeURIComponent('deploy has:pictures')}`);
     expect(res.statusCode).toBe(400);

@@ -1691,7 +1691,7 @@ export interface operations {
         parameters: {
             query: {
                 /**
-                 * @description search as you type: the last word, when it has 3 or more letters and the query does not end in a space, also matches as a prefix
+                 * @description search as you type: the token the query ends with also matches as a prefix once its last word has 3 letters or digits — a word (`deploy fai` = `deploy fai*`), an excluded word (`-spa` = `-spa*`), the last word of a phrase whose quote is still open (`"deploy fai` = `"deploy fai*"`) or of an open group (`(cat OR dog` = `(cat OR dog*)`); a quote or group left open at the end is closed. Nothing is a prefix after a space, `)` or closing quote, in a filter value (taken as typed) or before the end; an unfinished `-`, `OR` or filter is still a 400
                  * @example true
                  */
                 asYouType?: boolean;
