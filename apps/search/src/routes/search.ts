@@ -27,7 +27,7 @@ const QUERY_LANGUAGE = `Query language (close to Discord's search box):
 | \`in:987654321098765432\`, \`in:<#id>\`, \`in:general\` | channel by id, mention or name (several = any) |
 | \`guild:112233445566778899\` | guild id |
 | \`mentions:alice\`, \`mentions:<@id>\` | messages mentioning that user (several = all) |
-| \`has:link\`, \`has:mention\`, \`has:emoji\`, \`has:attachment\`, \`has:code\` | content kind |
+| \`has:link\`, \`has:mention\`, \`has:emoji\`, \`has:attachment\`, \`has:code\` | content kind: an http(s) link; a user or role mention, @everyone or @here (not a channel link); a custom or Unicode emoji; an attachment; inline code or a code block (text between two backticks) |
 | \`before:2024-05-01\`, \`after:2024-05\`, \`during:2024\`, \`before:2024-05-01T10:00:00Z\` | dates in UTC: before the period starts, after it ends, within it (a timestamp in after: is inclusive) |
 | \`is:deleted\` | messages deleted later (needs Discord's message id) |
 | \`-from:bot\`, \`-has:link\`, \`-is:deleted\` | a filter preceded by - excludes |

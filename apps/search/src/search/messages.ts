@@ -183,11 +183,19 @@ function firstPosition(node: TextNode): number {
   }
 }
 
+/** Text between two backticks: inline code or a code block (a lone backtick is not code). */
+const CODE_PATTERN = '`[^`]+`';
+
+/**
+ * The has: definitions (README, "Query language"). has_mention is a user or role mention,
+ * @everyone or @here, not a channel link; has_code (any backtick) lets the partial index narrow
+ * the rows before the pattern decides.
+ */
 const HAS_SQL: Record<HasValue, (sql: Queryable) => Fragment> = {
   link: (sql) => sql`m.has_link`,
   mention: (sql) => sql`m.has_mention`,
   emoji: (sql) => sql`m.has_emoji`,
-  code: (sql) => sql`m.has_code`,
+  code: (sql) => sql`(m.has_code and m.content ~ ${CODE_PATTERN})`,
   attachment: (sql) => sql`m.attachment_count > 0`,
 };
 
