@@ -128,7 +128,10 @@ describe('parseQuery: filters', () => {
     expect(() => parseQuery('deploy -', { asYouType: true })).toThrow(QueryParseError);
     expect(parseQuery('"a" "b c', { asYouType: true }).text).toMatchObject({
       kind: 'and',
-      nodes: [{ kind: 'phrase', text: 'a' }, { kind: 'phrase', text: 'b c', open: true }],
+      nodes: [
+        { kind: 'phrase', text: 'a' },
+        { kind: 'phrase', text: 'b c', open: true },
+      ],
     });
   });
 
@@ -158,7 +161,11 @@ describe('parseQuery: a prefix inside a phrase', () => {
         { kind: 'word', text: 'now', prefix: false, position: 14 },
       ],
     });
-    expect(parseQuery('"deploy failed"').text).toEqual({ kind: 'phrase', text: 'deploy failed', position: 0 });
+    expect(parseQuery('"deploy failed"').text).toEqual({
+      kind: 'phrase',
+      text: 'deploy failed',
+      position: 0,
+    });
   });
 });
 

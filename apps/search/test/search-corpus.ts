@@ -210,6 +210,25 @@ function lexemes(text: string): string[] {
     });
 }
 
+/**
+ * Inserts messages with just these contents (one author and channel), `stepMs` apart from
+ * `start`, through the parent table as a writer would: the stored text is computed by the
+ * database's current functions and the insert triggers fire.
+ */
+export async function insertContents(
+  sql: Queryable,
+  contents: string[],
+  start: Date,
+  stepMs = 3_600_000,
+): Promise<void> {
+  const times = contents.map((_, i) => new Date(start.getTime() + i * stepMs));
+  await ensurePartitions(sql, 'message', times);
+  await sql`
+    insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
+    select gen_random_uuid(), t, '1', 'alice', '2', 'general', '3', c
+    from unnest(${times.map((t) => t.toISOString())}::timestamptz[], ${contents}::text[]) as u(t, c)`;
+}
+
 /** Brute-force evaluation of a text node against a message's tokens. */
 export function matchesText(node: TextNode, tokens: string[]): boolean {
   switch (node.kind) {

@@ -1,7 +1,7 @@
-import { ensurePartitions } from '@spywatcher/db';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQuery, searchMessages } from '../src/search/index.ts';
+import { insertContents } from './search-corpus.ts';
 
 // The has: definitions as the README states them, one message per case.
 
@@ -26,17 +26,7 @@ const MESSAGES: Record<string, string> = {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const entries = Object.entries(MESSAGES);
-  const times = entries.map((_, i) => new Date(Date.UTC(2026, 2, 1, i)).toISOString());
-  await ensurePartitions(
-    db.sql,
-    'message',
-    times.map((t) => new Date(t)),
-  );
-  await db.sql`
-    insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
-    select gen_random_uuid(), t, '1', 'alice', '2', 'general', '3', c
-    from unnest(${times}::timestamptz[], ${entries.map((e) => e[1])}::text[]) as u(t, c)`;
+  await insertContents(db.sql, Object.values(MESSAGES), new Date(Date.UTC(2026, 2, 1)));
 });
 
 afterAll(async () => {

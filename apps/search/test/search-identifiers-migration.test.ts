@@ -1,10 +1,11 @@
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSql, ensurePartitions, MIGRATIONS_DIR, migrate, type Sql } from '@spywatcher/db';
+import { createSql, MIGRATIONS_DIR, migrate, type Sql } from '@spywatcher/db';
 import { adminDatabaseUrl, createEmptyDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQuery, searchMessages } from '../src/search/index.ts';
+import { insertContents } from './search-corpus.ts';
 
 // Migration 0145 changes how identifiers are tokenised and recomputes the stored tsv of the
 // messages already there: this database is migrated up to 0144, given messages, then migrated on.
@@ -26,13 +27,12 @@ const MESSAGES = [
   'write to a@b.co now',
 ];
 
+/** Contents in three monthly partitions, an hour apart within each. */
 async function insertMessages(messages: string[], start: number): Promise<void> {
-  const times = messages.map((_, i) => new Date(Date.UTC(2026, 0, 1 + (i % 3) * 31, start + i)));
-  await ensurePartitions(sql, 'message', times);
-  await sql`
-    insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
-    select gen_random_uuid(), t, '1', 'alice', '2', 'general', '3', c
-    from unnest(${times.map((t) => t.toISOString())}::timestamptz[], ${messages}::text[]) as u(t, c)`;
+  for (const month of [0, 1, 2]) {
+    const part = messages.filter((_, i) => i % 3 === month);
+    await insertContents(sql, part, new Date(Date.UTC(2026, month, 1, start)));
+  }
 }
 
 beforeAll(async () => {
@@ -45,11 +45,13 @@ beforeAll(async () => {
     }
   }
   await migrate({ sql, dir: before });
-  // several partitions and more than one batch of keys in one of them
+  // several partitions, and more than one batch of keys (2,000) in one of them
   await insertMessages(MESSAGES, 0);
-  await insertMessages(
+  await insertContents(
+    sql,
     Array.from({ length: 4500 }, (_, i) => (i % 2 ? `filler ${i}` : `module${i}.ts loaded`)),
-    100,
+    new Date(Date.UTC(2026, 3, 1)),
+    60_000,
   );
 });
 

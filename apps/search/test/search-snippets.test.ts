@@ -1,8 +1,8 @@
-import { ensurePartitions } from '@spywatcher/db';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQuery, searchMessages } from '../src/search/index.ts';
 import { SNIPPET_WORDS, WORDS_BEFORE } from '../src/search/snippet.ts';
+import { insertContents } from './search-corpus.ts';
 
 let db: TestDatabase;
 
@@ -20,16 +20,7 @@ const MESSAGES = [
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const times = MESSAGES.map((_, i) => new Date(Date.UTC(2026, 1, 1, i)).toISOString());
-  await ensurePartitions(
-    db.sql,
-    'message',
-    times.map((t) => new Date(t)),
-  );
-  await db.sql`
-    insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
-    select gen_random_uuid(), t, '1', 'alice', '2', 'general', '3', c
-    from unnest(${times}::timestamptz[], ${MESSAGES}::text[]) as u(t, c)`;
+  await insertContents(db.sql, MESSAGES, new Date(Date.UTC(2026, 1, 1)));
 });
 
 afterAll(async () => {

@@ -308,7 +308,10 @@ describe('HTTP', () => {
     expect(star.json().error).toMatchObject({
       code: 'INVALID_QUERY',
       message: expect.stringContaining('a * only at the end of a word in a phrase'),
-      details: { position: 13, expected: 'a * only at the end of a word in a phrase (it makes that word a prefix)' },
+      details: {
+        position: 13,
+        expected: 'a * only at the end of a word in a phrase (it makes that word a prefix)',
+      },
     });
     const empty = await get(`/v1/search/messages?q=${encodeURIComponent('!!! ???')}`);
     expect(empty.statusCode).toBe(400);
