@@ -18,6 +18,7 @@ const QUERY_LANGUAGE = `Query language (close to Discord's search box):
 | syntax | meaning |
 | --- | --- |
 | \`deploy failed\` | every word must occur (accents optional: \`cafe\` finds \`café\`) |
+| \`node\`, \`console.log\`, \`snake_case\` | an identifier joined by . or _ is found whole and by each part (\`node\` finds node.js, \`console\` finds console.log(x), also inside code) |
 | \`"exact phrase"\`, \`"deploy fai*"\` | the words next to each other, in order; a word ending in * is a prefix at its place (any other * in a phrase is refused with 400) |
 | \`-spam\`, \`-"free nitro"\` | exclude a word or phrase |
 | \`cat OR dog\` | either; OR binds tighter than the space: \`a b OR c\` = a AND (b OR c) |
