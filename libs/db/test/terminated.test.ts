@@ -93,6 +93,41 @@ describe('PostgreSQL ends the connection', () => {
     await db.sql`truncate terminated_rows`;
   });
 
+  it('while connections are being opened (startup, array types): queries settle, none crashes the process', async () => {
+    let terminating = true;
+    // bounded, so the queries of the last rounds can complete once it stops
+    const stop = setTimeout(() => {
+      terminating = false;
+    }, 4000);
+    const killer = (async () => {
+      while (terminating) {
+        await admin`select pg_terminate_backend(pid) from pg_stat_activity
+                     where datname = ${db.name} and application_name = 'spywatcher-terminated-test'`;
+      }
+    })();
+    for (let round = 0; round < 15; round++) {
+      const fresh = createSql({
+        url: db.url,
+        applicationName: 'spywatcher-terminated-test',
+        max: 2,
+        connectTimeoutS: 2,
+      });
+      await Promise.all(
+        Array.from({ length: 4 }, () =>
+          fresh`select ${[1, 2]}::int[] as a`.then(
+            () => 'ok',
+            () => 'rejected',
+          ),
+        ),
+      );
+      await fresh.end({ timeout: 1 });
+    }
+    await killer;
+    clearTimeout(stop);
+    await settle();
+    expect(uncaught).toEqual([]);
+  });
+
   it('while pooled statements are in flight: each rejects or succeeds, none crashes the process', async () => {
     const [victim] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
     const statements = Array.from({ length: 40 }, (_, i) =>
