@@ -95,7 +95,10 @@ export const ingestDashboard: DashboardSpec = {
       description:
         'Messages delivered again (crashed instances, failed batches), stalls (15 s without storing while messages wait) and dead letters by reason',
       prom: [
-        { expr: 'sum(increase(ingest_consumer_redeliveries_total[$__rate_interval]))', legend: 'redelivered' },
+        {
+          expr: 'sum(increase(ingest_consumer_redeliveries_total[$__rate_interval]))',
+          legend: 'redelivered',
+        },
         { expr: 'sum(increase(ingest_consumer_stalls_total[$__rate_interval]))', legend: 'stalls' },
         {
           expr: 'sum by (reason) (increase(ingest_events_dead_total[$__rate_interval]))',
