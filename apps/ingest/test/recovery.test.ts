@@ -4,8 +4,10 @@ import { createEvent, createPublisher, type SpywatcherEvent } from '@spywatcher/
 import {
   adminDatabaseUrl,
   createTestDatabase,
+  recordUncaught,
   type TestDatabase,
   UNREACHABLE_DATABASE_URL,
+  type UncaughtRecorder,
 } from '@spywatcher/testing';
 import { type NatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,20 +81,15 @@ describe('PostgreSQL goes away during ingest', () => {
 describe("PostgreSQL ends ingest's connections in the middle of batches", () => {
   let db: TestDatabase;
   let ingest: Ingest;
-  const uncaught: unknown[] = [];
-  const record = (error: unknown) => {
-    uncaught.push(error);
-  };
+  let watch: UncaughtRecorder | undefined;
   beforeAll(async () => {
-    process.on('uncaughtException', record);
-    process.on('unhandledRejection', record);
+    watch = recordUncaught();
     db = await createTestDatabase();
     ingest = await createIngest(db.url);
     await ingest.startConsumer({ maxDeliver: 1000, batchSize: 100 });
   });
   afterAll(async () => {
-    process.off('uncaughtException', record);
-    process.off('unhandledRejection', record);
+    watch?.stop();
     await ingest?.close();
     await db?.drop();
   });
@@ -134,7 +131,7 @@ describe("PostgreSQL ends ingest's connections in the middle of batches", () => 
     expect(terminated).toBeGreaterThan(0);
     await expectStoredOnce(ingest, sent);
     await waitFor('ready again', async () => ((await ready(ingest)) === 200 ? true : undefined));
-    expect(uncaught).toEqual([]);
+    expect(watch!.errors).toEqual([]);
   });
 });
 

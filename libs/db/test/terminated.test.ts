@@ -1,5 +1,11 @@
 import { copyRows, createSql, type Sql, withTransaction } from '@spywatcher/db';
-import { adminDatabaseUrl, createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import {
+  adminDatabaseUrl,
+  createTestDatabase,
+  recordUncaught,
+  type TestDatabase,
+  type UncaughtRecorder,
+} from '@spywatcher/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 // postgres.js 3.4.9 wrote to a socket it had already dropped when PostgreSQL ended a connection
@@ -9,21 +15,18 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 let db: TestDatabase;
 let admin: Sql;
 let sql: Sql;
-const uncaught: unknown[] = [];
-const record = (error: unknown) => {
-  uncaught.push(error);
-};
+let watch: UncaughtRecorder;
+let uncaught: unknown[];
 
 beforeAll(async () => {
   db = await createTestDatabase();
   admin = createSql({ url: adminDatabaseUrl(), applicationName: 'spywatcher-tests', max: 1 });
   await db.sql`create table terminated_rows (n integer primary key)`;
-  process.on('uncaughtException', record);
-  process.on('unhandledRejection', record);
+  watch = recordUncaught();
+  uncaught = watch.errors;
 });
 afterAll(async () => {
-  process.off('uncaughtException', record);
-  process.off('unhandledRejection', record);
+  watch?.stop();
   await admin?.end({ timeout: 5 });
   await db?.drop();
 });
