@@ -384,7 +384,11 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
   const held = new Set<JsMsg>();
   const heartbeat = setInterval(
     () => {
-      for (const m of held) m.working();
+      try {
+        for (const m of held) m.working();
+      } catch {
+        // the connection is closing: the messages come back after the ack wait anyway
+      }
     },
     Math.max(250, Math.floor(o.ackWaitMs / 3)),
   );
