@@ -52,10 +52,20 @@ export function createSql(options: SqlOptions): Sql {
     prepare: !options.pgbouncer,
     idle_timeout: options.idleTimeoutS ?? 30,
     connect_timeout: connectTimeoutS,
+    backoff: reconnectDelayS,
     onnotice: () => {},
     connection,
     socket: (o: SocketTarget) => connectWithoutNagle(o, connectTimeoutS * 1000),
   } as postgres.Options<Record<string, never>>) as unknown as Sql;
+}
+
+/**
+ * Seconds before the pool's next connection attempt after `retries` failed ones. postgres.js
+ * grows this to 20 s (3^retries / 100) and counts every failure of an outage, so the first
+ * query after the database is back could wait that long; capped at 1 s, recovery is prompt.
+ */
+function reconnectDelayS(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1);
 }
 
 interface SocketTarget {

@@ -40,6 +40,10 @@ import { projectionStatus } from '../../../apps/search/src/projections/status.ts
 import { RAW_QUERIES } from '../../../apps/search/test/analytics-raw.ts';
 import { COLUMNS, generateEvents, type SeedEvent } from '../../../apps/search/test/analytics-seed.ts';
 
+/** The analytics endpoints need the analytics:read scope, as in production. */
+const BENCH_TOKEN = 'bench-analytics-token-0123456789';
+const asBench = { authorization: `Bearer ${BENCH_TOKEN}` };
+
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -246,7 +250,7 @@ async function main() {
       sql,
       analyticsSql: createAnalyticsSql({ DATABASE_URL: url, DATABASE_STATEMENT_TIMEOUT_MS: 0 }),
       nats,
-      auth: createAuth([]),
+      auth: createAuth([{ name: 'bench', token: BENCH_TOKEN, scopes: ['analytics:read'] }]),
       metrics: new Registry(),
       logger: false,
     });
@@ -286,6 +290,7 @@ async function main() {
         }) as AnalyticsParams;
       await app.inject({
         url: `/v1/analytics/${c.name}?${new URLSearchParams({ ...WINDOW, guildId: guildOf(GUILDS - 1) })}`,
+        headers: asBench,
       });
       await runAnalytics(rawSql, RAW_QUERIES, c.name, rawParams(GUILDS - 1));
       const times: number[] = [];
@@ -295,7 +300,7 @@ async function main() {
           string
         >);
         const started = performance.now();
-        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}` });
+        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}`, headers: asBench });
         times.push(performance.now() - started);
         if (res.statusCode !== 200) throw new Error(`${c.name}: ${res.statusCode} ${res.body}`);
       }
