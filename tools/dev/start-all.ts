@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     ...(token ? { AUTH_TOKENS: JSON.stringify([{ name: 'dev', token, scopes: SCOPES }]) } : {}),
   };
   say(`npm start: starting ${SERVICES.map((s) => `${s.name} (:${settings.ports[s.name]})`).join(', ')}`);
-  const services = startServices(env, root, settings.ports);
+  const services = startServices(env, root, settings.ports, token);
   started.push(services.stop);
   services.onExit((name, code, signal) => {
     const variable = `${name.toUpperCase()}_PORT`;
