@@ -10,22 +10,12 @@ import { StartFailure } from './start/failure.ts';
 import { resolveNats } from './start/nats.ts';
 import { resolvePostgres } from './start/postgres.ts';
 import { prepareSchema } from './start/schema.ts';
+import { SCOPES } from './start/scopes.ts';
 import { startServices } from './start/services.ts';
 import { readSettings, SERVICES, type StartSettings, USAGE } from './start/settings.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const say = (line: string) => process.stdout.write(`${line}\n`);
-
-const SCOPES = [
-  'events:write',
-  'events:read',
-  'search:read',
-  'projections:write',
-  'ops:read',
-  'ops:write',
-  'ops:restore',
-  'imports:write',
-];
 
 /** A development token with every scope, unless the user configured authentication. */
 function developmentToken(env: NodeJS.ProcessEnv): string | undefined {
@@ -99,7 +89,7 @@ async function main(): Promise<void> {
     ...(token ? { AUTH_TOKENS: JSON.stringify([{ name: 'dev', token, scopes: SCOPES }]) } : {}),
   };
   say(`npm start: starting ${SERVICES.map((s) => `${s.name} (:${settings.ports[s.name]})`).join(', ')}`);
-  const services = startServices(env, root, settings.ports);
+  const services = startServices(env, root, settings.ports, token);
   started.push(services.stop);
   services.onExit((name, code, signal) => {
     const variable = `${name.toUpperCase()}_PORT`;

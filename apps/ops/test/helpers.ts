@@ -63,7 +63,7 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
   const background = await startBackground(ops, { nats, names, log: () => {} });
   const metrics = createMetricsRegistry('ops');
   const auth = createAuth([
-    { name: 'reader', token: TOKENS.reader, scopes: ['ops:read'] },
+    { name: 'reader', token: TOKENS.reader, scopes: ['ops:read', 'metrics:read'] },
     { name: 'writer', token: TOKENS.writer, scopes: ['ops:read', 'ops:write'] },
     { name: 'restorer', token: TOKENS.restorer, scopes: ['ops:read', 'ops:restore'] },
     { name: 'nobody', token: TOKENS.none, scopes: ['events:write'] },

@@ -52,6 +52,8 @@ const CASES: { name: AnalyticsName; query: Record<string, string | number> }[] =
   { name: 'suspicion', query: { guildId: GUILD, minScore: 10, from: '2026-10-20', to: '2026-11-11' } },
 ];
 const DEFAULT_WINDOW = { from: '2026-10-01', to: '2026-11-11' };
+const ANALYST = 'analyst-token-0123456789';
+const asAnalyst = { authorization: `Bearer ${ANALYST}` };
 
 // xmin is cluster-wide: another database's long writing transaction (a bulk load on a shared
 // server) holds every projection back until it ends. Waiting is correct; the bound is generous.
@@ -66,7 +68,7 @@ async function endpoint(name: string, query: Record<string, string | number>) {
   const qs = new URLSearchParams(
     Object.entries({ ...DEFAULT_WINDOW, ...query }).map(([k, v]): [string, string] => [k, String(v)]),
   ).toString();
-  const res = await app.inject({ method: 'GET', url: `/v1/analytics/${name}?${qs}` });
+  const res = await app.inject({ method: 'GET', url: `/v1/analytics/${name}?${qs}`, headers: asAnalyst });
   expect(res.statusCode, res.body).toBe(200);
   return res.json() as { items: unknown[]; explanation: string; window: { days: number } };
 }
@@ -97,7 +99,7 @@ beforeAll(async () => {
     sql: db.sql,
     analyticsSql,
     nats,
-    auth: createAuth([]),
+    auth: createAuth([{ name: 'analyst', token: ANALYST, scopes: ['analytics:read'] }]),
     metrics: new Registry(),
     logger: false,
   });
@@ -257,15 +259,23 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
     const answer = await endpoint('ghosts', {});
     expect(answer.explanation).toMatch(/ratio/);
     expect(answer.window.days).toBe(42);
-    const short = await app.inject({ url: '/v1/analytics/behavior-shifts?from=2026-10-01&to=2026-10-10' });
+    const short = await app.inject({
+      url: '/v1/analytics/behavior-shifts?from=2026-10-01&to=2026-10-10',
+      headers: asAnalyst,
+    });
     expect(short.statusCode).toBe(400);
     expect(short.json().error.message).toMatch(/at least 14 days/);
-    const reversed = await app.inject({ url: '/v1/analytics/lurkers?from=2026-10-10&to=2026-10-01' });
+    const reversed = await app.inject({
+      url: '/v1/analytics/lurkers?from=2026-10-10&to=2026-10-01',
+      headers: asAnalyst,
+    });
     expect(reversed.statusCode).toBe(400);
-    const badLimit = await app.inject({ url: '/v1/analytics/lurkers?limit=0' });
+    const badLimit = await app.inject({ url: '/v1/analytics/lurkers?limit=0', headers: asAnalyst });
     expect(badLimit.json().error.code).toBe('VALIDATION_FAILED');
     const openapi = (await app.inject({ url: '/openapi.json' })).json();
     for (const c of CASES) expect(openapi.paths[`/v1/analytics/${c.name}`]).toBeDefined();
-    expect(openapi.paths['/v1/projections/{name}/rebuild'].post.security).toEqual([{ bearerAuth: [] }]);
+    expect(openapi.paths['/v1/projections/{name}/rebuild'].post.security).toEqual([
+      { bearerAuth: ['projections:write'] },
+    ]);
   });
 });

@@ -347,7 +347,7 @@ describe('HTTP', () => {
   it('lists the routes with examples in OpenAPI', async () => {
     const spec = (await get('/openapi.json', null)).json();
     for (const path of ['/v1/search/messages', '/v1/messages/{id}/context', '/v1/users/{userId}/timeline']) {
-      expect(spec.paths[path]?.get?.security).toEqual([{ bearerAuth: [] }]);
+      expect(spec.paths[path]?.get?.security).toEqual([{ bearerAuth: ['search:read'] }]);
     }
     const q = spec.paths['/v1/search/messages'].get.parameters.find((p: { name: string }) => p.name === 'q');
     expect(JSON.stringify(q)).toContain('from:alice');

@@ -182,6 +182,10 @@ export const commonEnv = {
     true,
   ),
   AUTH_DISABLED: env.bool('Turn bearer-token checks off (development only; must be set explicitly)', false),
+  METRICS_PUBLIC: env.bool(
+    'Serve /metrics without a token (otherwise it needs a token with the metrics:read scope)',
+    false,
+  ),
   SHUTDOWN_TIMEOUT_MS: env.int(
     'Upper bound for a graceful shutdown before the process exits anyway',
     10_000,

@@ -94,7 +94,7 @@ async function startSteps<S extends Spec>(options: StartOptions<S>): Promise<voi
     statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
     pgbouncer: config.DATABASE_PGBOUNCER,
   });
-  const auth = createAuth(grants, { disabled: config.AUTH_DISABLED });
+  const auth = createAuth(grants, { disabled: config.AUTH_DISABLED, metricsPublic: config.METRICS_PUBLIC });
   logger.info({ servers: config.NATS_URL }, 'connecting to NATS');
   let closeWaiting = async () => {};
   const nats = await connectNats(

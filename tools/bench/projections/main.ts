@@ -282,7 +282,7 @@ async function main() {
       sql,
       analyticsSql: createAnalyticsSql({ DATABASE_URL: url, DATABASE_STATEMENT_TIMEOUT_MS: 0 }),
       nats,
-      auth: createAuth([{ name: 'bench', token: BENCH_TOKEN, scopes: ['search:read'] }]),
+      auth: createAuth([{ name: 'bench', token: BENCH_TOKEN, scopes: ['search:read', 'analytics:read'] }]),
       metrics: new Registry(),
       logger: false,
     });
@@ -391,6 +391,7 @@ async function main() {
         }) as AnalyticsParams;
       await app.inject({
         url: `/v1/analytics/${c.name}?${new URLSearchParams({ ...WINDOW, guildId: guildOf(GUILDS - 1) })}`,
+        headers: { authorization: `Bearer ${BENCH_TOKEN}` },
       });
       await runAnalytics(rawSql, RAW_QUERIES, c.name, rawParams(GUILDS - 1));
       const times: number[] = [];
@@ -400,7 +401,7 @@ async function main() {
           string
         >);
         const started = performance.now();
-        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}` });
+        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}`, headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
         times.push(performance.now() - started);
         if (res.statusCode !== 200) throw new Error(`${c.name}: ${res.statusCode} ${res.body}`);
       }

@@ -7,6 +7,9 @@ import {
   runAnalytics,
 } from '../projections/analytics.ts';
 
+/** Analytics are per-user behaviour (suspicion, activity hours): never public. */
+export const ANALYTICS_SCOPE = 'analytics:read';
+
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_WINDOW_DAYS = 366;
 
@@ -57,7 +60,12 @@ const ENDPOINTS: Endpoint[] = [
       'typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1), rounded half up to 3 decimals. Listed when typing >= minTyping and typing > messages. Order: the exact ratio, highest first (67/63 before 84/79, though both show 1.063), then user id ascending.',
     query: {
       minTyping: Type.Optional(
-        Type.Integer({ minimum: 1, default: 10, description: 'Least typing events to be listed' }),
+        Type.Integer({
+          minimum: 1,
+          maximum: 2_147_483_647,
+          default: 10,
+          description: 'Least typing events to be listed',
+        }),
       ),
     },
     item: Type.Object({
@@ -140,7 +148,12 @@ const ENDPOINTS: Endpoint[] = [
       'Over the reactions the user made in the window: avgMs = mean delta in ms from the exact sum, rounded half away from zero to 1 decimal; medianMs = lower median (the smallest delta with at least half of the reactions at or below it); fastReactions = reactions with delta < 3000 ms. Order: fastReactions, most first, then reactions, most first, then user id ascending.',
     query: {
       minReactions: Type.Optional(
-        Type.Integer({ minimum: 1, default: 1, description: 'Least reactions to be listed' }),
+        Type.Integer({
+          minimum: 1,
+          maximum: 2_147_483_647,
+          default: 1,
+          description: 'Least reactions to be listed',
+        }),
       ),
     },
     item: Type.Object({
@@ -171,7 +184,12 @@ const ENDPOINTS: Endpoint[] = [
       'activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks, rounded half up to 3 decimals; change = (thisWeek − average) / max(average, 1), computed from the exact average (not the rounded one) and rounded half away from zero to 3 decimals; direction = up when the exact change is >= 0 (no change counts as up), down when it is below 0 (also when it rounds to 0). Listed when the exact |change| >= threshold. Order: the exact |change|, largest first, then user id ascending. Needs a window of at least 14 days.',
     query: {
       threshold: Type.Optional(
-        Type.Number({ minimum: 0, default: 1, description: 'Least |change| listed (1 = ±100%)' }),
+        Type.Number({
+          minimum: 0,
+          maximum: 1_000_000,
+          default: 1,
+          description: 'Least |change| listed (1 = ±100%)',
+        }),
       ),
     },
     item: Type.Object({
@@ -234,6 +252,15 @@ const ENDPOINTS: Endpoint[] = [
 const dayMs = 86_400_000;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
+/** A calendar day (years 0001-9999, no 30 February) as epoch ms, or a 400 naming the parameter. */
+function dayOf(text: string, parameter: string): number {
+  const ms = Date.parse(`${text}T00:00:00Z`);
+  if (Number.isNaN(ms) || isoDay(ms) !== text || text.startsWith('0000')) {
+    throw httpErrors.badRequest(`${parameter}: "${text}" is not a valid date (YYYY-MM-DD)`);
+  }
+  return ms;
+}
+
 /** Fills in the default window and checks it; the error names the parameter. */
 export function resolveWindow(
   query: { from?: string; to?: string },
@@ -241,11 +268,9 @@ export function resolveWindow(
   today = Date.now(),
 ): { from: string; to: string; days: number } {
   const to = query.to ?? isoDay(today);
-  const toMs = Date.parse(`${to}T00:00:00Z`);
-  if (Number.isNaN(toMs)) throw httpErrors.badRequest(`to: "${to}" is not a valid date (YYYY-MM-DD)`);
+  const toMs = dayOf(to, 'to');
   const from = query.from ?? isoDay(toMs - (Math.max(28, minDays) - 1) * dayMs);
-  const fromMs = Date.parse(`${from}T00:00:00Z`);
-  if (Number.isNaN(fromMs)) throw httpErrors.badRequest(`from: "${from}" is not a valid date (YYYY-MM-DD)`);
+  const fromMs = dayOf(from, 'from');
   const days = Math.round((toMs - fromMs) / dayMs) + 1;
   if (days < 1) throw httpErrors.badRequest(`from (${from}) must not be after to (${to})`);
   if (days > MAX_WINDOW_DAYS)
@@ -283,10 +308,11 @@ export async function analyticsRoutes(
     app.get(
       `/v1/analytics/${e.name}`,
       {
+        config: { scope: ANALYTICS_SCOPE },
         schema: {
           tags: ['analytics'],
           summary: e.summary,
-          description: `${e.explanation}\n\nAnswered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.`,
+          description: `${e.explanation}\n\nAnswered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the \`${ANALYTICS_SCOPE}\` scope.`,
           querystring: querySchema,
           response: {
             200: Type.Object({

@@ -101,7 +101,7 @@ export function searchRoutes(app: ServiceInstance, deps: { sql: Sql; auth: Auth 
   app.get(
     '/v1/search/messages',
     {
-      preHandler: deps.auth.require(SEARCH_SCOPE),
+      config: { scope: SEARCH_SCOPE },
       schema: {
         tags: ['search'],
         summary: 'Search messages',
@@ -112,7 +112,6 @@ ${QUERY_LANGUAGE}
 
 With \`sort=relevance\` the newest ${RELEVANCE_WINDOW} matches are ranked at a time (then the next ${RELEVANCE_WINDOW} older ones, and so on),
 so the cost of a page never depends on how common the words are.`,
-        security: [{ bearerAuth: [] }],
         querystring: Type.Object({
           q: Type.String({
             minLength: 1,
@@ -167,7 +166,8 @@ so the cost of a page never depends on how common the words are.`,
         return await searchMessages(deps.sql, parsed, { sort, limit, cursor, count }, q);
       } catch (error) {
         if (error instanceof QueryParseError) {
-          throw new HttpError(400, 'INVALID_QUERY', `invalid query: ${error.message}`, {
+          throw new HttpError(400, 'INVALID_QUERY', `q: invalid query: ${error.message}`, {
+            parameter: 'q',
             position: error.position,
             expected: error.expected,
           });
@@ -176,8 +176,11 @@ so the cost of a page never depends on how common the words are.`,
           throw new HttpError(
             400,
             error.position === undefined ? 'INVALID_CURSOR' : 'INVALID_QUERY',
-            error.message,
-            error.position === undefined ? undefined : { position: error.position, expected: error.expected },
+            // Cursor messages start with "cursor"; query messages are named here.
+            error.position === undefined ? error.message : `q: ${error.message}`,
+            error.position === undefined
+              ? { parameter: 'cursor' }
+              : { parameter: 'q', position: error.position, expected: error.expected },
           );
         }
         throw error;

@@ -373,6 +373,16 @@ function channelRef(value: string, position: number): Ref {
  * [start, end); `exact` for a timestamp (start = end).
  */
 export function parseDateRange(value: string): { start: Date; end: Date; exact: boolean } | null {
+  const range = typedDateRange(value);
+  // PostgreSQL has no year 0 and JS dates past 9999 print in a form it refuses.
+  if (!range || range.start < FIRST_TIME || range.start > LAST_TIME) return null;
+  return range.end > LAST_TIME ? { ...range, end: LAST_TIME } : range;
+}
+
+const FIRST_TIME = new Date('0001-01-01T00:00:00.000Z');
+const LAST_TIME = new Date('9999-12-31T23:59:59.999Z');
+
+function typedDateRange(value: string): { start: Date; end: Date; exact: boolean } | null {
   let m = /^(\d{4})$/.exec(value);
   if (m) {
     const y = Number(m[1]);

@@ -29,7 +29,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format) */
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -48,7 +51,7 @@ export interface paths {
         };
         /**
          * Readiness: every dependency (PostgreSQL, NATS) answers
-         * @description Answers 503 naming the dependency that is not reachable.
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -70,7 +73,7 @@ export interface paths {
          * Users whose activity in the last 7 days differs from their weekly average before
          * @description activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks, rounded half up to 3 decimals; change = (thisWeek − average) / max(average, 1), computed from the exact average (not the rounded one) and rounded half away from zero to 3 decimals; direction = up when the exact change is >= 0 (no change counts as up), down when it is below 0 (also when it rounds to 0). Listed when the exact |change| >= threshold. Order: the exact |change|, largest first, then user id ascending. Needs a window of at least 14 days.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getBehaviorShifts"];
         put?: never;
@@ -92,7 +95,7 @@ export interface paths {
          * How many distinct channels each user is active in
          * @description channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Order: channels, most first, then events, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getChannelDiversity"];
         put?: never;
@@ -114,7 +117,7 @@ export interface paths {
          * Users whose client mix changed
          * @description Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint), from the exact shares. Shares and distance are rounded half up to 3 decimals, each once (so rounded shares may not add up to exactly 1). Listed when the exact distance >= threshold and both periods have presences. Order: the exact distance, largest first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getClientDrift"];
         put?: never;
@@ -136,7 +139,7 @@ export interface paths {
          * Users who type a lot but rarely send messages
          * @description typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1), rounded half up to 3 decimals. Listed when typing >= minTyping and typing > messages. Order: the exact ratio, highest first (67/63 before 84/79, though both show 1.063), then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getGhosts"];
         put?: never;
@@ -158,7 +161,7 @@ export interface paths {
          * Activity by weekday × hour (UTC) for a guild, a channel or a user
          * @description Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed. Order: weekday, then hour.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getHeatmap"];
         put?: never;
@@ -180,7 +183,7 @@ export interface paths {
          * Users present but silent: presence events and no messages, typing or reactions
          * @description presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given. Order: presences, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getLurkers"];
         put?: never;
@@ -202,7 +205,7 @@ export interface paths {
          * Users seen on two or more clients at once, with when
          * @description events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set (ordered by name) with its count and its first and last time in the window (UTC, milliseconds). Order: events, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getMultiClientUsers"];
         put?: never;
@@ -224,7 +227,7 @@ export interface paths {
          * Per user: average and median reaction delta, and fast reactions (< 3 s)
          * @description Over the reactions the user made in the window: avgMs = mean delta in ms from the exact sum, rounded half away from zero to 1 decimal; medianMs = lower median (the smallest delta with at least half of the reactions at or below it); fastReactions = reactions with delta < 3000 ms. Order: fastReactions, most first, then reactions, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getReactionStats"];
         put?: never;
@@ -246,7 +249,7 @@ export interface paths {
          * Role changes per user over the window
          * @description changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Order: changes, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getRoleDrift"];
         put?: never;
@@ -268,7 +271,7 @@ export interface paths {
          * A composite suspicion score per user, with each component’s contribution
          * @description score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). score is the exact sum of the exact points, rounded half up to 2 decimals; each component’s points are rounded to 2 decimals on their own, so the shown points may add up to a hundredth or two off the score. Listed when the exact score >= minScore. Order: the exact score, highest first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getSuspicionScores"];
         put?: never;
@@ -310,7 +313,7 @@ export interface paths {
         };
         /**
          * Status of every projection: checkpoint, events behind, seconds behind
-         * @description Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up).
+         * @description Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up). Needs scope `projections:read`.
          */
         get: operations["listProjections"];
         put?: never;
@@ -348,7 +351,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Progress and report of a rebuild job */
+        /**
+         * Progress and report of a rebuild job
+         * @description Needs scope `projections:read`.
+         */
         get: operations["getProjectionRebuild"];
         put?: never;
         post?: never;
@@ -492,21 +498,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
+            /** @description Every error has this shape. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/plain": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Default Response */
-            200: {
+            /** @description Every error has this shape. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -535,13 +552,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
+                        failing?: string[];
                         /** @enum {string} */
                         status: "ready";
                     };
@@ -554,14 +572,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
-                        failing: string[];
+                        failing?: string[];
                         /** @enum {string} */
                         status: "not_ready";
                     };
@@ -641,6 +659,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getChannelDiversity: {
@@ -702,6 +747,33 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -785,6 +857,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getGhosts: {
@@ -850,6 +949,33 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -941,6 +1067,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getLurkers: {
@@ -1002,6 +1155,33 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1090,6 +1270,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getReactionStats: {
@@ -1164,6 +1371,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getRoleDrift: {
@@ -1229,6 +1463,33 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1326,6 +1587,33 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1493,15 +1781,6 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Default Response */
             200: {
                 headers: {
@@ -1527,6 +1806,33 @@ export interface operations {
                             tables: string[];
                         }[];
                     };
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
@@ -1619,6 +1925,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getProjectionRebuild: {
@@ -1683,7 +1998,34 @@ export interface operations {
                 };
             };
             /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
