@@ -60,7 +60,6 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
   });
   const config = configOf(env, db.url);
   const ops = createOps(config, { sql: db.sql, nats, names });
-  const background = await startBackground(ops, { nats, names, log: () => {} });
   const metrics = createMetricsRegistry('ops');
   const auth = createAuth([
     { name: 'reader', token: TOKENS.reader, scopes: ['ops:read'] },
@@ -68,6 +67,7 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
     { name: 'restorer', token: TOKENS.restorer, scopes: ['ops:read', 'ops:restore'] },
     { name: 'nobody', token: TOKENS.none, scopes: ['events:write'] },
   ]);
+  const background = await startBackground(ops, { nats, auth, names, log: () => {} });
   const app = await buildApp({ sql: db.sql, nats, auth, metrics, ops, logger: false });
   const extras: Ops[] = [];
   return {

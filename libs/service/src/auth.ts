@@ -19,6 +19,11 @@ export interface Auth {
   require(scope: string): preHandlerHookHandler;
   /** Resolves the caller of a request, or throws 401. */
   authenticate(request: FastifyRequest): Principal;
+  /**
+   * The caller named by an `Authorization: Bearer <token>` value (from a NATS message header,
+   * say) when it holds `scope`; throws the same 401/403 HttpError as the HTTP routes otherwise.
+   */
+  authorize(header: string | undefined, scope: string): Principal;
   readonly disabled: boolean;
 }
 
@@ -61,8 +66,11 @@ export function createAuth(grants: TokenGrant[], options: { disabled?: boolean }
   const disabled = options.disabled === true;
 
   function authenticate(request: FastifyRequest): Principal {
+    return principalOf(request.headers.authorization);
+  }
+
+  function principalOf(header: string | undefined): Principal {
     if (disabled) return { name: 'anonymous (auth disabled)', scopes: ['*'] };
-    const header = request.headers.authorization;
     if (!header)
       throw new HttpError(
         401,
@@ -77,15 +85,21 @@ export function createAuth(grants: TokenGrant[], options: { disabled?: boolean }
     return { name: grant.name, scopes: grant.scopes };
   }
 
+  function authorize(header: string | undefined, scope: string): Principal {
+    const principal = principalOf(header);
+    if (!principal.scopes.includes(scope) && !principal.scopes.includes('*')) {
+      throw new HttpError(403, 'FORBIDDEN', `token "${principal.name}" lacks the "${scope}" scope`);
+    }
+    return principal;
+  }
+
   return {
     disabled,
     authenticate,
+    authorize,
     require(scope: string): preHandlerHookHandler {
       return async (request) => {
-        const principal = authenticate(request);
-        if (!principal.scopes.includes(scope) && !principal.scopes.includes('*')) {
-          throw new HttpError(403, 'FORBIDDEN', `token "${principal.name}" lacks the "${scope}" scope`);
-        }
+        const principal = authorize(request.headers.authorization, scope);
         request.log.debug({ principal: principal.name, scope }, 'authorised');
       };
     },

@@ -8,6 +8,7 @@ export {
   httpErrors,
   installErrorHandling,
 } from './errors.ts';
+export { type NatsSettings, natsConnectionOptions, redactServers } from './nats-auth.ts';
 export { createLogger, type LogFormat, type LoggerOptions, wantsPretty } from './logger.ts';
 export {
   Counter,
