@@ -37,6 +37,7 @@ export function createOps(
     compression: config.BACKUP_COMPRESSION,
     lockWaitTimeoutMs: config.BACKUP_LOCK_WAIT_TIMEOUT_MS,
     restoreJobs: config.RESTORE_JOBS,
+    restoreTargets: config.OPS_RESTORE_TARGETS,
     offsite: config.OPS_S3_BUCKET
       ? createOffsite({
           bucket: config.OPS_S3_BUCKET,

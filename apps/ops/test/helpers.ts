@@ -55,7 +55,13 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
   const names = testNatsNames('ops');
   const backupDir = await mkdtemp(join(tmpdir(), 'sw-ops-test-'));
   const configOf = (extra: Record<string, string>, url: string): OpsConfig => ({
-    ...loadConfig(opsEnv, { BACKUP_DIR: backupDir, RESTORE_JOBS: '1', ...SCHEDULES_OFF, ...extra }),
+    ...loadConfig(opsEnv, {
+      BACKUP_DIR: backupDir,
+      RESTORE_JOBS: '1',
+      OPS_RESTORE_TARGETS: 'sw_restored_*, sw_busy_*, sw_target_*',
+      ...SCHEDULES_OFF,
+      ...extra,
+    }),
     DATABASE_URL: url,
   });
   const config = configOf(env, db.url);

@@ -53,7 +53,12 @@ describe('NATS requests', () => {
     const id = reply.job!.id;
     expect(reply.progressSubject).toBe(subjects(h.names).opsJob(id));
     const job = await h.waitJob(id);
-    expect(job).toMatchObject({ status: 'succeeded', trigger: 'nats', kind: 'backup', requestedBy: 'writer' });
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      trigger: 'nats',
+      kind: 'backup',
+      requestedBy: 'writer',
+    });
     await h.nats.flush();
     await new Promise((r) => setTimeout(r, 100));
     sub.unsubscribe();

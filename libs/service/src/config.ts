@@ -184,7 +184,8 @@ export const commonEnv = {
     'NATS credentials file (JWT and NKEY seed, from nsc) for servers run with accounts',
     '',
     (raw, name) => {
-      if (!existsSync(raw)) throw new Error(`${name} must name a readable credentials file, got ${JSON.stringify(raw)}`);
+      if (!existsSync(raw))
+        throw new Error(`${name} must name a readable credentials file, got ${JSON.stringify(raw)}`);
       return raw;
     },
   ),

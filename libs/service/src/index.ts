@@ -8,7 +8,6 @@ export {
   httpErrors,
   installErrorHandling,
 } from './errors.ts';
-export { type NatsSettings, natsConnectionOptions, redactServers } from './nats-auth.ts';
 export { createLogger, type LogFormat, type LoggerOptions, wantsPretty } from './logger.ts';
 export {
   Counter,
@@ -19,6 +18,7 @@ export {
   oncePerScrape,
   Registry,
 } from './metrics.ts';
+export { type NatsSettings, natsConnectionOptions, redactServers } from './nats-auth.ts';
 export {
   natsCheck,
   postgresCheck,

@@ -42,7 +42,10 @@ export function redactServers(list: string): string {
     .map((server) => {
       const { user, pass } = withoutUserinfo(server);
       if (user === undefined) return server;
-      return server.replace(/\/\/[^@/]*@/, pass === undefined ? '//***@' : `//${encodeURIComponent(user)}:***@`);
+      return server.replace(
+        /\/\/[^@/]*@/,
+        pass === undefined ? '//***@' : `//${encodeURIComponent(user)}:***@`,
+      );
     })
     .join(',');
 }

@@ -54,7 +54,10 @@ export async function connectNats(
       return nc;
     } catch (error) {
       attempts++;
-      lastReason = describe(error);
+      lastReason =
+        (error as Error).name === 'AuthorizationError'
+          ? `${describe(error)}: the server refused the credentials (NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or the user in NATS_URL)`
+          : describe(error);
       if (Date.now() - lastWarning >= warnEveryMs) {
         lastWarning = Date.now();
         retry.logger.warn(
