@@ -111,7 +111,7 @@ export async function seed(sql: Parameters<typeof partitionUpkeep>[0], rows = 30
   await partitionUpkeep(sql, { ahead: 3, skipRetention: true });
   await sql`
     insert into users (discord_id, username, access_token, refresh_token, access_token_expires_at)
-    values ('d1', 'owner', 'not-a-real-token', 'not-a-real-token', now() + interval '1 day')
+    values ('d1', 'owner', 'enc:v1:test:not-a-real-token', 'enc:v1:test:not-a-real-token', now() + interval '1 day')
   `;
   await sql`
     insert into guilds (guild_id, name, user_id)
