@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { databaseNameOf, redactUrl } from '@spywatcher/db';
+import { redactServers } from '@spywatcher/service';
 import { StartFailure } from './start/failure.ts';
 import { resolveNats } from './start/nats.ts';
 import { resolvePostgres } from './start/postgres.ts';
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
   say(`npm start: PostgreSQL  ${postgres.how}: ${redactUrl(postgres.url)}`);
   const nats = await resolveNats(settings);
   if (nats.stop) started.push(nats.stop);
-  say(`npm start: NATS        ${nats.how}: ${nats.url}`);
+  say(`npm start: NATS        ${nats.how}: ${redactServers(nats.url)}`);
   say(`npm start: schema      ${await prepareSchema(postgres.url)}`);
 
   const token = developmentToken(process.env);

@@ -279,7 +279,11 @@ describe('restores', () => {
     await targetSql.end();
 
     const config = {
-      ...loadConfig(opsEnv, { BACKUP_DIR: h.backupDir, ...SCHEDULES_OFF }),
+      ...loadConfig(opsEnv, {
+        BACKUP_DIR: h.backupDir,
+        OPS_RESTORE_TARGETS: 'sw_target_*',
+        ...SCHEDULES_OFF,
+      }),
       DATABASE_URL: h.db.url,
     };
     let runner: { cancel: (id: string, reason: string) => Promise<boolean> } | undefined;

@@ -17,6 +17,11 @@ export interface Principal {
 export interface Auth {
   /** Resolves the caller of a request, or throws 401. */
   authenticate(request: FastifyRequest): Principal;
+  /**
+   * The caller named by an `Authorization: Bearer <token>` value (from a NATS message header,
+   * say) when it holds `scope`; throws the same 401/403 HttpError as the HTTP routes otherwise.
+   */
+  authorize(header: string | undefined, scope: string): Principal;
   readonly disabled: boolean;
   /** `/metrics` answers without a token (METRICS_PUBLIC=true); otherwise it needs `metrics:read`. */
   readonly metricsPublic: boolean;
@@ -65,8 +70,11 @@ export function createAuth(
   const disabled = options.disabled === true;
 
   function authenticate(request: FastifyRequest): Principal {
+    return principalOf(request.headers.authorization);
+  }
+
+  function principalOf(header: string | undefined): Principal {
     if (disabled) return { name: 'anonymous (auth disabled)', scopes: ['*'] };
-    const header = request.headers.authorization;
     if (!header)
       throw new HttpError(
         401,
@@ -81,5 +89,13 @@ export function createAuth(
     return { name: grant.name, scopes: grant.scopes };
   }
 
-  return { disabled, metricsPublic: options.metricsPublic === true, authenticate };
+  function authorize(header: string | undefined, scope: string): Principal {
+    const principal = principalOf(header);
+    if (!principal.scopes.includes(scope) && !principal.scopes.includes('*')) {
+      throw new HttpError(403, 'FORBIDDEN', `token "${principal.name}" lacks the "${scope}" scope`);
+    }
+    return principal;
+  }
+
+  return { disabled, metricsPublic: options.metricsPublic === true, authenticate, authorize };
 }

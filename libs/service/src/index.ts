@@ -21,6 +21,7 @@ export {
   oncePerScrape,
   Registry,
 } from './metrics.ts';
+export { type NatsSettings, natsConnectionOptions, redactServers } from './nats-auth.ts';
 export {
   natsCheck,
   postgresCheck,

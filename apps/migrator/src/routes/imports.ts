@@ -6,6 +6,7 @@ import { type Auth, errorResponses, httpErrors, type ServiceInstance, Type } fro
 import { runImport } from '../import/importer.ts';
 import { createRun, finishRun, getRun, markRunning, progressRecorder } from '../import/runs.ts';
 import { ImportError } from '../import/source.ts';
+import type { TokenCipher } from '../import/token-cipher.ts';
 
 export interface ImportRouteDeps {
   sql: Sql;
@@ -15,6 +16,8 @@ export interface ImportRouteDeps {
    * a path that leaves it (.., symlinks) is refused. Unset: the endpoint answers 503.
    */
   importDir?: string;
+  /** Encrypts the legacy OAuth tokens (TOKEN_ENCRYPTION_KEYS); null: they are not imported. */
+  tokens: TokenCipher | null;
 }
 
 const TableProgress = Type.Object({
@@ -155,7 +158,7 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
       const done = execute(
         deps.sql,
         id,
-        { from: file, rejectFile, signal: controller.signal, ...options },
+        { from: file, rejectFile, signal: controller.signal, tokens: deps.tokens, ...options },
         request.log,
         relativeToImportDir(deps.importDir),
       );

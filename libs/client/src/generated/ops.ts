@@ -232,7 +232,7 @@ export interface paths {
         put?: never;
         /**
          * Restore a backup into a database (scope ops:restore)
-         * @description Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.
+         * @description The target is the service's own database or one OPS_RESTORE_TARGETS lists (403 TARGET_NOT_ALLOWED otherwise). Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.
          */
         post: operations["startRestore"];
         delete?: never;
