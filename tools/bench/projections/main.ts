@@ -401,7 +401,10 @@ async function main() {
           string
         >);
         const started = performance.now();
-        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}`, headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
+        const res = await app.inject({
+          url: `/v1/analytics/${c.name}?${qs}`,
+          headers: { authorization: `Bearer ${BENCH_TOKEN}` },
+        });
         times.push(performance.now() - started);
         if (res.statusCode !== 200) throw new Error(`${c.name}: ${res.statusCode} ${res.body}`);
       }
