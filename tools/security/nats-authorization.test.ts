@@ -70,7 +70,9 @@ function startService(name: (typeof SERVICES)[number], port: number): void {
     HOST: '127.0.0.1',
     PORT: String(port),
     LOG_LEVEL: 'warn',
-    AUTH_TOKENS: JSON.stringify([{ name: 'ops-admin', token: OPS_TOKEN, scopes: ['ops:read', 'ops:write'] }]),
+    AUTH_TOKENS: JSON.stringify([
+      { name: 'ops-admin', token: OPS_TOKEN, scopes: ['ops:read', 'ops:write', 'metrics:read'] },
+    ]),
     BACKUP_DIR: join(work, 'backups'),
     OPS_SCHEDULE_BACKUP: 'off',
     OPS_SCHEDULE_VERIFY: 'off',
@@ -164,7 +166,10 @@ describe('the shipped NATS authorization', () => {
   it('runs the four services, each connected with its own user', async () => {
     await waitFor('the four services ready', readyAll);
     for (const name of SERVICES) {
-      const res = await fetch(`http://127.0.0.1:${ports[name]}/ready`);
+      // /ready's checks are for a metrics:read token; a stranger sees only the status.
+      const res = await fetch(`http://127.0.0.1:${ports[name]}/ready`, {
+        headers: { authorization: `Bearer ${OPS_TOKEN}` },
+      });
       const body = (await res.json()) as { checks: Record<string, { ok: boolean }> };
       expect(body.checks.nats?.ok, name).toBe(true);
     }

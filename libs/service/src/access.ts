@@ -62,6 +62,7 @@ function documentScope(route: RouteOptions, scope: string): void {
     | undefined;
   if (!schema || schema.hide) return;
   schema.security = [{ bearerAuth: [scope] }];
-  schema.response ??= {};
+  // Without declared responses the document keeps its default 200 (e.g. /metrics' text).
+  if (!schema.response) return;
   for (const status of PROTECTED_ERRORS) schema.response[status] ??= { $ref: 'ErrorResponse#' };
 }

@@ -307,32 +307,21 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every error has this shape. */
-            401: {
+            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
+            "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Every error has this shape. */
-            403: {
+            /** @description Default Response */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "text/plain": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Every error has this shape. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": components["schemas"]["ErrorResponse"];
-                };
+                content?: never;
             };
         };
     };
