@@ -11,7 +11,7 @@ import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetter } from '../src/consumer.ts';
-import { createIngest, type Ingest, storedIdCounts, waitFor } from './harness.ts';
+import { createIngest, type Ingest, storedIdCounts, WRITER, waitFor } from './harness.ts';
 
 let db: TestDatabase;
 let ingest: Ingest;
@@ -40,7 +40,8 @@ async function takeAndDrop(n: number): Promise<JsMsg[]> {
 }
 
 async function metric(name: string): Promise<number> {
-  const text = (await ingest.app.inject({ url: '/metrics' })).body;
+  const text = (await ingest.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${WRITER}` } }))
+    .body;
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.split(' ').pop()) : Number.NaN;
 }

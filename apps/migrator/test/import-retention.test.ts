@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
 import { runImport } from '../src/import/importer.ts';
+import { createTokenCipher, parseTokenKeys } from '../src/import/token-cipher.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const TABLES = EVENT_TYPES.map((t) => eventTable(t));
@@ -54,7 +56,9 @@ describe('retention and imported history', () => {
     const now = new Date();
     const start = new Date(Date.UTC(now.getUTCFullYear() - 2, now.getUTCMonth(), 1));
     const fx = writeLegacyFixture({ path: join(dir, 'old.sqlite'), rows: 700, months: 3, start, seed: 9 });
-    const report = await runImport(db.sql, { from: fx.path });
+    // with a key, so that the legacy OAuth tokens are imported and the report has no warning
+    const tokens = createTokenCipher(parseTokenKeys(`k1:${randomBytes(32).toString('base64')}`));
+    const report = await runImport(db.sql, { from: fx.path, tokens });
     expect(report.exitCode).toBe(0);
     expect(report.warnings).toEqual([]);
     const imported = await eventRows();

@@ -76,12 +76,19 @@ async function final(
   return JSON.parse(JSON.stringify([...result]));
 }
 
+const ANALYST = 'analyst-token-0123456789';
 const id = (i: number) => `3${String(i).padStart(17, '0')}`;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   nats = await connect({ servers: testNatsUrl() });
-  app = await buildApp({ sql: db.sql, nats, auth: createAuth([]), metrics: new Registry(), logger: false });
+  app = await buildApp({
+    sql: db.sql,
+    nats,
+    auth: createAuth([{ name: 'analyst', token: ANALYST, scopes: ['analytics:read'] }]),
+    metrics: new Registry(),
+    logger: false,
+  });
 });
 
 afterAll(async () => {
@@ -306,7 +313,10 @@ describe('analytics endpoints on hand-made cases', { timeout: 180_000 }, () => {
     const qs = new URLSearchParams(
       Object.entries({ ...window, ...query }).map(([k, v]): [string, string] => [k, String(v)]),
     );
-    const res = await app.inject({ url: `/v1/analytics/${name}?${qs}` });
+    const res = await app.inject({
+      url: `/v1/analytics/${name}?${qs}`,
+      headers: { authorization: `Bearer ${ANALYST}` },
+    });
     expect(res.statusCode, res.body).toBe(200);
     return res.json().items as Record<string, unknown>[];
   }
