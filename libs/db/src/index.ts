@@ -1,3 +1,5 @@
+// The partition API is typed by the contract's event types; re-exported for the callers that use both.
+export { EVENT_TYPES, type EventType, eventTable, isEventType } from '@spywatcher/events';
 export {
   createSql,
   databaseNameOf,
@@ -18,7 +20,6 @@ export {
   encodeCopyRows,
 } from './copy.ts';
 export { ensureDatabase } from './ensure-database.ts';
-export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-tables.ts';
 export { inLanes } from './lanes.ts';
 export {
   type MigrationFile,

@@ -1,5 +1,5 @@
+import { type EventType, eventTable } from '@spywatcher/events';
 import type { Queryable, Sql, TransactionSql } from './client.ts';
-import { type EventType, eventTable } from './event-tables.ts';
 
 /**
  * Partition layout lives in the `event_partitioning` table (seeded by migration 0003) so
