@@ -3,7 +3,6 @@ import {
   createSql,
   databaseNameOf,
   ensureDatabase,
-  MIGRATIONS_DIR,
   MigrationError,
   MigrationFileError,
   migrate,
@@ -19,6 +18,7 @@ import {
 import { ConfigError, commonEnv, env, loadConfig } from '@spywatcher/service';
 import { createTokenCipher, parseTokenKeys, type TokenCipher } from './import/token-cipher.ts';
 import { rotateTokens } from './import/token-rotation.ts';
+import { MIGRATIONS_DIR } from './migrations-dir.ts';
 
 const USAGE = `usage: node src/cli.ts <command> [options]
 

@@ -1,9 +1,10 @@
 import { cp, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSql, MIGRATIONS_DIR, migrate, migrationStatus, type Sql } from '@spywatcher/db';
+import { createSql, migrate, migrationStatus, type Sql } from '@spywatcher/db';
 import { adminDatabaseUrl, createEmptyDatabase } from '@spywatcher/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../src/migrations-dir.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

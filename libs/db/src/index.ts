@@ -57,6 +57,3 @@ export {
   type UpkeepOptions,
 } from './partitions.ts';
 export { isRetryableTransactionError, type TransactionOptions, withTransaction } from './transaction.ts';
-
-/** Absolute path of the SQL migrations shipped in apps/migrator/migrations. */
-export const MIGRATIONS_DIR = new URL('../../../apps/migrator/migrations', import.meta.url).pathname;

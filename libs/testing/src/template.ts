@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createSql, MIGRATIONS_DIR, migrate, withDatabase } from '@spywatcher/db';
+import { createSql, migrate, withDatabase } from '@spywatcher/db';
 
 function quote(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -32,12 +32,12 @@ export async function createEmptyDatabase(
   };
 }
 
-/** A database migrated to the latest version, used as the template every test file clones. */
-export async function createTemplateDatabase(adminUrl: string) {
+/** A database migrated with the migrations in `migrationsDir`, used as the template every test file clones. */
+export async function createTemplateDatabase(adminUrl: string, migrationsDir: string) {
   const db = await createEmptyDatabase(adminUrl, 'sw_tpl');
   const sql = createSql({ url: db.url, applicationName: 'spywatcher-tests', max: 2 });
   try {
-    await migrate({ sql, dir: MIGRATIONS_DIR });
+    await migrate({ sql, dir: migrationsDir });
   } finally {
     await sql.end();
   }

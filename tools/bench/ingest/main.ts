@@ -21,7 +21,6 @@ import {
   type EventType,
   ensurePartitions,
   eventTable,
-  MIGRATIONS_DIR,
   migrate,
   PartitionCache,
   type Sql,
@@ -36,6 +35,7 @@ import {
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { createAuth, createMetricsRegistry } from '@spywatcher/service';
 import { createEmptyDatabase } from '@spywatcher/testing';
 import { pino } from 'pino';

@@ -18,13 +18,13 @@ import {
   type EventType,
   ensurePartitions,
   eventTable,
-  MIGRATIONS_DIR,
   migrate,
   PartitionCache,
   type Sql,
   withDatabase,
 } from '@spywatcher/db';
 import { createEvent, type SpywatcherEvent, uuidv7 } from '@spywatcher/events';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { createAuth } from '@spywatcher/service';
 import { Registry } from 'prom-client';
 import { publishStored } from '../../../apps/ingest/src/notify.ts';

@@ -8,15 +8,8 @@
  *
  *   npm run bench:search [-- --quick] [--messages N] [--runs N] [--baseline-runs N] [--keep] [--reuse DB]
  */
-import {
-  copyRows,
-  createSql,
-  ensurePartitions,
-  MIGRATIONS_DIR,
-  migrate,
-  type Sql,
-  withDatabase,
-} from '@spywatcher/db';
+import { copyRows, createSql, ensurePartitions, migrate, type Sql, withDatabase } from '@spywatcher/db';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { createEmptyDatabase } from '@spywatcher/testing';
 import { parseQuery, searchMessages } from '../../../apps/search/src/search/index.ts';
 import { MESSAGE_COLUMNS, messageRow } from '../../../apps/search/test/search-corpus.ts';
