@@ -10,9 +10,9 @@
  */
 import { copyRows, createSql, ensurePartitions, migrate, type Sql, withDatabase } from '@spywatcher/db';
 import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
+import { MESSAGE_COLUMNS, messageRow } from '@spywatcher/search/fixtures/search-corpus';
+import { parseQuery, searchMessages } from '@spywatcher/search/search';
 import { createEmptyDatabase } from '@spywatcher/testing';
-import { parseQuery, searchMessages } from '../../../apps/search/src/search/index.ts';
-import { MESSAGE_COLUMNS, messageRow } from '../../../apps/search/test/search-corpus.ts';
 import {
   type CorpusShape,
   channelId,
