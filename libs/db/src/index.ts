@@ -20,6 +20,8 @@ export {
   encodeCopyRows,
 } from './copy.ts';
 export { ensureDatabase } from './ensure-database.ts';
+export { quoteIdent } from './identifier.ts';
+export { jsonb } from './json.ts';
 export { inLanes } from './lanes.ts';
 export {
   type MigrationFile,
