@@ -1,10 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createSql, migrate, withDatabase } from '@spywatcher/db';
 
-function quote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 /** Creates an empty database on the server of `adminUrl` and returns its URL and a drop function. */
 export async function createEmptyDatabase(
   adminUrl: string,
@@ -14,7 +10,9 @@ export async function createEmptyDatabase(
   const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const admin = createSql({ url: adminUrl, applicationName: 'spywatcher-tests', max: 1 });
   try {
-    await admin.unsafe(`create database ${quote(name)}${template ? ` template ${quote(template)}` : ''}`);
+    await (template
+      ? admin`create database ${admin(name)} template ${admin(template)}`
+      : admin`create database ${admin(name)}`);
   } finally {
     await admin.end();
   }
@@ -24,7 +22,7 @@ export async function createEmptyDatabase(
     drop: async () => {
       const a = createSql({ url: adminUrl, applicationName: 'spywatcher-tests', max: 1 });
       try {
-        await a.unsafe(`drop database if exists ${quote(name)} with (force)`);
+        await a`drop database if exists ${a(name)} with (force)`;
       } finally {
         await a.end();
       }

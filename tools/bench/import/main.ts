@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { createSql, migrate, withDatabase } from '@spywatcher/db';
 import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { writeLegacyFixture } from '../../legacy-fixture/fixture.ts';
-import { CpuMeter } from './cpu.ts';
+import { CpuMeter } from '../cpu.ts';
 
 const { values } = parseArgs({
   options: {

@@ -43,7 +43,7 @@ import { createAuth, createMetricsRegistry } from '@spywatcher/service';
 import { createEmptyDatabase } from '@spywatcher/testing';
 import { pino } from 'pino';
 import { eventStream } from '../../loadgen/generate.ts';
-import { type CpuSpent, measureCpu } from './cpu.ts';
+import { type CpuSpent, measureCpu } from '../cpu.ts';
 
 const { values } = parseArgs({
   options: {
