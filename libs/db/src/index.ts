@@ -31,6 +31,7 @@ export {
 } from './migrations/files.ts';
 export {
   type AppliedMigration,
+  DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
   type MigrateResult,
   MigrationError,
   type MigrationState,
