@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // One run covers every project so the README's test command ends with vitest's count of what ran.
@@ -17,5 +18,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     maxWorkers: 2,
+    // The migrator's migrations (`@spywatcher/migrator/migrations`); globalSetup builds the template from them.
+    provide: { migrationsDir: fileURLToPath(new URL('./apps/migrator/migrations', import.meta.url)) },
   },
 });

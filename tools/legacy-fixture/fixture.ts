@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
+import { mulberry32 } from '../loadgen/random.ts';
 
 /**
  * Writes a SQLite file shaped like SpyWatcher's Prisma-era database: the same tables and
@@ -61,17 +62,6 @@ CREATE UNIQUE INDEX "User_discordId_key" ON "User"("discordId");
 CREATE TABLE "Guild" ("id" TEXT NOT NULL PRIMARY KEY, "guildId" TEXT NOT NULL, "name" TEXT NOT NULL, "icon" TEXT, "owner" BOOLEAN NOT NULL, "permissions" BIGINT NOT NULL, "userId" TEXT NOT NULL, CONSTRAINT "Guild_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE RESTRICT ON UPDATE CASCADE);
 CREATE UNIQUE INDEX "Guild_guildId_key" ON "Guild"("guildId");
 `;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The awkward values, used first in every table so even a tiny file holds all of them. */
 export const AWKWARD_CONTENT = [

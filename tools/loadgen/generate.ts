@@ -1,5 +1,5 @@
 import type { EventType } from '@spywatcher/db';
-import type { EventByType, SpywatcherEvent } from '@spywatcher/events';
+import { CLIENTS, type EventByType, type SpywatcherEvent } from '@spywatcher/events';
 import { createRng, type Rng } from './random.ts';
 import { messageText } from './text.ts';
 
@@ -62,7 +62,6 @@ const CHANNELS = [
   'random',
   'voice-chat',
 ];
-const CLIENTS = ['desktop', 'web', 'mobile'] as const;
 const STATUSES = ['online', 'idle', 'dnd', 'offline'] as const;
 
 function hex(rng: Rng, n: number) {

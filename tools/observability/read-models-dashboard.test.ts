@@ -1,14 +1,14 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createSql, type Sql } from '@spywatcher/db';
+import { buildApp } from '@spywatcher/search/app';
+import { generateEvents, insertEvents } from '@spywatcher/search/fixtures/analytics-seed';
+import { PROJECTIONS } from '@spywatcher/search/projections/definitions';
+import { rebuildProjections } from '@spywatcher/search/projections/rebuild';
+import { startProjectionRunner } from '@spywatcher/search/projections/runner';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../apps/search/src/app.ts';
-import { PROJECTIONS } from '../../apps/search/src/projections/definitions.ts';
-import { rebuildProjections } from '../../apps/search/src/projections/rebuild.ts';
-import { startProjectionRunner } from '../../apps/search/src/projections/runner.ts';
-import { generateEvents, insertEvents } from '../../apps/search/test/analytics-seed.ts';
 import { dashboard } from './dashboards/grafana.ts';
 import { GUILD_VARIABLE, GUILDS_SQL, readModelsDashboard, TOP } from './dashboards/read-models-dashboard.ts';
 

@@ -4,12 +4,12 @@ import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createIngestClient, createSearchClient, type ErrorBody } from '@spywatcher/client';
+import { sampleEvents } from '@spywatcher/events/fixtures';
+import { buildApp as buildIngest } from '@spywatcher/ingest/app';
+import { buildApp as buildSearch } from '@spywatcher/search/app';
 import { createAuth, createMetricsRegistry, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsNames, testNatsUrl } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp as buildIngest } from '../../apps/ingest/src/app.ts';
-import { buildApp as buildSearch } from '../../apps/search/src/app.ts';
-import { sampleEvents } from '../../libs/events/test/fixtures.ts';
 import { renderClientFiles, staleClientFiles } from './generate-client.ts';
 
 const TOKEN = 'client-test-token-0123456789';

@@ -1,13 +1,13 @@
 import { connect } from '@nats-io/transport-node';
 import { createSql } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES } from '@spywatcher/events';
+import { buildApp as buildIngest } from '@spywatcher/ingest/app';
+import { buildApp as buildMigrator } from '@spywatcher/migrator/app';
+import { buildApp as buildOps } from '@spywatcher/ops/app';
+import { opsEnv } from '@spywatcher/ops/config';
+import { createOps } from '@spywatcher/ops/setup';
+import { buildApp as buildSearch } from '@spywatcher/search/app';
 import { createAuth, createMetricsRegistry, loadConfig, type ServiceInstance } from '@spywatcher/service';
-import { buildApp as buildIngest } from '../../apps/ingest/src/app.ts';
-import { buildApp as buildMigrator } from '../../apps/migrator/src/app.ts';
-import { buildApp as buildOps } from '../../apps/ops/src/app.ts';
-import { opsEnv } from '../../apps/ops/src/config.ts';
-import { createOps } from '../../apps/ops/src/setup.ts';
-import { buildApp as buildSearch } from '../../apps/search/src/app.ts';
 
 export const SERVICE_NAMES = ['ingest', 'search', 'migrator', 'ops'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];

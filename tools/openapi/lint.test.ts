@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { OPERATION_IDS as INGEST } from '@spywatcher/ingest/operation-ids';
+import { OPERATION_IDS as MIGRATOR } from '@spywatcher/migrator/operation-ids';
+import { OPERATION_IDS as OPS } from '@spywatcher/ops/operation-ids';
+import { OPERATION_IDS as SEARCH } from '@spywatcher/search/operation-ids';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPERATION_IDS as INGEST } from '../../apps/ingest/src/operation-ids.ts';
-import { OPERATION_IDS as MIGRATOR } from '../../apps/migrator/src/operation-ids.ts';
-import { OPERATION_IDS as OPS } from '../../apps/ops/src/operation-ids.ts';
-import { OPERATION_IDS as SEARCH } from '../../apps/search/src/operation-ids.ts';
 import { type OpenApiDocument, SERVICE_NAMES, type ServiceName, serviceDocuments } from './documents.ts';
 
 const REDOCLY = fileURLToPath(new URL('../../node_modules/.bin/redocly', import.meta.url));

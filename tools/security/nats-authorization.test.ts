@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { createPublisher, type PauseReply, subjects } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import { natsConnectionOptions } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { type NatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { freePort } from '@spywatcher/testing/ports';
 import { waitFor as waitForProbe } from '@spywatcher/testing/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../libs/events/test/fixtures.ts';
 
 // A private nats-server runs the shipped infra/nats/authorization.conf; the four services run
 // as in production (their main.ts), each with its own NATS user. What each credential may and

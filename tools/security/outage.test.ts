@@ -1,9 +1,10 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createSql, reconnectDelayS, type Sql } from '@spywatcher/db';
+import { sampleEvents } from '@spywatcher/events/fixtures';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { createTemplateDatabase } from '@spywatcher/testing';
 import { type PrivatePostgres, startPrivatePostgres } from '@spywatcher/testing/private-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../libs/events/test/fixtures.ts';
 import { as, buildFourServices, type FourServices, type ServiceName, TOKENS } from './services.ts';
 
 /**
@@ -30,7 +31,7 @@ const READS: [ServiceName, string][] = [
 
 beforeAll(async () => {
   pg = await startPrivatePostgres();
-  const db = await createTemplateDatabase(pg.url);
+  const db = await createTemplateDatabase(pg.url, MIGRATIONS_DIR);
   sql = createSql({ url: db.url, applicationName: 'security-outage', max: 4 });
   nats = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'security-outage' });
   services = await buildFourServices({ sql, databaseUrl: db.url, nats });

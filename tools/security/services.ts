@@ -3,6 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
+import { buildApp as buildIngest } from '@spywatcher/ingest/app';
+import { buildApp as buildMigrator } from '@spywatcher/migrator/app';
+import { buildApp as buildOps } from '@spywatcher/ops/app';
+import { opsEnv } from '@spywatcher/ops/config';
+import { createOps } from '@spywatcher/ops/setup';
+import { buildApp as buildSearch } from '@spywatcher/search/app';
 import {
   type Auth,
   createAuth,
@@ -11,12 +17,6 @@ import {
   type ServiceInstance,
 } from '@spywatcher/service';
 import { testNatsNames } from '@spywatcher/testing';
-import { buildApp as buildIngest } from '../../apps/ingest/src/app.ts';
-import { buildApp as buildMigrator } from '../../apps/migrator/src/app.ts';
-import { buildApp as buildOps } from '../../apps/ops/src/app.ts';
-import { opsEnv } from '../../apps/ops/src/config.ts';
-import { createOps } from '../../apps/ops/src/setup.ts';
-import { buildApp as buildSearch } from '../../apps/search/src/app.ts';
 import { SCOPES } from '../dev/start/scopes.ts';
 
 export const SERVICE_NAMES = ['ingest', 'search', 'migrator', 'ops'] as const;

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createEvent, type SpywatcherEvent, subjects } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import {
   createTestDatabase,
   type TestDatabase,
@@ -11,7 +12,6 @@ import {
   UNREACHABLE_DATABASE_URL,
 } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetterReplayReport } from '../src/dead-letters.ts';
 import { createIngest, type Ingest, storedIdCounts, waitFor } from './harness.ts';
 

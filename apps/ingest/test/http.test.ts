@@ -1,8 +1,8 @@
 import { EVENT_TYPES } from '@spywatcher/db';
 import { createEvent, type SpywatcherEvent } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import { createIngest, type Ingest, READER, storedIdCounts, WRITER } from './harness.ts';
 
 let db: TestDatabase;

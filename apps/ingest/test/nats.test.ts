@@ -1,8 +1,8 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createEvent, createPublisher, type SpywatcherEvent, subjects } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetter } from '../src/consumer.ts';
 import { createIngest, type Ingest, storedIdCounts, WRITER, waitFor } from './harness.ts';
 

@@ -8,9 +8,9 @@ import {
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import { replayStore } from '../src/ingest.ts';
 import { serveIngestControl, WriteGate } from '../src/pause.ts';
 import { replayStream } from '../src/replay.ts';

@@ -1,6 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createSql } from '@spywatcher/db';
 import { createEvent, createPublisher, type SpywatcherEvent } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import {
   adminDatabaseUrl,
   createTestDatabase,
@@ -11,7 +12,6 @@ import {
 } from '@spywatcher/testing';
 import { type NatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetter } from '../src/consumer.ts';
 import { createIngest, type Ingest, storedIdCounts, waitFor } from './harness.ts';
 

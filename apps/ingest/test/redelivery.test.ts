@@ -7,9 +7,9 @@ import {
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
+import { sampleEvents } from '@spywatcher/events/fixtures';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetter } from '../src/consumer.ts';
 import { createIngest, type Ingest, storedIdCounts, WRITER, waitFor } from './harness.ts';
 

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import {
   createSql,
+  DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
   databaseNameOf,
   ensureDatabase,
-  MIGRATIONS_DIR,
   MigrationError,
   MigrationFileError,
   migrate,
@@ -19,6 +19,7 @@ import {
 import { ConfigError, commonEnv, env, loadConfig } from '@spywatcher/service';
 import { createTokenCipher, parseTokenKeys, type TokenCipher } from './import/token-cipher.ts';
 import { rotateTokens } from './import/token-rotation.ts';
+import { MIGRATIONS_DIR } from './migrations-dir.ts';
 
 const USAGE = `usage: node src/cli.ts <command> [options]
 
@@ -36,7 +37,8 @@ commands:
                                key of TOKEN_ENCRYPTION_KEYS (and encrypt any stored in clear)
 
 environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher),
-             TOKEN_ENCRYPTION_KEYS (tokens: the current key first, then the older ones)`;
+             TOKEN_ENCRYPTION_KEYS (tokens: the current key first, then the older ones),
+             MIGRATION_LOCK_TIMEOUT_MS (default 5000: how long a migration waits for a table lock; 0 = forever)`;
 
 /** TOKEN_ENCRYPTION_KEYS, required by `tokens` (exit 2 naming it when unset or malformed). */
 function tokenCipherFromEnv(): TokenCipher {
@@ -94,7 +96,14 @@ async function main(argv: string[]): Promise<number> {
     );
     return 64;
   }
-  const config = loadConfig({ DATABASE_URL: commonEnv.DATABASE_URL });
+  const config = loadConfig({
+    DATABASE_URL: commonEnv.DATABASE_URL,
+    MIGRATION_LOCK_TIMEOUT_MS: env.int(
+      'How long a migration waits for a table lock before it fails (0 waits forever)',
+      DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
+      { min: 0 },
+    ),
+  });
   const cipher = command === 'tokens' ? tokenCipherFromEnv() : null;
   const sql = createSql({ url: config.DATABASE_URL, applicationName: 'spywatcher-migrator-cli', max: 2 });
   const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -104,7 +113,13 @@ async function main(argv: string[]): Promise<number> {
         log(`created database ${databaseNameOf(config.DATABASE_URL)}`);
       }
       log(`migrating ${redactUrl(config.DATABASE_URL)}`);
-      const result = await migrate({ sql, dir: MIGRATIONS_DIR, dryRun: values['dry-run'], log });
+      const result = await migrate({
+        sql,
+        dir: MIGRATIONS_DIR,
+        dryRun: values['dry-run'],
+        log,
+        lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+      });
       if (values['dry-run']) {
         if (result.planned.length === 0) log('nothing to apply');
         for (const p of result.planned) {

@@ -1,9 +1,10 @@
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSql, MIGRATIONS_DIR, migrate } from '@spywatcher/db';
+import { createSql, migrate } from '@spywatcher/db';
 import { adminDatabaseUrl, createEmptyDatabase } from '@spywatcher/testing';
 import { expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../src/migrations-dir.ts';
 
 it('0100 registers every stored id once and lists rows that shared an id, keeping them', async () => {
   const db = await createEmptyDatabase(adminDatabaseUrl(), 'sw_mig_ids');

@@ -1,9 +1,10 @@
 import { cp, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSql, MIGRATIONS_DIR, migrate, migrationStatus, type Sql } from '@spywatcher/db';
+import { createSql, migrate, migrationStatus, type Sql } from '@spywatcher/db';
 import { adminDatabaseUrl, createEmptyDatabase } from '@spywatcher/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../src/migrations-dir.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -262,5 +263,39 @@ create index concurrently if not exists slow_demo_idx on slow_demo (id);
     expect(logs.some((l) => l.includes('another migrate run holds the lock'))).toBe(true);
     const [c] = await a`select count(*)::int as n from schema_migrations`;
     expect(c!.n).toBe(files);
+  });
+});
+
+describe('lock_timeout', () => {
+  it('fails a migration that waits for a lock longer than lockTimeoutMs, rolled back and named', async () => {
+    const { sql } = await emptyDb();
+    const dir = await mkdtemp(join(tmpdir(), 'sw-migrations-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, '0001_table.sql'), 'create table busy (id int primary key);\n');
+    await migrate({ sql, dir });
+    await writeFile(join(dir, '0002_alter.sql'), 'alter table busy add column note text;\n');
+
+    // Another session holds a lock that conflicts with ALTER TABLE until it is released.
+    const holder = await sql.reserve();
+    try {
+      await holder`begin`;
+      await holder`lock table busy in access share mode`;
+      const failure = await migrate({ sql, dir, lockTimeoutMs: 100 }).catch((e: unknown) => e as Error);
+      expect(failure).toBeInstanceOf(Error);
+      expect((failure as Error).message).toMatch(
+        /migration 0002_alter\.sql failed: canceling statement due to lock timeout \(SQLSTATE 55P03\); its transaction was rolled back.*MIGRATION_LOCK_TIMEOUT_MS/,
+      );
+      await holder`rollback`;
+    } finally {
+      holder.release();
+    }
+    const columns =
+      await sql`select 1 from information_schema.columns where table_name = 'busy' and column_name = 'note'`;
+    expect(columns).toHaveLength(0);
+    // Once the lock is gone the same migration applies, and the session setting did not stay behind.
+    const { applied } = await migrate({ sql, dir, lockTimeoutMs: 100 });
+    expect(applied.map((a) => a.name)).toEqual(['alter']);
+    const [setting] = await sql<{ lock_timeout: string }[]>`show lock_timeout`;
+    expect(setting?.lock_timeout).toBe('0');
   });
 });

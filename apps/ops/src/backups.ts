@@ -5,14 +5,14 @@ import { rename, rm, stat, statfs } from 'node:fs/promises';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createSql, type Sql, withDatabase } from '@spywatcher/db';
+import { createSql, quoteIdent, type Sql, withDatabase } from '@spywatcher/db';
 import type { BackupCatalogue, BackupManifest, Verification } from './catalogue.ts';
 import { newBackupId } from './catalogue.ts';
 import type { Scratch } from './job-lease.ts';
 import type { JobContext } from './jobs.ts';
 import type { Offsite } from './offsite.ts';
 import { pgEnv, redactSecrets, runPgTool } from './pg-tools.ts';
-import { checkBtreeIndexes, exactRowCounts, quoteIdent } from './tables.ts';
+import { checkBtreeIndexes, exactRowCounts } from './tables.ts';
 
 export interface BackupEnv {
   /** Pool on the live database. */

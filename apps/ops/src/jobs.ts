@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Sql } from '@spywatcher/db';
+import { jsonb, type Sql } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES, type NatsNames, subjects, uuidv7 } from '@spywatcher/events';
 import { abandonStaleJobs, heartbeatJobs, leftoverScratch, type Scratch } from './job-lease.ts';
 
@@ -360,10 +360,10 @@ export class JobRunner {
       insert into ops_jobs (id, kind, status, trigger, exclusive_key, params, progress, result, error,
                             requested_by, backend_pid, created_at, started_at, finished_at, updated_at,
                             owner, heartbeat_at, scratch)
-      values (${job.id}, ${job.kind}, ${job.status}, ${job.trigger}, ${exclusiveKey}, ${sql.json(job.params as never)},
-              ${sql.json(job.progress as never)}, ${job.result === null ? null : sql.json(job.result as never)},
+      values (${job.id}, ${job.kind}, ${job.status}, ${job.trigger}, ${exclusiveKey}, ${jsonb(sql, job.params)},
+              ${jsonb(sql, job.progress)}, ${job.result === null ? null : jsonb(sql, job.result)},
               ${job.error}, ${job.requestedBy}, ${backendPid}, ${job.createdAt}, ${job.startedAt},
-              ${job.finishedAt}, now(), ${this.instance}, now(), ${sql.json(scratch as never)})
+              ${job.finishedAt}, now(), ${this.instance}, now(), ${jsonb(sql, scratch)})
       on conflict (id) do update set
         status = excluded.status, progress = excluded.progress, result = excluded.result,
         error = excluded.error, backend_pid = excluded.backend_pid,
@@ -380,7 +380,7 @@ export class JobRunner {
     await retryDisconnected(() =>
       sql.begin(
         'read write',
-        (tx) => tx`update ops_jobs set scratch = ${sql.json(scratch as never)} where id = ${id}`,
+        (tx) => tx`update ops_jobs set scratch = ${jsonb(sql, scratch)} where id = ${id}`,
       ),
     );
   }

@@ -1,4 +1,4 @@
-import { createSql, databaseNameOf, withDatabase } from '@spywatcher/db';
+import { createSql, databaseNameOf, quoteIdent, withDatabase } from '@spywatcher/db';
 import {
   type BackupEnv,
   checkRestored,
@@ -11,7 +11,6 @@ import {
 import type { BackupManifest, Verification } from './catalogue.ts';
 import type { HeldWriters, ReplayReport, WriterFence } from './fence.ts';
 import type { JobContext } from './jobs.ts';
-import { quoteIdent } from './tables.ts';
 
 export const DATABASE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 

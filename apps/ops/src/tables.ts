@@ -1,12 +1,8 @@
-import type { Queryable, Sql } from '@spywatcher/db';
+import { type Queryable, quoteIdent, type Sql } from '@spywatcher/db';
 
 /** `"schema"."name"` for an identifier pair read from the catalog (never from a request). */
 export function qualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
-}
-
-export function quoteIdent(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
 }
 
 /**

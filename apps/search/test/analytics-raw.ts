@@ -1,3 +1,4 @@
+import { CLIENTS } from '@spywatcher/events';
 import {
   type AnalyticsName,
   type AnalyticsParams,
@@ -7,7 +8,7 @@ import {
   recentStart,
   timeWindow,
 } from '../src/projections/analytics.ts';
-import { CLIENTS, FAST_REACTION_MS } from '../src/projections/definitions.ts';
+import { FAST_REACTION_MS } from '../src/projections/definitions.ts';
 
 /**
  * The analytics questions asked of the raw event tables, with no read model: the reference the

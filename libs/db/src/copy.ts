@@ -53,10 +53,6 @@ export function encodeCopyRows(rows: Iterable<readonly CopyValue[]>): string {
   return out;
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 /**
  * COPYs rows into `table` (an identifier chosen by our code, never by a caller's input)
  * in chunks so a large batch never sits in memory as one string.
@@ -68,9 +64,7 @@ export async function copyRows(
   rows: Iterable<readonly CopyValue[]> | AsyncIterable<readonly CopyValue[]>,
   chunkRows = 2000,
 ): Promise<void> {
-  const target = table.split('.').map(quoteIdent).join('.');
-  const cols = columns.map(quoteIdent).join(', ');
-  const writable = await sql.unsafe(`copy ${target} (${cols}) from stdin`).writable();
+  const writable = await sql`copy ${sql(table)} (${sql(columns as string[])}) from stdin`.writable();
   if (Array.isArray(rows) && rows.length <= chunkRows) {
     // One chunk goes straight into the COPY stream: a pipeline over a one-item Readable cost
     // more node CPU than the write itself and several event-loop turns per statement.
@@ -110,17 +104,20 @@ export interface AppendOptions {
  */
 export async function appendRows(tx: Queryable, options: AppendOptions): Promise<string[]> {
   if (options.rows.length === 0) return [];
-  const target = quoteIdent(options.table);
-  const cols = options.columns.map(quoteIdent).join(', ');
-  const staging = `_stage_${options.table}`;
-  await tx.unsafe(
-    `create temp table if not exists ${quoteIdent(staging)} (like ${target} including defaults) on commit drop`,
-  );
-  await tx.unsafe(`truncate ${quoteIdent(staging)}`);
-  await copyRows(tx, staging, options.columns, options.rows);
-  const returning = options.returning ? ` returning ${quoteIdent(options.returning)}::text as value` : '';
-  const inserted = await tx.unsafe<{ value: string }[]>(
-    `insert into ${target} (${cols}) select ${cols} from ${quoteIdent(staging)} on conflict do nothing${returning}`,
-  );
-  return options.returning ? inserted.map((r) => r.value) : [];
+  const target = tx(options.table);
+  const cols = tx(options.columns as string[]);
+  const stagingName = `_stage_${options.table}`;
+  const staging = tx(stagingName);
+  await tx`create temp table if not exists ${staging} (like ${target} including defaults) on commit drop`;
+  await tx`truncate ${staging}`;
+  await copyRows(tx, stagingName, options.columns, options.rows);
+  if (!options.returning) {
+    await tx`insert into ${target} (${cols}) select ${cols} from ${staging} on conflict do nothing`;
+    return [];
+  }
+  const inserted = await tx<{ value: string }[]>`
+    insert into ${target} (${cols}) select ${cols} from ${staging} on conflict do nothing
+    returning ${tx(options.returning)}::text as value
+  `;
+  return inserted.map((r) => r.value);
 }

@@ -1,3 +1,5 @@
+// The partition API is typed by the contract's event types; re-exported for the callers that use both.
+export { EVENT_TYPES, type EventType, eventTable, isEventType } from '@spywatcher/events';
 export {
   createSql,
   databaseNameOf,
@@ -18,7 +20,8 @@ export {
   encodeCopyRows,
 } from './copy.ts';
 export { ensureDatabase } from './ensure-database.ts';
-export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-tables.ts';
+export { quoteIdent } from './identifier.ts';
+export { jsonb } from './json.ts';
 export { inLanes } from './lanes.ts';
 export {
   type MigrationFile,
@@ -28,6 +31,7 @@ export {
 } from './migrations/files.ts';
 export {
   type AppliedMigration,
+  DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
   type MigrateResult,
   MigrationError,
   type MigrationState,
@@ -56,6 +60,3 @@ export {
   type UpkeepOptions,
 } from './partitions.ts';
 export { isRetryableTransactionError, type TransactionOptions, withTransaction } from './transaction.ts';
-
-/** Absolute path of the SQL migrations shipped in apps/migrator/migrations. */
-export const MIGRATIONS_DIR = new URL('../../../apps/migrator/migrations', import.meta.url).pathname;

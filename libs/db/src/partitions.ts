@@ -1,5 +1,5 @@
+import { type EventType, eventTable } from '@spywatcher/events';
 import type { Queryable, Sql, TransactionSql } from './client.ts';
-import { type EventType, eventTable } from './event-tables.ts';
 
 /**
  * Partition layout lives in the `event_partitioning` table (seeded by migration 0003) so
@@ -300,15 +300,11 @@ export async function partitionUpkeep(sql: Sql, options: UpkeepOptions = {}): Pr
       await sql`select sw_ensure_partition(${a.table}, ${new Date(a.from)})`;
     } else if (a.action === 'drop') {
       await sql.begin(async (tx) => {
-        await tx.unsafe(`alter table ${quote(a.table)} detach partition ${quote(a.partition)}`);
-        await tx.unsafe(`drop table ${quote(a.partition)}`);
+        await tx`alter table ${tx(a.table)} detach partition ${tx(a.partition)}`;
+        await tx`drop table ${tx(a.partition)}`;
         await tx`delete from imported_partitions where partition_name = ${a.partition}`;
       });
     }
   }
   return actions;
-}
-
-function quote(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
 }

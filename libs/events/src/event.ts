@@ -1,4 +1,4 @@
-import type { EventType } from '@spywatcher/db';
+import type { EventType } from './event-types.ts';
 import type { EventByType, EventData } from './schemas.ts';
 import { uuidv7 } from './uuid.ts';
 

@@ -1,5 +1,6 @@
 export type { PauseReply, PauseRequest, ReplayReply, ReplayReport, ReplayRequest } from './control.ts';
 export { createEvent } from './event.ts';
+export { EVENT_TYPES, type EventType, eventTable, isEventType } from './event-types.ts';
 export { inspectJson, type JsonLimits, type JsonProblem, stringProblem } from './json-inspect.ts';
 export { type DecodedPayload, decodeEventPayload } from './payload.ts';
 export {
@@ -11,7 +12,7 @@ export {
   type PublishFailure,
   type PublishResult,
 } from './publisher.ts';
-export { EVENT_COLUMNS, eventRow, eventRowGroups, rowToEvent } from './rows.ts';
+export { EVENT_COLUMNS, type EventRowValue, eventRow, eventRowGroups, rowToEvent } from './rows.ts';
 export {
   CLIENTS,
   CONTENT_MAX_CHARS,

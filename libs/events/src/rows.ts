@@ -1,4 +1,4 @@
-import { type CopyValue, type EventType, eventTable } from '@spywatcher/db';
+import { type EventType, eventTable } from './event-types.ts';
 import type { EventByType, SpywatcherEvent } from './schemas.ts';
 
 /**
@@ -7,6 +7,9 @@ import type { EventByType, SpywatcherEvent } from './schemas.ts';
  *   appendRows(tx, { table: eventTable(type), columns: EVENT_COLUMNS[type], rows, returning: 'id' })
  * `recorded_at`, `tx` and `position` are left to their defaults.
  */
+/** The values an event row holds: what `appendRows`/`copyRows` accept for these columns. */
+export type EventRowValue = string | number | boolean | null | readonly string[] | Record<string, unknown>;
+
 const COMMON = ['id', 'occurred_at', 'metadata'] as const;
 
 export const EVENT_COLUMNS = {
@@ -39,7 +42,7 @@ export const EVENT_COLUMNS = {
   role_change: [...COMMON, 'user_id', 'username', 'guild_id', 'added_roles', 'removed_roles'],
 } as const satisfies Record<EventType, readonly string[]>;
 
-type RowOf = { [T in EventType]: (event: EventByType[T]) => CopyValue[] };
+type RowOf = { [T in EventType]: (event: EventByType[T]) => EventRowValue[] };
 
 const ROW: RowOf = {
   presence: ({ data: d }) => [d.user_id, d.username, d.guild_id ?? null, d.clients, d.status ?? null],
@@ -77,8 +80,8 @@ const ROW: RowOf = {
 };
 
 /** Column values of a (validated) event, in `EVENT_COLUMNS[event.type]` order. */
-export function eventRow(event: SpywatcherEvent): CopyValue[] {
-  const data = (ROW[event.type] as (e: SpywatcherEvent) => CopyValue[])(event);
+export function eventRow(event: SpywatcherEvent): EventRowValue[] {
+  const data = (ROW[event.type] as (e: SpywatcherEvent) => EventRowValue[])(event);
   return [event.id, event.occurred_at, event.metadata ?? {}, ...data];
 }
 
@@ -86,7 +89,7 @@ export function eventRow(event: SpywatcherEvent): CopyValue[] {
 export function eventRowGroups(events: Iterable<SpywatcherEvent>) {
   const groups = new Map<
     EventType,
-    { table: string; columns: readonly string[]; rows: CopyValue[][]; events: SpywatcherEvent[] }
+    { table: string; columns: readonly string[]; rows: EventRowValue[][]; events: SpywatcherEvent[] }
   >();
   for (const event of events) {
     let g = groups.get(event.type);

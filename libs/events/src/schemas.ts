@@ -1,5 +1,5 @@
-import type { EventType } from '@spywatcher/db';
 import { type Static, type TSchema, Type } from 'typebox';
+import type { EventType } from './event-types.ts';
 
 /**
  * The seven SpyWatcher event types as TypeBox schemas: each definition is at once the

@@ -1,4 +1,4 @@
-import type { EventType } from '@spywatcher/db';
+import type { EventType } from './event-types.ts';
 
 /**
  * NATS names. Everything hangs off a prefix (default `spywatcher`) and a stream name

@@ -1,6 +1,6 @@
-import { EVENT_TYPES, type EventType, isEventType } from '@spywatcher/db';
 import { Compile } from 'typebox/compile';
 import type { TLocalizedValidationError } from 'typebox/error';
+import { EVENT_TYPES, type EventType, isEventType } from './event-types.ts';
 import { inspectJson, type JsonProblem } from './json-inspect.ts';
 import { EVENT_SCHEMAS, METADATA_MAX_BYTES, METADATA_MAX_DEPTH, type SpywatcherEvent } from './schemas.ts';
 

@@ -1,5 +1,5 @@
-import type { EventType } from '@spywatcher/db';
 import { createEvent } from '../src/event.ts';
+import type { EventType } from '../src/event-types.ts';
 import type { EventByType } from '../src/schemas.ts';
 
 /** One valid event of each type (fresh ids each call). */

@@ -1,5 +1,5 @@
-import { EVENT_TYPES } from '@spywatcher/db';
 import { describe, expect, it } from 'vitest';
+import { EVENT_TYPES } from '../src/event-types.ts';
 import { decodeEventPayload } from '../src/payload.ts';
 import { EVENT_COLUMNS, eventRow, rowToEvent } from '../src/rows.ts';
 import { uuidv7Time } from '../src/uuid.ts';

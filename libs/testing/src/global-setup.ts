@@ -5,11 +5,15 @@ import './provided.ts';
 
 /**
  * Runs once per `vitest run`: finds PostgreSQL and NATS (env, testcontainers or local),
- * migrates a template database, and hands both to the test files.
+ * migrates a template database with the migrations the config provides (`migrationsDir`), and hands
+ * both to the test files.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const services = await resolveTestServices();
-  const template = await createTemplateDatabase(services.databaseUrl);
+  const template = await createTemplateDatabase(
+    services.databaseUrl,
+    project.getProvidedContext().migrationsDir,
+  );
   project.provide('templateDatabaseUrl', template.url);
   project.provide('natsUrl', services.natsUrl);
   return async () => {

@@ -4,6 +4,8 @@ declare module 'vitest' {
     /** A migrated database that test files clone (never connect to it directly). */
     templateDatabaseUrl: string;
     natsUrl: string;
+    /** The SQL migrations the template database is built from (set in the root vitest.config.ts). */
+    migrationsDir: string;
   }
 }
 

@@ -1,9 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createSql, MIGRATIONS_DIR, migrate, withDatabase } from '@spywatcher/db';
-
-function quote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
+import { createSql, migrate, withDatabase } from '@spywatcher/db';
 
 /** Creates an empty database on the server of `adminUrl` and returns its URL and a drop function. */
 export async function createEmptyDatabase(
@@ -14,7 +10,9 @@ export async function createEmptyDatabase(
   const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const admin = createSql({ url: adminUrl, applicationName: 'spywatcher-tests', max: 1 });
   try {
-    await admin.unsafe(`create database ${quote(name)}${template ? ` template ${quote(template)}` : ''}`);
+    await (template
+      ? admin`create database ${admin(name)} template ${admin(template)}`
+      : admin`create database ${admin(name)}`);
   } finally {
     await admin.end();
   }
@@ -24,7 +22,7 @@ export async function createEmptyDatabase(
     drop: async () => {
       const a = createSql({ url: adminUrl, applicationName: 'spywatcher-tests', max: 1 });
       try {
-        await a.unsafe(`drop database if exists ${quote(name)} with (force)`);
+        await a`drop database if exists ${a(name)} with (force)`;
       } finally {
         await a.end();
       }
@@ -32,12 +30,12 @@ export async function createEmptyDatabase(
   };
 }
 
-/** A database migrated to the latest version, used as the template every test file clones. */
-export async function createTemplateDatabase(adminUrl: string) {
+/** A database migrated with the migrations in `migrationsDir`, used as the template every test file clones. */
+export async function createTemplateDatabase(adminUrl: string, migrationsDir: string) {
   const db = await createEmptyDatabase(adminUrl, 'sw_tpl');
   const sql = createSql({ url: db.url, applicationName: 'spywatcher-tests', max: 2 });
   try {
-    await migrate({ sql, dir: MIGRATIONS_DIR });
+    await migrate({ sql, dir: migrationsDir });
   } finally {
     await sql.end();
   }

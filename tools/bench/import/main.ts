@@ -13,9 +13,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createSql, MIGRATIONS_DIR, migrate, withDatabase } from '@spywatcher/db';
+import { createSql, migrate, withDatabase } from '@spywatcher/db';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { writeLegacyFixture } from '../../legacy-fixture/fixture.ts';
-import { CpuMeter } from './cpu.ts';
+import { CpuMeter } from '../cpu.ts';
 
 const { values } = parseArgs({
   options: {

@@ -21,7 +21,6 @@ import {
   type EventType,
   ensurePartitions,
   eventTable,
-  MIGRATIONS_DIR,
   migrate,
   PartitionCache,
   type Sql,
@@ -36,14 +35,15 @@ import {
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
+import { buildApp } from '@spywatcher/ingest/app';
+import { startIngestPipeline } from '@spywatcher/ingest/ingest';
+import { createIngestMetrics } from '@spywatcher/ingest/metrics';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { createAuth, createMetricsRegistry } from '@spywatcher/service';
 import { createEmptyDatabase } from '@spywatcher/testing';
 import { pino } from 'pino';
-import { buildApp } from '../../../apps/ingest/src/app.ts';
-import { startIngestPipeline } from '../../../apps/ingest/src/ingest.ts';
-import { createIngestMetrics } from '../../../apps/ingest/src/metrics.ts';
 import { eventStream } from '../../loadgen/generate.ts';
-import { type CpuSpent, measureCpu } from './cpu.ts';
+import { type CpuSpent, measureCpu } from '../cpu.ts';
 
 const { values } = parseArgs({
   options: {

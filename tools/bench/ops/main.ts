@@ -12,13 +12,14 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createSql, MIGRATIONS_DIR, migrate, partitionUpkeep, withDatabase } from '@spywatcher/db';
+import { createSql, migrate, partitionUpkeep, withDatabase } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES } from '@spywatcher/events';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
+import type { BackupManifest } from '@spywatcher/ops/catalogue';
+import { opsEnv } from '@spywatcher/ops/config';
+import { pgEnv } from '@spywatcher/ops/pg-tools';
+import { createOps } from '@spywatcher/ops/setup';
 import { loadConfig } from '@spywatcher/service';
-import type { BackupManifest } from '../../../apps/ops/src/catalogue.ts';
-import { opsEnv } from '../../../apps/ops/src/config.ts';
-import { pgEnv } from '../../../apps/ops/src/pg-tools.ts';
-import { createOps } from '../../../apps/ops/src/setup.ts';
 
 const { values } = parseArgs({
   options: {

@@ -18,30 +18,30 @@ import {
   type EventType,
   ensurePartitions,
   eventTable,
-  MIGRATIONS_DIR,
   migrate,
   PartitionCache,
   type Sql,
   withDatabase,
 } from '@spywatcher/db';
 import { createEvent, type SpywatcherEvent, uuidv7 } from '@spywatcher/events';
-import { createAuth } from '@spywatcher/service';
-import { Registry } from 'prom-client';
-import { publishStored } from '../../../apps/ingest/src/notify.ts';
-import { storeEvents } from '../../../apps/ingest/src/store.ts';
-import { buildApp } from '../../../apps/search/src/app.ts';
+import { publishStored } from '@spywatcher/ingest/notify';
+import { storeEvents } from '@spywatcher/ingest/store';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
+import { buildApp } from '@spywatcher/search/app';
+import { RAW_QUERIES } from '@spywatcher/search/fixtures/analytics-raw';
+import { COLUMNS, generateEvents, type SeedEvent } from '@spywatcher/search/fixtures/analytics-seed';
 import {
   type AnalyticsName,
   type AnalyticsParams,
   createAnalyticsSql,
   runAnalytics,
-} from '../../../apps/search/src/projections/analytics.ts';
-import { PROJECTIONS } from '../../../apps/search/src/projections/definitions.ts';
-import { rebuildProjections } from '../../../apps/search/src/projections/rebuild.ts';
-import { startProjectionRunner } from '../../../apps/search/src/projections/runner.ts';
-import { projectionStatus } from '../../../apps/search/src/projections/status.ts';
-import { RAW_QUERIES } from '../../../apps/search/test/analytics-raw.ts';
-import { COLUMNS, generateEvents, type SeedEvent } from '../../../apps/search/test/analytics-seed.ts';
+} from '@spywatcher/search/projections/analytics';
+import { PROJECTIONS } from '@spywatcher/search/projections/definitions';
+import { rebuildProjections } from '@spywatcher/search/projections/rebuild';
+import { startProjectionRunner } from '@spywatcher/search/projections/runner';
+import { projectionStatus } from '@spywatcher/search/projections/status';
+import { createAuth } from '@spywatcher/service';
+import { Registry } from 'prom-client';
 import { type Contention, type ContentionStats, startContention } from './contention.ts';
 
 const { values: args } = parseArgs({

@@ -5,16 +5,7 @@
  * planted words and phrases the query set relies on. Same seed, same corpus.
  */
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../loadgen/random.ts';
 
 const COMMON = `the i to you a and it is that of in lol for this me my be on so just do have what
 no not was are with like but yeah can get if go we all your at up ok oh know now good think its one
@@ -151,7 +142,7 @@ function uuid7(ms: number, rand: () => number): string {
 
 /** Messages in time order (as a live bot would store them). */
 export function* generateMessages(shape: CorpusShape): Generator<GeneratedMessage> {
-  const rand = prng(shape.seed);
+  const rand = mulberry32(shape.seed);
   const vocabulary = [...COMMON, ...syllableWords(20_000, rand)];
   const words = zipfCdf(vocabulary.length, 1.0);
   const users = zipfCdf(shape.users, 1.0);

@@ -8,25 +8,18 @@
  *
  *   npm run bench:search [-- --quick] [--messages N] [--runs N] [--baseline-runs N] [--keep] [--reuse DB]
  */
-import {
-  copyRows,
-  createSql,
-  ensurePartitions,
-  MIGRATIONS_DIR,
-  migrate,
-  type Sql,
-  withDatabase,
-} from '@spywatcher/db';
+import { copyRows, createSql, ensurePartitions, migrate, type Sql, withDatabase } from '@spywatcher/db';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
+import { MESSAGE_COLUMNS, messageRow } from '@spywatcher/search/fixtures/search-corpus';
+import { parseQuery, searchMessages } from '@spywatcher/search/search';
 import { createEmptyDatabase } from '@spywatcher/testing';
-import { parseQuery, searchMessages } from '../../../apps/search/src/search/index.ts';
-import { MESSAGE_COLUMNS, messageRow } from '../../../apps/search/test/search-corpus.ts';
+import { mulberry32 } from '../../loadgen/random.ts';
 import {
   type CorpusShape,
   channelId,
   generateMessages,
   guildId,
   MISSING_WORD,
-  prng,
   RARE_WORD,
   userId,
 } from './generate.ts';
@@ -234,7 +227,7 @@ async function load(url: string): Promise<number> {
     const chunk = 200_000;
     let loaded = 0;
     const deleted: { messageId: string; at: Date; userId: string; channelId: string; guildId: string }[] = [];
-    const rand = prng(99);
+    const rand = mulberry32(99);
     while (loaded < MESSAGES) {
       const n = Math.min(chunk, MESSAGES - loaded);
       await copyRows(

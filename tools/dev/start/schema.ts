@@ -1,11 +1,5 @@
-import {
-  createSql,
-  MIGRATIONS_DIR,
-  MigrationError,
-  MigrationFileError,
-  migrate,
-  partitionUpkeep,
-} from '@spywatcher/db';
+import { createSql, MigrationError, MigrationFileError, migrate, partitionUpkeep } from '@spywatcher/db';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { reasonOf, StartFailure } from './failure.ts';
 
 /**

@@ -22,7 +22,6 @@ import {
   createSql,
   EVENT_TYPES,
   eventTable,
-  MIGRATIONS_DIR,
   migrate,
   partitionUpkeep,
   type Sql,
@@ -35,6 +34,7 @@ import {
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { startNatsServer } from '@spywatcher/testing/nats-server';
 import { freePort } from '@spywatcher/testing/ports';
 

@@ -27,7 +27,6 @@ import {
   createSql,
   EVENT_TYPES,
   eventTable,
-  MIGRATIONS_DIR,
   migrate,
   partitionUpkeep,
   type Sql,
@@ -40,6 +39,7 @@ import {
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
+import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const QUICK = values.quick;

@@ -1,4 +1,4 @@
-import { FINAL, Params } from '../../../apps/search/src/projections/analytics.ts';
+import { FINAL, Params } from '@spywatcher/search/projections/analytics';
 import { type DashboardSpec, READ_MODELS } from './grafana.ts';
 
 /**

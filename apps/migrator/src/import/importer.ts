@@ -5,6 +5,7 @@ import {
   ensurePartitions,
   inLanes,
   isMissingPartitionError,
+  jsonb,
   markPartitionsImported,
   PartitionCache,
   partitionPolicies,
@@ -312,7 +313,7 @@ async function saveCheckpoint(
     insert into import_checkpoints
       (source_key, source_table, last_key, rows_imported, rows_rejected, rows_hash, findings, min_occurred_at, completed, updated_at)
     values (${key}, ${table}, ${cp.lastKey}, ${cp.imported.toString()}, ${cp.rejected.toString()},
-            ${cp.hash.toString()}::numeric, ${tx.json(cp.findings as never)},
+            ${cp.hash.toString()}::numeric, ${jsonb(tx, cp.findings)},
             ${cp.minMs === null ? null : new Date(cp.minMs)}, ${completed}, now())
     on conflict (source_key, source_table) do update set
       last_key = excluded.last_key, rows_imported = excluded.rows_imported, rows_rejected = excluded.rows_rejected,

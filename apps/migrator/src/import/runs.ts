@@ -1,4 +1,4 @@
-import type { Sql } from '@spywatcher/db';
+import { jsonb, type Sql } from '@spywatcher/db';
 import type { ImportReport, ProgressEvent } from './importer.ts';
 
 /** Import jobs as rows of import_runs, so any instance can answer GET /v1/imports/{id}. */
@@ -31,7 +31,7 @@ export async function createRun(
 ): Promise<void> {
   await sql`
     insert into import_runs (id, source_path, dry_run, options)
-    values (${run.id}, ${run.sourcePath}, ${run.dryRun}, ${sql.json(run.options as never)})
+    values (${run.id}, ${run.sourcePath}, ${run.dryRun}, ${jsonb(sql, run.options)})
   `;
 }
 
@@ -48,7 +48,7 @@ export async function finishRun(
     const ok = outcome.report.exitCode === 0;
     await sql`
       update import_runs set status = ${ok ? 'succeeded' : 'failed'}, source_key = ${outcome.report.sourceKey},
-        report = ${sql.json(outcome.report as never)},
+        report = ${jsonb(sql, outcome.report)},
         error = ${ok ? null : outcome.report.exitCode === 4 ? 'verification failed' : 'too many rejected rows'},
         finished_at = now(), updated_at = now()
       where id = ${id}
@@ -76,7 +76,7 @@ export function progressRecorder(sql: Sql, id: string, intervalMs = 1000) {
     writing = writing
       .then(
         () =>
-          sql`update import_runs set progress = ${sql.json(snapshot as never)}, updated_at = now() where id = ${id}`,
+          sql`update import_runs set progress = ${jsonb(sql, snapshot)}, updated_at = now() where id = ${id}`,
       )
       .catch(() => {});
   };

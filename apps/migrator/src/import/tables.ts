@@ -1,4 +1,5 @@
 import type { EventType } from '@spywatcher/db';
+import { CLIENTS, CONTENT_MAX_CHARS } from '@spywatcher/events';
 import { uuidv5 } from './ids.ts';
 import type { TokenCipher } from './token-cipher.ts';
 import {
@@ -134,16 +135,15 @@ function collect(values: unknown[]): Converted {
   return values;
 }
 
-/** What a live message may hold; longer legacy content is kept and noted. */
-const MAX_CONTENT = 4000;
-const CLIENTS = new Set(['desktop', 'web', 'mobile']);
+/** Legacy content longer than a live message may hold (CONTENT_MAX_CHARS) is kept and noted. */
+const KNOWN_CLIENTS: ReadonlySet<string> = new Set(CLIENTS);
 const SNOWFLAKE = /^[0-9]+$/;
 
 function clients(value: unknown, findings: Findings): string[] | Problem {
   const list = splitList(value, 'clients');
   if (isProblem(list)) return list;
   if (list.length === 0) note(findings, 'empty_array');
-  if (list.some((c) => !CLIENTS.has(c))) note(findings, 'unknown_client');
+  if (list.some((c) => !KNOWN_CLIENTS.has(c))) note(findings, 'unknown_client');
   return list;
 }
 
@@ -158,7 +158,7 @@ function roles(value: unknown, findings: Findings): string[] | Problem {
 function content(value: unknown, findings: Findings): string | Problem {
   const s = toText(value, 'content');
   if (isProblem(s)) return s;
-  if (codePointLength(s, MAX_CONTENT) > MAX_CONTENT) note(findings, 'long_content');
+  if (codePointLength(s, CONTENT_MAX_CHARS) > CONTENT_MAX_CHARS) note(findings, 'long_content');
   return s;
 }
 

@@ -1,5 +1,6 @@
-import { MIGRATIONS_DIR, migrationStatus, type Sql } from '@spywatcher/db';
+import { migrationStatus, type Sql } from '@spywatcher/db';
 import { errorResponses, type ServiceInstance, Type } from '@spywatcher/service';
+import { MIGRATIONS_DIR } from '../migrations-dir.ts';
 
 const MigrationRow = Type.Object({
   version: Type.Integer({ examples: [4] }),

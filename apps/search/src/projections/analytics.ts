@@ -1,5 +1,6 @@
 import { createSql, type Queryable, type Sql, type TransactionSql } from '@spywatcher/db';
-import { CLIENTS, FAST_REACTION_MS, PROJECTIONS } from './definitions.ts';
+import { CLIENTS } from '@spywatcher/events';
+import { FAST_REACTION_MS, PROJECTIONS } from './definitions.ts';
 
 /**
  * The analytics questions, answered from the read models. Windows are whole UTC days (`from` and

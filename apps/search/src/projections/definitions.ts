@@ -1,4 +1,5 @@
 import type { EventType } from '@spywatcher/db';
+import { CLIENTS } from '@spywatcher/events';
 
 /**
  * A projection declares, per read-model table, its key columns, how each value column merges,
@@ -64,8 +65,6 @@ export interface Projection {
 const SUM: ValueSpec = { merge: 'sum', empty: '0' };
 const HOURS: ValueSpec = { merge: 'hours', empty: 'null::int[]' };
 export const FAST_REACTION_MS = 3000;
-/** Every client a presence can show (presence_events.clients is checked against these). */
-export const CLIENTS = ['desktop', 'web', 'mobile'] as const;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
 /**

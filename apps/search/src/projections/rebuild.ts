@@ -3,6 +3,7 @@ import {
   type EventType,
   eventTable,
   inLanes,
+  jsonb,
   type Queryable,
   type Sql,
   withTransaction,
@@ -492,7 +493,7 @@ export async function startRebuildJob(
       });
       await sql`
         update projection_rebuilds set status = 'succeeded', phase = 'done', finished_at = now(),
-          updated_at = now(), report = ${sql.json(report as never)}
+          updated_at = now(), report = ${jsonb(sql, report)}
         where id = ${id}
       `;
     } catch (error) {

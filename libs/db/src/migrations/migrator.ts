@@ -4,6 +4,8 @@ import { type MigrationFile, readMigrationFiles, splitStatements } from './files
 
 /** Arbitrary constant shared by every migrate run: the key of the session advisory lock. */
 const MIGRATE_LOCK_KEY = 727_274_001;
+/** How long one migration's statement waits for a table lock before it fails (`lockTimeoutMs`). */
+export const DEFAULT_MIGRATION_LOCK_TIMEOUT_MS = 5000;
 
 export interface AppliedMigration {
   version: number;
@@ -39,6 +41,12 @@ export interface MigratorDeps {
   dir: string;
   /** Progress lines for a person (the CLI prints them; the service logs them). */
   log?: (line: string) => void;
+  /**
+   * `lock_timeout` for each migration: a statement that waits longer for a lock fails (and its
+   * migration rolls back) instead of queueing every reader and writer of that table behind it.
+   * A file may still `set local lock_timeout` itself. 0 waits forever.
+   */
+  lockTimeoutMs?: number;
 }
 
 async function ensureHistoryTable(sql: Sql): Promise<void> {
@@ -168,7 +176,7 @@ export async function migrate(
       for (const file of pending) {
         const started = performance.now();
         log(`applying ${file.file}${file.noTransaction ? ' (outside a transaction)' : ''}`);
-        await applyOne(conn, file, by, started);
+        await applyOne(conn, file, by, started, deps.lockTimeoutMs ?? DEFAULT_MIGRATION_LOCK_TIMEOUT_MS);
         const durationMs = Math.round(performance.now() - started);
         applied.push({ version: file.version, name: file.name, durationMs });
         log(`applied ${file.file} in ${durationMs} ms`);
@@ -184,18 +192,31 @@ export async function migrate(
 
 type Reserved = Awaited<ReturnType<Sql['reserve']>>;
 
-async function applyOne(conn: Reserved, file: MigrationFile, by: string, started: number): Promise<void> {
+async function applyOne(
+  conn: Reserved,
+  file: MigrationFile,
+  by: string,
+  started: number,
+  lockTimeoutMs: number,
+): Promise<void> {
   const record = (q: Reserved) => q`
     insert into schema_migrations (version, name, checksum, duration_ms, applied_by)
     values (${file.version}, ${file.name}, ${file.checksum}, ${Math.round(performance.now() - started)}, ${by})
   `;
+  const lockTimeout = `${lockTimeoutMs}ms`;
   try {
     if (file.noTransaction) {
-      for (const statement of splitStatements(file.sql)) await conn.unsafe(statement);
+      await conn`select set_config('lock_timeout', ${lockTimeout}, false)`;
+      try {
+        for (const statement of splitStatements(file.sql)) await conn.unsafe(statement);
+      } finally {
+        await conn`reset lock_timeout`;
+      }
       await record(conn);
     } else {
       await conn.unsafe('begin');
       try {
+        await conn`select set_config('lock_timeout', ${lockTimeout}, true)`;
         await conn.unsafe(file.sql);
         await record(conn);
         await conn.unsafe('commit');
@@ -219,5 +240,10 @@ function describeFailure(file: MigrationFile, error: unknown): string {
   const rolledBack = file.noTransaction
     ? 'it ran outside a transaction, so statements before the failing one stay applied'
     : 'its transaction was rolled back; the database is at the previous version';
-  return `migration ${file.file} failed${where}: ${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}; ${rolledBack}`;
+  // 55P03: lock_timeout expired while a statement waited for a lock held by another session.
+  const lockHint =
+    e.code === '55P03'
+      ? '; another session held a lock it needed: retry when it is done, or raise MIGRATION_LOCK_TIMEOUT_MS'
+      : '';
+  return `migration ${file.file} failed${where}: ${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}; ${rolledBack}${lockHint}`;
 }
