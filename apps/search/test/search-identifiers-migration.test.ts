@@ -1,11 +1,14 @@
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSql, MIGRATIONS_DIR, migrate, type Sql } from '@spywatcher/db';
+import { createSql, migrate, type Sql } from '@spywatcher/db';
 import { adminDatabaseUrl, createEmptyDatabase } from '@spywatcher/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseQuery, searchMessages } from '../src/search/index.ts';
 import { insertContents } from './search-corpus.ts';
+
+// The migrator's migrations, as the root vitest config provides them (an app never imports another).
+const MIGRATIONS_DIR = inject('migrationsDir');
 
 // Migration 0145 changes how identifiers are tokenised and recomputes the stored tsv of the
 // messages already there: this database is migrated up to 0144, given messages, then migrated on.
