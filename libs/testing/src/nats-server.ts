@@ -32,6 +32,11 @@ export interface NatsServerOptions {
   bin?: string;
   /** nats-server's own log file; its last lines explain a failed start. */
   logFile?: string;
+  /**
+   * Start from this config file instead of command-line flags; `env` fills its `$VARIABLES`
+   * (NATS_STORE_DIR is set to the store), and it must make the server listen on `port`.
+   */
+  config?: { file: string; env: Record<string, string> };
 }
 
 export interface NatsServer {
@@ -71,13 +76,18 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (!bin) throw new Error('no nats-server binary (set NATS_SERVER_BIN or put nats-server on PATH)');
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'sw-nats-'));
-  const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  const args = options.config
+    ? ['-c', options.config.file]
+    : ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  const env = options.config
+    ? { ...process.env, ...options.config.env, NATS_STORE_DIR: storeDir }
+    : process.env;
   if (options.logFile) args.push('-l', options.logFile);
   let child: ChildProcess | undefined;
 
   const start = async () => {
     if (child && child.exitCode === null) return; // already running: never start a second one
-    const c = spawn(bin, args, { stdio: 'ignore', detached: true });
+    const c = spawn(bin, args, { stdio: 'ignore', detached: true, env });
     child = c;
     const failed = new Promise<string>((resolve) => {
       c.once('error', (error) => resolve(error.message));
