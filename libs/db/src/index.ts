@@ -54,6 +54,7 @@ export {
   type UpkeepAction,
   type UpkeepOptions,
 } from './partitions.ts';
+export { type StandbyLag, type StandbyStatus, standbyLags, standbyStatus } from './replication.ts';
 export { isRetryableTransactionError, type TransactionOptions, withTransaction } from './transaction.ts';
 
 /** Absolute path of the SQL migrations shipped in apps/migrator/migrations. */

@@ -162,13 +162,18 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
     ok: Type.Boolean(),
     error: Type.Optional(Type.String()),
     ms: Type.Number(),
+    details: Type.Optional(
+      Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), {
+        description: "Figures the check reports, e.g. a replica's replicationLagMs",
+      }),
+    ),
   });
   app.get(
     '/ready',
     {
       schema: {
         tags: ['operations'],
-        summary: 'Readiness: every dependency (PostgreSQL, NATS) answers',
+        summary: 'Readiness: every dependency (PostgreSQL, NATS, a read replica) answers',
         description: 'Answers 503 naming the dependency that is not reachable.',
         response: {
           200: Type.Object({
@@ -188,8 +193,9 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
         Object.entries(readiness).map(async ([name, check]) => {
           const started = performance.now();
           try {
-            await check();
-            return [name, { ok: true, ms: Math.round(performance.now() - started) }] as const;
+            const details = await check();
+            const ms = Math.round(performance.now() - started);
+            return [name, details ? { ok: true, ms, details } : { ok: true, ms }] as const;
           } catch (error) {
             return [
               name,

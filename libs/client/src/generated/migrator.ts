@@ -47,7 +47,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS) answers
+         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
          * @description Answers 503 naming the dependency that is not reachable.
          */
         get: operations["getReadiness"];
@@ -230,6 +230,10 @@ export interface operations {
                     "application/json": {
                         checks: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
@@ -249,6 +253,10 @@ export interface operations {
                     "application/json": {
                         checks: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;

@@ -47,7 +47,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS) answers
+         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
          * @description Answers 503 naming the dependency that is not reachable.
          */
         get: operations["getReadiness"];
@@ -133,7 +133,7 @@ export interface paths {
         };
         /**
          * Database health report (scope ops:read)
-         * @description Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages. Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).
+         * @description Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages; streaming replication (the standbys of a primary and their replay lag, or the lag of this standby). Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).
          */
         get: operations["getDatabaseHealth"];
         put?: never;
@@ -349,6 +349,10 @@ export interface operations {
                     "application/json": {
                         checks: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
@@ -368,6 +372,10 @@ export interface operations {
                     "application/json": {
                         checks: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
