@@ -32,7 +32,7 @@ import { type ServiceProcess, startServiceProcess, waitUntil } from '../service-
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const QUICK = values.quick;
 const SIZE = QUICK
-  ? { backlog: 2000, rate: 200, runS: 15, killAtS: 5, searched: 10 }
+  ? { backlog: 1000, rate: 200, runS: 15, killAtS: 5, searched: 10 }
   : { backlog: 20_000, rate: 500, runS: 60, killAtS: 20, searched: 50 };
 const TOKEN = `drill-${randomBytes(12).toString('hex')}`;
 const log = (line: string) => process.stderr.write(`[drill:scale] ${line}\n`);
@@ -112,14 +112,19 @@ function sampleReplicaLag(primary: Sql, replica: Sql) {
   const server: number[] = [];
   const client: number[] = [];
   let running = true;
-  const done = (async () => {
+  const serverLoop = (async () => {
+    while (running) {
+      const [r] = await primary<{ lag_ms: number | null }[]>`
+        select max(extract(epoch from replay_lag) * 1000)::float8 as lag_ms from pg_stat_replication
+      `;
+      server.push(r!.lag_ms ?? 0);
+      await sleep(200);
+    }
+  })();
+  const clientLoop = (async () => {
     while (running) {
       const t0 = performance.now();
-      const [current] = await primary<{ lsn: string; lag_ms: number | null }[]>`
-        select pg_current_wal_lsn()::text as lsn,
-          (select max(extract(epoch from replay_lag) * 1000) from pg_stat_replication)::float8 as lag_ms
-      `;
-      server.push(current!.lag_ms ?? 0);
+      const [current] = await primary<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
       // polled every 5 ms: the lag is the figure, so the probe must be finer than it
       for (;;) {
         const [r] = await replica<
@@ -137,7 +142,7 @@ function sampleReplicaLag(primary: Sql, replica: Sql) {
     client,
     stop: async () => {
       running = false;
-      await done;
+      await Promise.all([serverLoop, clientLoop]);
     },
   };
 }
