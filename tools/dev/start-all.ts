@@ -6,26 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { databaseNameOf, redactUrl } from '@spywatcher/db';
+import { redactServers } from '@spywatcher/service';
 import { StartFailure } from './start/failure.ts';
 import { resolveNats } from './start/nats.ts';
 import { resolvePostgres } from './start/postgres.ts';
 import { prepareSchema } from './start/schema.ts';
+import { SCOPES } from './start/scopes.ts';
 import { startServices } from './start/services.ts';
 import { readSettings, SERVICES, type StartSettings, USAGE } from './start/settings.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const say = (line: string) => process.stdout.write(`${line}\n`);
-
-const SCOPES = [
-  'events:write',
-  'events:read',
-  'search:read',
-  'projections:write',
-  'ops:read',
-  'ops:write',
-  'ops:restore',
-  'imports:write',
-];
 
 /** A development token with every scope, unless the user configured authentication. */
 function developmentToken(env: NodeJS.ProcessEnv): string | undefined {
@@ -86,7 +77,7 @@ async function main(): Promise<void> {
   say(`npm start: PostgreSQL  ${postgres.how}: ${redactUrl(postgres.url)}`);
   const nats = await resolveNats(settings);
   if (nats.stop) started.push(nats.stop);
-  say(`npm start: NATS        ${nats.how}: ${nats.url}`);
+  say(`npm start: NATS        ${nats.how}: ${redactServers(nats.url)}`);
   say(`npm start: schema      ${await prepareSchema(postgres.url)}`);
 
   const token = developmentToken(process.env);
@@ -99,7 +90,7 @@ async function main(): Promise<void> {
     ...(token ? { AUTH_TOKENS: JSON.stringify([{ name: 'dev', token, scopes: SCOPES }]) } : {}),
   };
   say(`npm start: starting ${SERVICES.map((s) => `${s.name} (:${settings.ports[s.name]})`).join(', ')}`);
-  const services = startServices(env, root, settings.ports);
+  const services = startServices(env, root, settings.ports, token);
   started.push(services.stop);
   services.onExit((name, code, signal) => {
     const variable = `${name.toUpperCase()}_PORT`;

@@ -8,6 +8,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createTestDatabase, type TestDatabase, testNatsNames, testNatsUrl } from '@spywatcher/testing';
 import { freePort } from '@spywatcher/testing/service-contract';
+import { waitFor as waitForProbe } from '@spywatcher/testing/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { sampleEvents } from '../../libs/events/test/fixtures.ts';
@@ -46,24 +47,8 @@ function start(name: string, args: string[], env: Record<string, string>, cwd = 
   return child;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 150_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    for (const c of children) {
-      if (c.child.exitCode !== null)
-        throw new Error(`${c.name} exited with ${c.child.exitCode}:\n${c.output()}`);
-    }
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, ms?: number) =>
+  waitForProbe(what, probe, children, ms);
 
 const serviceUrl = (s: Service, path: string) => `http://127.0.0.1:${ports[s]}${path}`;
 

@@ -38,7 +38,16 @@ export const ingestEnv = {
     20,
     { min: 1 },
   ),
-  INGEST_ACK_WAIT_MS: env.int('Time JetStream waits for an ack before redelivering', 30_000, { min: 1000 }),
+  INGEST_ACK_WAIT_MS: env.int(
+    "Time JetStream waits for an ack (or an in-progress mark) before redelivering: how soon a crashed instance's messages come back",
+    5000,
+    { min: 1000, max: 300_000 },
+  ),
+  INGEST_BACKOFF_MAX_MS: env.int(
+    'Longest delay before a message that failed (or whose ack wait ran out) is delivered again',
+    60_000,
+    { min: 1000, max: 3_600_000 },
+  ),
   INGEST_HTTP_MAX_EVENTS: env.int('Events accepted in one POST /v1/events (413 beyond)', 1000, {
     min: 1,
     max: 100_000,

@@ -42,7 +42,13 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** Deliveries of a message that keeps failing to store before it is dead-lettered. */
   maxDeliver: number;
+  /**
+   * JetStream redelivers a message not acked (nor marked in progress) within this: how soon the
+   * messages of a crashed instance come back. Held messages are marked in progress every third of it.
+   */
   ackWaitMs: number;
+  /** Longest delay before a failed message is delivered again (nak delays and ack-wait backoff). */
+  backoffMaxMs?: number;
   /** Writes wait here while ops holds the writers (a restore); see pause.ts. */
   gate?: WriteGate;
   /**
@@ -75,24 +81,47 @@ export interface DeadLetter {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CONSUMER_NOT_FOUND = 10014;
+/** Seconds without a stored batch while messages wait after which the consumer counts as stalled. */
+const STALL_AFTER_S = 15;
 
-/** Redelivery delay after a transient failure: 1 s, 2 s, 4 s … capped at 60 s. */
-export function redeliveryDelayMs(deliveryCount: number): number {
-  return Math.min(60_000, 1000 * 2 ** Math.max(0, deliveryCount - 1));
+/** Redelivery delay after a transient failure: 1 s, 2 s, 4 s … capped at `maxMs` (60 s). */
+export function redeliveryDelayMs(deliveryCount: number, maxMs = 60_000): number {
+  return Math.min(maxMs, 1000 * 2 ** Math.max(0, deliveryCount - 1));
 }
 
-async function ensureDurable(jsm: JetStreamManager, o: ConsumerOptions): Promise<void> {
-  const config = {
+/**
+ * The ack-wait of each delivery when the previous one timed out (a crashed or stalled instance):
+ * the short ack wait first, then doubling up to the maximum, one entry per delivery at most.
+ */
+export function ackWaitBackoffMs(ackWaitMs: number, maxDeliver: number, maxMs = 60_000): number[] {
+  const steps: number[] = [];
+  for (let wait = ackWaitMs; steps.length < maxDeliver; wait *= 2) {
+    steps.push(Math.min(wait, Math.max(maxMs, ackWaitMs)));
+    if (wait >= maxMs) break;
+  }
+  return steps;
+}
+
+/** The durable consumer's settings, from ingest's own (applied to an existing consumer on start). */
+export function durableConfig(o: ConsumerOptions) {
+  const concurrency = Math.max(1, o.concurrency ?? 2);
+  return {
     durable_name: o.durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: subjects(o.names).allEvents,
     ack_wait: o.ackWaitMs * 1_000_000,
-    // Unlimited at the server: ingest counts deliveries itself and dead-letters with the
-    // reason, so a message is never dropped silently by max_deliver.
-    max_deliver: -1,
-    max_ack_pending: Math.max(10_000, o.batchSize * 4),
+    backoff: ackWaitBackoffMs(o.ackWaitMs, o.maxDeliver, o.backoffMaxMs).map((ms) => ms * 1_000_000),
+    // One delivery beyond ingest's own limit: ingest dead-letters with the reason at maxDeliver,
+    // so the server's limit (which drops silently) is only a backstop that is never reached.
+    max_deliver: o.maxDeliver + 1,
+    // Room for a crashed instance's messages (until their ack wait ends) and several live ones.
+    max_ack_pending: Math.max(20_000, o.batchSize * concurrency * 4),
   };
+}
+
+async function ensureDurable(jsm: JetStreamManager, o: ConsumerOptions): Promise<void> {
+  const config = durableConfig(o);
   try {
     await jsm.consumers.info(o.names.stream, o.durable);
     const { durable_name: _d, deliver_policy: _p, ...update } = config;
@@ -172,6 +201,33 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
   let ok = true;
   let failures = 0;
 
+  /** When a batch was last stored (or answered): a consumer with work waiting and none for long is stalled. */
+  let lastProgress = performance.now();
+  let stalled = false;
+  const progressed = () => {
+    lastProgress = performance.now();
+    stalled = false;
+  };
+  async function watchStall() {
+    let waiting = true;
+    try {
+      const info = await jsm.consumers.info(o.names.stream, o.durable);
+      waiting = info.num_pending + info.num_ack_pending > 0;
+    } catch {
+      // NATS unreachable: nothing can be stored either, so the clock keeps running
+    }
+    if (!waiting) progressed();
+    const idle = (performance.now() - lastProgress) / 1000;
+    o.metrics.setSinceProgress(waiting ? idle : 0);
+    if (waiting && idle >= STALL_AFTER_S && !stalled) {
+      stalled = true;
+      o.metrics.stalls.inc();
+      o.logger.warn({ idleSeconds: Math.round(idle) }, 'the consumer has stored nothing while messages wait');
+    }
+  }
+  const stallWatch = setInterval(() => void watchStall(), 2000);
+  stallWatch.unref();
+
   async function deadLetter(
     p: Parsed,
     letter: Omit<DeadLetter, 'subject' | 'stream_seq' | 'deliveries' | 'failed_at' | 'payload'>,
@@ -201,7 +257,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
           p.msg.ack();
         } catch (error) {
           o.logger.warn({ err: error }, 'could not publish a dead letter; the message will be redelivered');
-          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount));
+          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount, o.backoffMaxMs));
         }
       }),
     );
@@ -222,9 +278,31 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
             // fall through: nak and try again later
           }
         }
-        p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount));
+        p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount, o.backoffMaxMs));
       }),
     );
+  }
+
+  /**
+   * Messages delivered more often than maxDeliver without an answer (each delivery timed out:
+   * the instances holding them crashed or stalled) go to the dead subject instead of round again.
+   */
+  async function takeExhausted(parsed: Parsed[]): Promise<Parsed[]> {
+    const exhausted = parsed.filter((p) => p.msg.info.deliveryCount > o.maxDeliver);
+    await Promise.all(
+      exhausted.map(async (p) => {
+        try {
+          await deadLetter(p, {
+            reason: 'undeliverable',
+            message: `delivered ${p.msg.info.deliveryCount} times without being acknowledged (instances crashed or stalled while holding it)`,
+          });
+          p.msg.ack();
+        } catch {
+          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount, o.backoffMaxMs));
+        }
+      }),
+    );
+    return parsed.filter((p) => p.msg.info.deliveryCount <= o.maxDeliver);
   }
 
   /** After the commit: ack what is stored or a duplicate, dead-letter conflicts and refused rows. */
@@ -250,7 +328,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
           p.msg.ack();
         } catch (error) {
           o.logger.warn({ err: error }, 'could not publish a dead letter; the message will be redelivered');
-          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount));
+          p.msg.nak(redeliveryDelayMs(p.msg.info.deliveryCount, o.backoffMaxMs));
         }
       }),
     );
@@ -272,8 +350,12 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
 
   async function processBatch(msgs: JsMsg[]) {
     o.metrics.batchSize.observe({ source: 'nats' }, msgs.length);
-    const parsed = msgs.map((m) => parse(m, o.names.prefix));
-    for (const p of parsed) o.metrics.received.inc({ type: typeLabel(p.type), source: 'nats' });
+    const delivered = msgs.map((m) => parse(m, o.names.prefix));
+    for (const p of delivered) {
+      o.metrics.received.inc({ type: typeLabel(p.type), source: 'nats' });
+      if (p.msg.info.deliveryCount > 1) o.metrics.redelivered.inc();
+    }
+    const parsed = await takeExhausted(delivered);
     const valid = parsed.filter((p) => p.event);
     const invalid = parsed.filter((p) => !p.event);
     if (invalid.length > 0) await handleInvalid(invalid);
@@ -281,6 +363,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       await storeValid(valid);
       failures = 0;
       ok = true;
+      progressed();
     } catch (error) {
       failures++;
       ok = false;
@@ -293,28 +376,58 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
 
   const concurrency = Math.max(1, o.concurrency ?? 2);
   const inflight = new Set<Promise<void>>();
+  /**
+   * Messages taken from the pull and not yet answered. Marking them in progress keeps the ack
+   * wait short (a crashed instance's messages come back within it) without a slow batch, a
+   * closed write gate or a busy slot making JetStream redeliver what is still being worked on.
+   */
+  const held = new Set<JsMsg>();
+  const heartbeat = setInterval(
+    () => {
+      try {
+        for (const m of held) m.working();
+      } catch {
+        // the connection is closing: the messages come back after the ack wait anyway
+      }
+    },
+    Math.max(250, Math.floor(o.ackWaitMs / 3)),
+  );
+  heartbeat.unref();
   /** Starts a batch, first waiting for a free slot so at most `concurrency` run at once. */
   async function dispatch(batch: JsMsg[]) {
     while (inflight.size >= concurrency) await Promise.race(inflight);
     if (stopped) {
       // Shutting down: hand the batch straight back so another instance can take it now.
-      for (const m of batch) m.nak();
+      for (const m of batch) {
+        m.nak();
+        held.delete(m);
+      }
       return;
     }
     const run = () => processBatch(batch);
     const p: Promise<void> = (o.gate ? o.gate.whenOpen(run) : run())
       .catch((error) => {
-        // Unacked messages come back after ack_wait; nothing is lost.
+        // Not acked: handed back at once so they come round again (within max_deliver).
         ok = false;
         o.logger.error({ err: error }, 'processing a batch failed');
+        for (const m of batch) m.nak(redeliveryDelayMs(m.info.deliveryCount, o.backoffMaxMs));
       })
-      .finally(() => inflight.delete(p));
+      .finally(() => {
+        for (const m of batch) held.delete(m);
+        inflight.delete(p);
+      });
     inflight.add(p);
   }
 
   async function consumeOnce() {
     const consumer = await js.consumers.get(o.names.stream, o.durable);
-    const messages = await consumer.consume({ max_messages: o.batchSize * (concurrency + 1) });
+    // A pull no larger than the batches in flight (messages waiting in the client's buffer are
+    // not marked in progress), and pull requests that expire soon, so a crashed instance leaves
+    // little behind and its open requests do not keep taking messages.
+    const messages = await consumer.consume({
+      max_messages: o.batchSize * concurrency,
+      expires: Math.min(30_000, Math.max(1000, o.ackWaitMs)),
+    });
     current = messages;
     if (stopped) {
       await messages.close();
@@ -352,6 +465,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
         }
         if (batch.length === 0) deadline = performance.now() + o.batchTimeMs;
         batch.push(r.value);
+        held.add(r.value);
       }
       await dispatch(batch);
       if (stopped) {
@@ -386,6 +500,8 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       await current?.close().catch(() => {});
       await loop;
       await Promise.all(inflight);
+      clearInterval(heartbeat);
+      clearInterval(stallWatch);
     },
     healthy: () => ok,
   };

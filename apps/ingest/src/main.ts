@@ -55,6 +55,7 @@ await startService({
         batchTimeMs: c.INGEST_BATCH_TIME_MS,
         maxDeliver: c.INGEST_MAX_DELIVER,
         ackWaitMs: c.INGEST_ACK_WAIT_MS,
+        backoffMaxMs: c.INGEST_BACKOFF_MAX_MS,
         concurrency: c.INGEST_CONCURRENCY,
         gate,
       });

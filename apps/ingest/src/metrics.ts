@@ -8,6 +8,12 @@ export interface IngestMetrics {
   dead: Counter<'type' | 'reason'>;
   batchSize: Histogram<'source'>;
   appendSeconds: Histogram<'source'>;
+  /** Deliveries of a message after its first (a nak, a timed-out ack, a crashed instance). */
+  redelivered: Counter;
+  /** Times the consumer went STALL_AFTER_S without storing anything while messages waited. */
+  stalls: Counter;
+  /** Set by the consumer: seconds since it last stored a batch while messages wait (0: none wait). */
+  setSinceProgress(seconds: number): void;
   /** Set by the consumer: returns pending and ack-pending counts of the durable consumer. */
   setLagSource(source: () => Promise<{ pending: number; ackPending: number }>): void;
 }
@@ -17,13 +23,22 @@ export function createIngestMetrics(registry: Registry): IngestMetrics {
   const registers = [registry];
   let lag: (() => Promise<{ pending: number; ackPending: number }>) | undefined;
   const cached = { pending: 0, ackPending: 0 };
-  async function refresh() {
-    if (!lag) return;
-    try {
-      Object.assign(cached, await lag());
-    } catch {
-      // NATS unreachable: keep the last known value; nats_connected says the rest
-    }
+  let sinceProgress = 0;
+  // prom-client collects the gauges of a scrape concurrently: both wait for the same look-up,
+  // so ack pending is this scrape's figure, not the one left by the previous scrape.
+  let refreshing: Promise<void> | undefined;
+  function refresh(): Promise<void> {
+    refreshing ??= (async () => {
+      if (!lag) return;
+      try {
+        Object.assign(cached, await lag());
+      } catch {
+        // NATS unreachable: keep the last known value; nats_connected says the rest
+      }
+    })().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
   }
   new Gauge({
     name: 'ingest_consumer_pending',
@@ -38,8 +53,17 @@ export function createIngestMetrics(registry: Registry): IngestMetrics {
     name: 'ingest_consumer_ack_pending',
     help: 'Messages delivered to the ingest consumer and not yet acknowledged',
     registers,
-    collect() {
+    async collect() {
+      await refresh();
       this.set(cached.ackPending);
+    },
+  });
+  new Gauge({
+    name: 'ingest_consumer_seconds_since_progress',
+    help: 'Seconds since the consumer last stored a batch while messages wait for it (0 when none wait)',
+    registers,
+    collect() {
+      this.set(sinceProgress);
     },
   });
   return {
@@ -69,7 +93,7 @@ export function createIngestMetrics(registry: Registry): IngestMetrics {
     }),
     dead: new Counter({
       name: 'ingest_events_dead_total',
-      help: 'Messages published to the dead subject, by type and reason (invalid, undeliverable)',
+      help: 'Messages published to the dead subject, by type and reason (invalid, conflict, undeliverable)',
       labelNames: ['type', 'reason'],
       registers,
     }),
@@ -87,8 +111,21 @@ export function createIngestMetrics(registry: Registry): IngestMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
+    redelivered: new Counter({
+      name: 'ingest_consumer_redeliveries_total',
+      help: 'Messages the consumer received again after an earlier delivery (nak, ack wait expired, crashed instance)',
+      registers,
+    }),
+    stalls: new Counter({
+      name: 'ingest_consumer_stalls_total',
+      help: 'Times the consumer stored nothing for 15 s while messages waited for it',
+      registers,
+    }),
     setLagSource(source) {
       lag = source;
+    },
+    setSinceProgress(seconds) {
+      sinceProgress = seconds;
     },
   };
 }

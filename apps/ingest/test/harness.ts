@@ -13,7 +13,7 @@ import type { WriteGate } from '../src/pause.ts';
 export const WRITER = 'writer-token-0123456789';
 export const READER = 'reader-token-0123456789';
 export const auth = createAuth([
-  { name: 'writer', token: WRITER, scopes: ['events:write', 'events:read'] },
+  { name: 'writer', token: WRITER, scopes: ['events:write', 'events:read', 'metrics:read'] },
   { name: 'reader', token: READER, scopes: ['events:read'] },
 ]);
 export const quietLogger = pino({

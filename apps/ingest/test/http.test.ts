@@ -45,7 +45,10 @@ describe('POST /v1/events', () => {
       expect(BigInt(stored.position)).toBeGreaterThan(0n);
     }
     expect([...(await storedIdCounts(ingest.sql)).values()].every((n) => n === 1)).toBe(true);
-    const metrics = await ingest.app.inject({ url: '/metrics' });
+    const metrics = await ingest.app.inject({
+      url: '/metrics',
+      headers: { authorization: `Bearer ${WRITER}` },
+    });
     expect(metrics.body).toMatch(/ingest_events_stored_total\{type="message",source="http".*\} 1/);
   });
 

@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvents } from '../../../libs/events/test/fixtures.ts';
 import type { DeadLetter } from '../src/consumer.ts';
-import { createIngest, type Ingest, storedIdCounts, waitFor } from './harness.ts';
+import { createIngest, type Ingest, storedIdCounts, WRITER, waitFor } from './harness.ts';
 
 let db: TestDatabase;
 let ingest: Ingest;
@@ -82,7 +82,9 @@ describe('NATS ingest', () => {
     await js.publish(subjects(ingest.names).event('message'), JSON.stringify(message), { msgID: 'other' });
     await waitStored([message.id]);
     await waitFor('duplicate counted', async () => {
-      const text = await (await ingest.app.inject({ url: '/metrics' })).body;
+      const text = await (
+        await ingest.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${WRITER}` } })
+      ).body;
       return /ingest_events_duplicate_total\{type="message",source="nats".*\} [1-9]/.test(text) || undefined;
     });
     expect((await storedIdCounts(ingest.sql)).get(message.id)).toBe(1);
@@ -187,7 +189,9 @@ describe('NATS ingest', () => {
     });
     // The counter moves once our publish of the dead letter is acked, a moment after the stream has it.
     const metrics = await waitFor('dead letters counted', async () => {
-      const text = (await ingest.app.inject({ url: '/metrics' })).body;
+      const text = (
+        await ingest.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${WRITER}` } })
+      ).body;
       return /ingest_events_dead_total\{type="typing",reason="invalid".*\} 2/.test(text) ? text : undefined;
     });
     expect(metrics).toMatch(/ingest_consumer_pending/);

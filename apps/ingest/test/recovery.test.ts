@@ -4,8 +4,10 @@ import { createEvent, createPublisher, type SpywatcherEvent } from '@spywatcher/
 import {
   adminDatabaseUrl,
   createTestDatabase,
+  recordUncaught,
   type TestDatabase,
   UNREACHABLE_DATABASE_URL,
+  type UncaughtRecorder,
 } from '@spywatcher/testing';
 import { type NatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +75,63 @@ describe('PostgreSQL goes away during ingest', () => {
       await admin.unsafe(`alter database "${db.name}" allow_connections true`).catch(() => {});
       await admin.end();
     }
+  });
+});
+
+describe("PostgreSQL ends ingest's connections in the middle of batches", () => {
+  let db: TestDatabase;
+  let ingest: Ingest;
+  let watch: UncaughtRecorder | undefined;
+  beforeAll(async () => {
+    watch = recordUncaught();
+    db = await createTestDatabase();
+    ingest = await createIngest(db.url);
+    await ingest.startConsumer({ maxDeliver: 1000, batchSize: 100 });
+  });
+  afterAll(async () => {
+    watch?.stop();
+    await ingest?.close();
+    await db?.drop();
+  });
+
+  it('keeps running, retries the batches, and stores every event once', async () => {
+    const admin = createSql({ url: adminDatabaseUrl(), applicationName: 'spywatcher-tests', max: 1 });
+    const publisher = createPublisher({ nc: ingest.nc, names: ingest.names });
+    const sent: SpywatcherEvent[] = [];
+    let publishing = true;
+    const steady = (async () => {
+      while (publishing) {
+        const batch = many(40);
+        const r = await publisher.publishAll(batch);
+        expect(r.failed).toEqual([]);
+        sent.push(...batch);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    let terminated = 0;
+    try {
+      for (let round = 0; round < 8; round++) {
+        // Only this test's own database: mid-statement (a COPY, an insert) or mid-transaction when
+        // one is under way, otherwise whatever is open.
+        const busy = await admin<{ pid: number }[]>`
+          select pid from pg_stat_activity
+           where datname = ${db.name} and application_name = 'spywatcher-ingest-test'
+           order by (state <> 'idle') desc`;
+        for (const { pid } of busy.slice(0, 2)) {
+          await admin`select pg_terminate_backend(${pid}) from pg_stat_activity where pid = ${pid} and datname = ${db.name}`;
+          terminated++;
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    } finally {
+      publishing = false;
+      await steady;
+      await admin.end();
+    }
+    expect(terminated).toBeGreaterThan(0);
+    await expectStoredOnce(ingest, sent);
+    await waitFor('ready again', async () => ((await ready(ingest)) === 200 ? true : undefined));
+    expect(watch!.errors).toEqual([]);
   });
 });
 

@@ -7,6 +7,7 @@ import {
   type ServiceInstance,
   type ServiceOptions,
 } from '@spywatcher/service';
+import type { TokenCipher } from './import/token-cipher.ts';
 import { OPERATION_IDS } from './operation-ids.ts';
 import { importRoutes } from './routes/imports.ts';
 import { migrationRoutes } from './routes/migrations.ts';
@@ -20,6 +21,8 @@ export interface MigratorDeps {
   loggerInstance?: ServiceOptions['loggerInstance'];
   /** Directory POST /v1/imports may read legacy SQLite files from; unset turns the endpoint off. */
   importDir?: string;
+  /** Encrypts the legacy OAuth tokens imports store (TOKEN_ENCRYPTION_KEYS); null: not imported. */
+  tokens?: TokenCipher | null;
 }
 
 /** Builds the migrator service from its dependencies; no I/O happens here. */
@@ -39,6 +42,11 @@ export async function buildApp(deps: MigratorDeps): Promise<ServiceInstance> {
     tags: [{ name: 'migrations', description: 'Schema version and migration history' }],
   });
   migrationRoutes(app, { sql: deps.sql });
-  importRoutes(app, { sql: deps.sql, auth: deps.auth, importDir: deps.importDir });
+  importRoutes(app, {
+    sql: deps.sql,
+    auth: deps.auth,
+    importDir: deps.importDir,
+    tokens: deps.tokens ?? null,
+  });
   return app;
 }

@@ -16,7 +16,9 @@ import {
   type Sql,
   setRetention,
 } from '@spywatcher/db';
-import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
+import { ConfigError, commonEnv, env, loadConfig } from '@spywatcher/service';
+import { createTokenCipher, parseTokenKeys, type TokenCipher } from './import/token-cipher.ts';
+import { rotateTokens } from './import/token-rotation.ts';
 
 const USAGE = `usage: node src/cli.ts <command> [options]
 
@@ -30,8 +32,25 @@ commands:
   retention TABLE DAYS|forever [--drop-imported | --keep-imported]
                                set a table's retention (off, i.e. forever, by default);
                                --drop-imported lets it drop imported history too
+  tokens                       key rotation: re-encrypt the users' OAuth tokens under the first
+                               key of TOKEN_ENCRYPTION_KEYS (and encrypt any stored in clear)
 
-environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher)`;
+environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher),
+             TOKEN_ENCRYPTION_KEYS (tokens: the current key first, then the older ones)`;
+
+/** TOKEN_ENCRYPTION_KEYS, required by `tokens` (exit 2 naming it when unset or malformed). */
+function tokenCipherFromEnv(): TokenCipher {
+  const cipher = loadConfig({
+    TOKEN_ENCRYPTION_KEYS: env.custom(
+      'keys of the OAuth tokens, the current one first',
+      undefined,
+      (raw, name) => createTokenCipher(parseTokenKeys(raw, name)),
+    ),
+  }).TOKEN_ENCRYPTION_KEYS;
+  if (!cipher)
+    throw new ConfigError(['TOKEN_ENCRYPTION_KEYS'], 'TOKEN_ENCRYPTION_KEYS must hold at least one key');
+  return cipher;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -58,7 +77,11 @@ async function main(argv: string[]): Promise<number> {
     return 64;
   }
   const { values, positionals } = parsed;
-  if (!command || values.help || !['migrate', 'status', 'partitions', 'retention'].includes(command)) {
+  if (
+    !command ||
+    values.help ||
+    !['migrate', 'status', 'partitions', 'retention', 'tokens'].includes(command)
+  ) {
     process.stderr.write(`${USAGE}\n`);
     return command && !values.help ? 64 : 0;
   }
@@ -72,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
     return 64;
   }
   const config = loadConfig({ DATABASE_URL: commonEnv.DATABASE_URL });
+  const cipher = command === 'tokens' ? tokenCipherFromEnv() : null;
   const sql = createSql({ url: config.DATABASE_URL, applicationName: 'spywatcher-migrator-cli', max: 2 });
   const log = (line: string) => process.stdout.write(`${line}\n`);
   try {
@@ -91,6 +115,22 @@ async function main(argv: string[]): Promise<number> {
       } else {
         log(`${result.applied.length} migration(s) applied`);
       }
+    } else if (command === 'tokens' && cipher) {
+      const r = await rotateTokens(sql, cipher);
+      log(
+        `tokens: ${r.reencrypted} user(s) re-encrypted under key "${cipher.currentKeyId}" (${r.fromClear} were in clear), ${r.current} already under it`,
+      );
+      if (r.unknownKeys.length > 0) {
+        log(
+          `tokens: rows under key(s) ${r.unknownKeys.join(', ')} were left as they are: add those keys to TOKEN_ENCRYPTION_KEYS (after the current one) and run again`,
+        );
+        return 1;
+      }
+      log(
+        r.validated
+          ? 'tokens: no token is stored in clear (constraint validated)'
+          : 'tokens: some tokens are still in clear',
+      );
     } else if (command === 'status') {
       const rows = await migrationStatus({ sql, dir: MIGRATIONS_DIR });
       if (values.json) log(JSON.stringify(rows, null, 2));

@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { type ImportReport, type ProgressEvent, runImport } from './import/importer.ts';
 import { createRun, finishRun, markRunning, progressRecorder } from './import/runs.ts';
 import { ImportError, openLegacySource } from './import/source.ts';
+import { createTokenCipher, parseTokenKeys, type TokenCipher } from './import/token-cipher.ts';
 
 const USAGE = `usage: nx run migrator:import-sqlite -- --from FILE [options]
        (or: node apps/migrator/src/import-cli.ts --from FILE [options])
@@ -26,7 +27,8 @@ options:
 
 exit codes: 0 ok, 1 error, 2 bad configuration, 3 more rejects than --max-rejects,
             4 verification found differences, 64 bad usage
-environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher)`;
+environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/spywatcher),
+             TOKEN_ENCRYPTION_KEYS (encrypts the legacy OAuth tokens; unset: they are not imported)`;
 
 function progressBars() {
   const tty = process.stderr.isTTY === true;
@@ -136,6 +138,15 @@ function databaseUrl(): string {
   return raw;
 }
 
+/** TOKEN_ENCRYPTION_KEYS as the migrator service reads it (see apps/migrator/README.md). */
+function tokenCipher(): TokenCipher | null {
+  try {
+    return createTokenCipher(parseTokenKeys(process.env.TOKEN_ENCRYPTION_KEYS ?? ''));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   let values: ReturnType<typeof parse>;
   function parse() {
@@ -189,6 +200,7 @@ async function main(argv: string[]): Promise<number> {
     return 64;
   }
   const dryRun = values['dry-run'];
+  const tokens = tokenCipher();
   let sql: Sql | null = null;
   if (!dryRun) {
     sql = createSql({
@@ -233,6 +245,7 @@ async function main(argv: string[]): Promise<number> {
       }
       report = await runImport(sql, {
         ...options,
+        tokens,
         onProgress: (e) => {
           bars.onProgress(e);
           recorder?.onProgress(e);

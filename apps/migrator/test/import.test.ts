@@ -12,6 +12,7 @@ import { IsoTimes } from '../src/import/encode.ts';
 import { legacyEventId, legacyIdOfEventId } from '../src/import/ids.ts';
 import { runImport } from '../src/import/importer.ts';
 import { ImportError } from '../src/import/source.ts';
+import { runCli } from './run-cli.ts';
 
 const CLI = fileURLToPath(new URL('../src/import-cli.ts', import.meta.url));
 const TARGETS: Record<string, string> = {
@@ -60,26 +61,7 @@ async function counts(db: TestDatabase): Promise<Record<string, number>> {
   return out;
 }
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    stdout: string;
-    stderr: string;
-    pid: number;
-  }>((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, pid: child.pid! }));
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(CLI, args, env);
 
 describe('legacy SQLite import', () => {
   let db: TestDatabase;
@@ -388,13 +370,21 @@ describe('unusual legacy values', () => {
     expect(res.stdout).toMatch(/sentinel_date=1/);
 
     const [user] = await db.sql<
-      { role: string; access_token: string; refresh_token: string; expires: Date; created: Date }[]
+      {
+        role: string;
+        access_token: string | null;
+        refresh_token: string | null;
+        expires: Date;
+        created: Date;
+      }[]
     >`select role, access_token, refresh_token, access_token_expires_at as expires, created_at as created
       from users where discord_id = '777777777777777777'`;
+    // no TOKEN_ENCRYPTION_KEYS: the OAuth tokens are not imported, and the report says so
+    expect(report.warnings).toContainEqual(expect.stringContaining('TOKEN_ENCRYPTION_KEYS is not set'));
     expect(user).toEqual({
       role: 'SUPERUSER',
-      access_token: '',
-      refresh_token: '',
+      access_token: null,
+      refresh_token: null,
       expires: new Date(0),
       created: new Date(Date.UTC(2012, 0, 1)),
     });

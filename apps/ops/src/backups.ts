@@ -27,6 +27,11 @@ export interface BackupEnv {
   compression: number;
   lockWaitTimeoutMs: number;
   restoreJobs: number;
+  /**
+   * Databases restores may create or replace besides the live one (OPS_RESTORE_TARGETS): names,
+   * or prefixes ending in `*`.
+   */
+  restoreTargets: string[];
   offsite?: Offsite;
   /** Free bytes of the filesystem holding a directory (statfs; replaceable in tests). */
   freeBytes?: (dir: string) => Promise<number>;

@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { env } from '@spywatcher/service';
 import { Cron } from 'croner';
 
+const RESTORE_TARGET_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,62}\*?$/;
+
 /** A cron expression (5 or 6 fields, UTC) or "off". */
 const cron = (description: string, defaultValue: string) =>
   env.custom<string | null>(`${description} (cron, UTC; "off" disables)`, defaultValue, (raw, name) => {
@@ -32,6 +34,24 @@ export const opsEnv = {
     min: 1,
   }),
   RESTORE_JOBS: env.int('Parallel pg_restore workers for verify and restore', 2, { min: 1, max: 32 }),
+  OPS_RESTORE_TARGETS: env.custom<string[]>(
+    "Comma-separated databases restores may create or replace besides the service's own (a trailing * matches a prefix, e.g. spywatcher_restore_*); anything else is refused",
+    [],
+    (raw, name) => {
+      const targets = raw
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean);
+      for (const t of targets) {
+        if (!RESTORE_TARGET_PATTERN.test(t)) {
+          throw new Error(
+            `${name} must list database names (letters, digits, "_", "-"; a trailing * for a prefix), got ${JSON.stringify(t)}`,
+          );
+        }
+      }
+      return targets;
+    },
+  ),
   BACKUP_KEEP_DAYS: env.int('Retention: delete backups older than this many days', 30, { min: 1 }),
   BACKUP_KEEP_COUNT: env.int('Retention: keep at most this many backups per database (0 = no limit)', 0, {
     min: 0,

@@ -18,6 +18,7 @@ export function toHttpError(error: unknown): unknown {
   if (error instanceof RestoreRefusedError) {
     if (error.code === 'NOT_FOUND') return httpErrors.notFound(error.message);
     if (error.code === 'INVALID_TARGET') return httpErrors.badRequest(error.message);
+    if (error.code === 'TARGET_NOT_ALLOWED') return new HttpError(403, error.code, error.message);
     return new HttpError(409, 'CONFIRMATION_REQUIRED', error.message);
   }
   if (error instanceof InvalidBackupIdError || error instanceof UnknownTableError)

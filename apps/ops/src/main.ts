@@ -24,6 +24,7 @@ await startService({
     });
     const background = await startBackground(ops, {
       nats: rt.nats,
+      auth: rt.auth,
       names,
       schedule: scheduleOf(rt.config),
       log: (level, msg, extra) => rt.logger[level](extra ?? {}, msg),

@@ -1,19 +1,26 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { type NatsNames, subjects } from '@spywatcher/events';
+import type { Auth, HttpError } from '@spywatcher/service';
 import { toHttpError } from './http-errors.ts';
 import { MAINTENANCE_KINDS, type MaintenanceKind } from './maintenance.ts';
 import type { Ops, Started } from './ops.ts';
 
+/** Scope a NATS request needs, as its HTTP route does (POST /v1/backups, /verify, /maintenance). */
+const REQUEST_SCOPE = 'ops:write';
+
 /**
  * NATS request-reply on `<prefix>.ops.>`: `ops.backup`, `ops.verify` ({"backupId"} or the
- * newest), `ops.maintenance` ({"kind", "tables", "dryRun"}). The reply names the job and the
- * subject its progress is published on. Restores are HTTP-only: they need the ops:restore
- * scope and a typed confirmation, which a bus message cannot carry.
+ * newest), `ops.maintenance` ({"kind", "tables", "dryRun"}). Each request carries an
+ * `Authorization: Bearer <token>` header holding the ops:write scope, checked against the same
+ * tokens as HTTP; the token's name is recorded as the job's requestedBy. The reply names the
+ * job and the subject its progress is published on. Restores are HTTP-only: they need the
+ * ops:restore scope and a typed confirmation, which a bus message cannot carry.
  */
 export function serveOpsRequests(
   nats: NatsConnection,
   names: NatsNames,
   ops: Ops,
+  auth: Auth,
   log?: (msg: string, err?: unknown) => void,
 ): Subscription {
   const s = subjects(names);
@@ -29,6 +36,19 @@ export function serveOpsRequests(
   });
 
   async function handle(action: string, msg: Msg) {
+    let who: string;
+    try {
+      who = auth.authorize(msg.headers?.get('Authorization') || undefined, REQUEST_SCOPE).name;
+    } catch (error) {
+      const refused = error as HttpError;
+      return reply(msg, {
+        ok: false,
+        error: {
+          code: refused.code,
+          message: `${refused.message} (send it as the Authorization header of the NATS request)`,
+        },
+      });
+    }
     let body: Record<string, unknown> = {};
     try {
       const text = msg.string().trim();
@@ -42,11 +62,12 @@ export function serveOpsRequests(
     }
     try {
       let started: Started;
-      if (action === 'backup') started = await ops.startBackup('nats');
+      if (action === 'backup') started = await ops.startBackup('nats', who);
       else if (action === 'verify') {
         started = await ops.startVerify(
           'nats',
           typeof body.backupId === 'string' ? body.backupId : undefined,
+          who,
         );
       } else if (action === 'maintenance' || action.startsWith('maintenance.')) {
         const kind = (action.split('.')[1] ?? body.kind) as MaintenanceKind;
@@ -59,7 +80,7 @@ export function serveOpsRequests(
         const tables = Array.isArray(body.tables) ? body.tables.map(String) : undefined;
         if (body.dryRun === true)
           return reply(msg, { ok: true, plan: await ops.planMaintenance(kind, tables) });
-        started = await ops.startMaintenance('nats', kind, tables);
+        started = await ops.startMaintenance('nats', kind, tables, who);
       } else if (action === 'restore') {
         return reply(msg, {
           ok: false,

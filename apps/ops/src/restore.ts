@@ -16,7 +16,7 @@ import { quoteIdent } from './tables.ts';
 export const DATABASE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
 export class RestoreRefusedError extends Error {
-  readonly code: 'CONFIRMATION_REQUIRED' | 'INVALID_TARGET' | 'NOT_FOUND';
+  readonly code: 'CONFIRMATION_REQUIRED' | 'INVALID_TARGET' | 'TARGET_NOT_ALLOWED' | 'NOT_FOUND';
   constructor(code: RestoreRefusedError['code'], message: string) {
     super(message);
     this.name = 'RestoreRefusedError';
@@ -77,9 +77,15 @@ export async function inspectTarget(env: BackupEnv, target: string): Promise<Tar
   }
 }
 
+/** Whether OPS_RESTORE_TARGETS lists `target`, by name or by a prefix ending in `*`. */
+export function restoreTargetListed(target: string, listed: string[]): boolean {
+  return listed.some((t) => (t.endsWith('*') ? target.startsWith(t.slice(0, -1)) : t === target));
+}
+
 /**
- * The refusal rules, checked when the request arrives and again when the job starts: a target
- * that is the live database or has connections is overwritten only when `confirm` repeats its name.
+ * The refusal rules, checked when the request arrives and again when the job starts: the target
+ * is the live database or one OPS_RESTORE_TARGETS lists; the live database or one with
+ * connections is overwritten only when `confirm` repeats its name.
  */
 export async function checkRestoreRequest(env: BackupEnv, request: RestoreRequest): Promise<TargetState> {
   const { target } = request;
@@ -94,6 +100,14 @@ export async function checkRestoreRequest(env: BackupEnv, request: RestoreReques
     throw new RestoreRefusedError(
       'INVALID_TARGET',
       `"${target}" is a system or maintenance database and cannot be a restore target`,
+    );
+  }
+  const live = databaseNameOf(env.databaseUrl);
+  if (target !== live && !restoreTargetListed(target, env.restoreTargets)) {
+    const listed = env.restoreTargets.length > 0 ? env.restoreTargets.join(', ') : 'none';
+    throw new RestoreRefusedError(
+      'TARGET_NOT_ALLOWED',
+      `"${target}" is not a restore target: restores may replace only this service's database ("${live}") or those listed in OPS_RESTORE_TARGETS (now: ${listed})`,
     );
   }
   if (!(await env.catalogue.get(request.backupId))) {

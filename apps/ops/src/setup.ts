@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type Sql, withDatabase } from '@spywatcher/db';
 import type { NatsNames } from '@spywatcher/events';
-import type { ConfigOf } from '@spywatcher/service';
+import type { Auth, ConfigOf } from '@spywatcher/service';
 import { type BackupEnv, removeScratch } from './backups.ts';
 import { BackupCatalogue } from './catalogue.ts';
 import type { opsEnv } from './config.ts';
@@ -37,6 +37,7 @@ export function createOps(
     compression: config.BACKUP_COMPRESSION,
     lockWaitTimeoutMs: config.BACKUP_LOCK_WAIT_TIMEOUT_MS,
     restoreJobs: config.RESTORE_JOBS,
+    restoreTargets: config.OPS_RESTORE_TARGETS,
     offsite: config.OPS_S3_BUCKET
       ? createOffsite({
           bucket: config.OPS_S3_BUCKET,
@@ -111,7 +112,7 @@ type Log = (level: 'info' | 'warn' | 'error', msg: string, extra?: object) => vo
  */
 export async function startBackground(
   ops: Ops,
-  deps: { nats?: NatsConnection; names: NatsNames; schedule?: ScheduleConfig; log: Log },
+  deps: { nats?: NatsConnection; auth?: Auth; names: NatsNames; schedule?: ScheduleConfig; log: Log },
 ): Promise<{ stop: () => Promise<void>; interrupted: number; next: () => Record<string, string | null> }> {
   const swept = await ops.runner.sweep();
   const interrupted = swept.abandoned.length;
@@ -120,9 +121,11 @@ export async function startBackground(
   if (swept.cleaned > 0) deps.log('warn', `${swept.cleaned} leftover(s) of dead jobs removed`);
   ops.runner.startHeartbeat();
   await ops.catalogue.ensureDir();
-  const sub = deps.nats
-    ? serveOpsRequests(deps.nats, deps.names, ops, (msg, err) => deps.log('error', msg, { err }))
-    : null;
+  if (deps.nats && !deps.auth) throw new Error('ops requests over NATS need the token checks (auth)');
+  const sub =
+    deps.nats && deps.auth
+      ? serveOpsRequests(deps.nats, deps.names, ops, deps.auth, (msg, err) => deps.log('error', msg, { err }))
+      : null;
   const schedule = deps.schedule ? startSchedule(ops, deps.schedule, deps.log) : null;
   return {
     interrupted,

@@ -1,9 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import { createSql, withDatabase } from '@spywatcher/db';
+import { loadConfig } from '@spywatcher/service';
 import { adminDatabaseUrl } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropDatabase } from '../src/backups.ts';
 import { type BackupManifest, retentionVictims } from '../src/catalogue.ts';
+import { opsEnv } from '../src/config.ts';
+import { restoreTargetListed } from '../src/restore.ts';
 import { bearer, type Harness, harness, seed, TOKENS, tableChecksums } from './helpers.ts';
 
 let h: Harness;
@@ -293,6 +296,58 @@ describe('backups', () => {
     expect(system.statusCode).toBe(400);
   });
 
+  it('restores only into its own database or one OPS_RESTORE_TARGETS lists; an unlisted idle database is left alone', async () => {
+    const bystander = `sw_bystander_${Date.now().toString(36)}`;
+    dropLater.push(bystander);
+    const admin = createSql({ url: adminDatabaseUrl(), applicationName: 'ops-test', max: 1 });
+    try {
+      await admin.unsafe(`create database "${bystander}"`);
+      for (const payload of [
+        { backupId: first.id, target: bystander },
+        { backupId: first.id, target: bystander, confirm: bystander },
+        { backupId: first.id, target: 'sw_restored' }, // the prefix itself is not listed
+      ]) {
+        const res = await h.app.inject({
+          method: 'POST',
+          url: '/v1/restores',
+          headers: bearer(TOKENS.restorer),
+          payload,
+        });
+        expect(res.statusCode, res.body).toBe(403);
+        expect(res.json().error).toMatchObject({
+          code: 'TARGET_NOT_ALLOWED',
+          message: expect.stringContaining(
+            `restores may replace only this service's database ("${h.db.name}") or those listed in OPS_RESTORE_TARGETS (now: sw_restored_*, sw_busy_*, sw_target_*)`,
+          ),
+        });
+      }
+      // the CLI and NATS go through the same check
+      await expect(h.ops.startRestore('cli', { backupId: first.id, target: bystander })).rejects.toThrow(
+        /OPS_RESTORE_TARGETS/,
+      );
+      const [row] = await admin<
+        { n: number }[]
+      >`select count(*)::int as n from pg_database where datname = ${bystander}`;
+      expect(row!.n).toBe(1);
+      const none = await h.variant({ OPS_RESTORE_TARGETS: '' });
+      await expect(
+        none.startRestore('http', { backupId: first.id, target: `sw_restored_${Date.now().toString(36)}` }),
+      ).rejects.toThrow('OPS_RESTORE_TARGETS (now: none)');
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('reads OPS_RESTORE_TARGETS as names and prefixes, refusing anything else by name', () => {
+    expect(loadConfig(opsEnv, { OPS_RESTORE_TARGETS: 'a, b_*' }).OPS_RESTORE_TARGETS).toEqual(['a', 'b_*']);
+    for (const bad of ['*', 'a;drop', 'x*y']) {
+      expect(() => loadConfig(opsEnv, { OPS_RESTORE_TARGETS: bad })).toThrow(/OPS_RESTORE_TARGETS must list/);
+    }
+    expect(restoreTargetListed('b_1', ['a', 'b_*'])).toBe(true);
+    expect(restoreTargetListed('b', ['a', 'b_*'])).toBe(false);
+    expect(restoreTargetListed('ab', ['a'])).toBe(false);
+  });
+
   it('lists and deletes backups', async () => {
     const list = await h.app.inject({ method: 'GET', url: '/v1/backups', headers: bearer(TOKENS.reader) });
     expect(list.statusCode).toBe(200);
@@ -321,7 +376,12 @@ describe('scopes', () => {
     ['GET', '/v1/database/health', 'ops:read', undefined],
     ['POST', '/v1/backups', 'ops:write', undefined],
     ['POST', '/v1/maintenance/analyze', 'ops:write', { dryRun: true }],
-    ['POST', '/v1/restores', 'ops:restore', { backupId: '20261126T000000Z-00000000', target: 'sw_nowhere' }],
+    [
+      'POST',
+      '/v1/restores',
+      'ops:restore',
+      { backupId: '20261126T000000Z-00000000', target: 'sw_restored_nowhere' },
+    ],
   ];
   const holders: Record<string, string[]> = {
     'ops:read': [TOKENS.reader, TOKENS.writer, TOKENS.restorer],

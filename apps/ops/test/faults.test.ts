@@ -214,7 +214,7 @@ describe('broken manifests and retention per database', () => {
       expect(health.json().findings).toContainEqual(
         expect.objectContaining({ check: 'backup_manifest', subject: '20250101T000000Z-0badf00d.json' }),
       );
-      const metrics = await h.app.inject({ method: 'GET', url: '/metrics' });
+      const metrics = await h.app.inject({ method: 'GET', url: '/metrics', headers: bearer(TOKENS.reader) });
       expect(metrics.statusCode).toBe(200);
       expect(metrics.body).toMatch(/^spywatcher_backup_broken_manifests(\{[^}]*\})? 1/m);
       const job = await (await h.ops.startBackup('http')).done;
@@ -279,7 +279,11 @@ describe('restores', () => {
     await targetSql.end();
 
     const config = {
-      ...loadConfig(opsEnv, { BACKUP_DIR: h.backupDir, ...SCHEDULES_OFF }),
+      ...loadConfig(opsEnv, {
+        BACKUP_DIR: h.backupDir,
+        OPS_RESTORE_TARGETS: 'sw_target_*',
+        ...SCHEDULES_OFF,
+      }),
       DATABASE_URL: h.db.url,
     };
     let runner: { cancel: (id: string, reason: string) => Promise<boolean> } | undefined;

@@ -158,7 +158,7 @@ describe('health report', () => {
   });
 
   it('exposes the report as Prometheus metrics', async () => {
-    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    const res = await h.app.inject({ method: 'GET', url: '/metrics', headers: bearer(TOKENS.reader) });
     expect(res.body).toMatch(/^spywatcher_db_health_findings\{[^}]*check="dead_tuples"[^}]*\} [1-9]/m);
     expect(res.body).toMatch(/^spywatcher_db_max_connections\{[^}]*\} \d+/m);
     expect(res.body).toMatch(/^spywatcher_db_dead_tuples\{[^}]*table="public.Bloated"[^}]*\} 90000/m);

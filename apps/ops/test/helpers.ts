@@ -55,19 +55,25 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
   const names = testNatsNames('ops');
   const backupDir = await mkdtemp(join(tmpdir(), 'sw-ops-test-'));
   const configOf = (extra: Record<string, string>, url: string): OpsConfig => ({
-    ...loadConfig(opsEnv, { BACKUP_DIR: backupDir, RESTORE_JOBS: '1', ...SCHEDULES_OFF, ...extra }),
+    ...loadConfig(opsEnv, {
+      BACKUP_DIR: backupDir,
+      RESTORE_JOBS: '1',
+      OPS_RESTORE_TARGETS: 'sw_restored_*, sw_busy_*, sw_target_*',
+      ...SCHEDULES_OFF,
+      ...extra,
+    }),
     DATABASE_URL: url,
   });
   const config = configOf(env, db.url);
   const ops = createOps(config, { sql: db.sql, nats, names });
-  const background = await startBackground(ops, { nats, names, log: () => {} });
   const metrics = createMetricsRegistry('ops');
   const auth = createAuth([
-    { name: 'reader', token: TOKENS.reader, scopes: ['ops:read'] },
+    { name: 'reader', token: TOKENS.reader, scopes: ['ops:read', 'metrics:read'] },
     { name: 'writer', token: TOKENS.writer, scopes: ['ops:read', 'ops:write'] },
     { name: 'restorer', token: TOKENS.restorer, scopes: ['ops:read', 'ops:restore'] },
     { name: 'nobody', token: TOKENS.none, scopes: ['events:write'] },
   ]);
+  const background = await startBackground(ops, { nats, auth, names, log: () => {} });
   const app = await buildApp({ sql: db.sql, nats, auth, metrics, ops, logger: false });
   const extras: Ops[] = [];
   return {
@@ -105,7 +111,7 @@ export async function seed(sql: Parameters<typeof partitionUpkeep>[0], rows = 30
   await partitionUpkeep(sql, { ahead: 3, skipRetention: true });
   await sql`
     insert into users (discord_id, username, access_token, refresh_token, access_token_expires_at)
-    values ('d1', 'owner', 'not-a-real-token', 'not-a-real-token', now() + interval '1 day')
+    values ('d1', 'owner', 'enc:v1:test:not-a-real-token', 'enc:v1:test:not-a-real-token', now() + interval '1 day')
   `;
   await sql`
     insert into guilds (guild_id, name, user_id)

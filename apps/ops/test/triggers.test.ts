@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { headers } from '@nats-io/transport-node';
 import { createSql } from '@spywatcher/db';
 import { subjects } from '@spywatcher/events';
 import { adminDatabaseUrl } from '@spywatcher/testing';
@@ -12,7 +13,7 @@ import type { BackupManifest } from '../src/catalogue.ts';
 import { createOffsite } from '../src/offsite.ts';
 import { startSchedule } from '../src/schedule.ts';
 import { startBackground } from '../src/setup.ts';
-import { type Harness, harness, seed } from './helpers.ts';
+import { type Harness, harness, seed, TOKENS } from './helpers.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -23,13 +24,16 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function request(action: string, body: unknown = {}) {
+async function request(action: string, body: unknown = {}, token: string | null = TOKENS.writer) {
+  const hdrs = headers();
+  if (token) hdrs.set('Authorization', `Bearer ${token}`);
   const reply = await h.nats.request(subjects(h.names).ops(action), JSON.stringify(body), {
     timeout: 10_000,
+    headers: hdrs,
   });
   return reply.json<{
     ok: boolean;
-    job?: { id: string };
+    job?: { id: string; requestedBy: string | null };
     progressSubject?: string;
     error?: { code: string; message: string };
     plan?: { steps: unknown[] };
@@ -49,7 +53,12 @@ describe('NATS requests', () => {
     const id = reply.job!.id;
     expect(reply.progressSubject).toBe(subjects(h.names).opsJob(id));
     const job = await h.waitJob(id);
-    expect(job).toMatchObject({ status: 'succeeded', trigger: 'nats', kind: 'backup' });
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      trigger: 'nats',
+      kind: 'backup',
+      requestedBy: 'writer',
+    });
     await h.nats.flush();
     await new Promise((r) => setTimeout(r, 100));
     sub.unsubscribe();
@@ -63,12 +72,36 @@ describe('NATS requests', () => {
     expect((await h.waitJob(verify.job!.id)).status).toBe('succeeded');
   });
 
+  it('refuses requests without an ops:write token, as HTTP does, and starts nothing', async () => {
+    const before = (await h.ops.runner.list({})).length;
+    for (const action of ['backup', 'verify', 'maintenance.analyze']) {
+      expect(await request(action, {}, null)).toMatchObject({
+        ok: false,
+        error: { code: 'UNAUTHORIZED', message: expect.stringContaining('Authorization header') },
+      });
+      expect(await request(action, {}, 'not-a-known-token-at-all')).toMatchObject({
+        ok: false,
+        error: { code: 'UNAUTHORIZED', message: expect.stringContaining('unknown or revoked token') },
+      });
+      expect(await request(action, {}, TOKENS.reader)).toMatchObject({
+        ok: false,
+        error: { code: 'FORBIDDEN', message: expect.stringContaining('"ops:write"') },
+      });
+    }
+    expect(await request('maintenance', { kind: 'analyze', dryRun: true }, TOKENS.none)).toMatchObject({
+      ok: false,
+      error: { code: 'FORBIDDEN' },
+    });
+    expect((await h.ops.runner.list({})).length).toBe(before);
+  });
+
   it('answers maintenance plans and refusals', async () => {
     const plan = await request('maintenance', { kind: 'analyze', dryRun: true });
     expect(plan.ok).toBe(true);
     expect(Array.isArray(plan.plan!.steps)).toBe(true);
     const started = await request('maintenance.analyze', { tables: ['guilds'] });
     expect(started.ok).toBe(true);
+    expect(started.job!.requestedBy).toBe('writer');
     expect((await h.waitJob(started.job!.id)).status).toBe('succeeded');
     expect(await request('maintenance', { kind: 'drop-everything' })).toMatchObject({
       ok: false,

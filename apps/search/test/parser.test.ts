@@ -8,7 +8,9 @@ function show(node: TextNode | null): string {
     case 'word':
       return node.prefix ? `${node.text}*` : node.text;
     case 'phrase':
-      return `"${node.text}"`;
+      return node.words
+        ? `"${node.words.map((w) => (w.prefix ? `${w.text}*` : w.text)).join(' ')}"`
+        : `"${node.text}"`;
     case 'not':
       return `-${show(node.node)}`;
     case 'and':
@@ -98,12 +100,72 @@ describe('parseQuery: filters', () => {
     expect(parseQuery('FROM:alice HAS:Link').has.include).toEqual(['link']);
   });
 
+  it.each([
+    ['deploy fai', '(deploy fai*)'],
+    ['deploy fa', '(deploy fa)'],
+    ['deploy fai ', '(deploy fai)'],
+    ['deploy -fai', '(deploy -fai*)'],
+    ['-"free nit', '-"free nit*"'],
+    ['"deploy fai', '"deploy fai*"'],
+    ['"deploy fai"', '"deploy fai"'],
+    ['"deploy fai ', '"deploy fai "'],
+    ['"deploy fa* serv', '"deploy fa* serv*"'],
+    ['(cat OR dog', '{cat|dog*}'],
+    ['((cat OR dog) foo', '({cat|dog} foo*)'],
+    ['(cat OR dog)', '{cat|dog}'],
+    ['fai from:bob', 'fai'],
+    ['fai from:ali', 'fai'],
+    ['deploy node.j', '(deploy node.j)'],
+    ['deploy OR fai', '{deploy|fai*}'],
+  ])('search as you type: %j → %s', (input, shown) => {
+    expect(show(prefixLastWord(parseQuery(input, { asYouType: true }), input).text)).toBe(shown);
+  });
+
+  it('search as you type closes only what is open at the end', () => {
+    expect(() => parseQuery('"deploy fai')).toThrow(QueryParseError);
+    expect(() => parseQuery('(cat OR dog')).toThrow(QueryParseError);
+    expect(() => parseQuery('from:"ali', { asYouType: true })).toThrow(QueryParseError);
+    expect(() => parseQuery('deploy -', { asYouType: true })).toThrow(QueryParseError);
+    expect(parseQuery('"a" "b c', { asYouType: true }).text).toMatchObject({
+      kind: 'and',
+      nodes: [
+        { kind: 'phrase', text: 'a' },
+        { kind: 'phrase', text: 'b c', open: true },
+      ],
+    });
+  });
+
   it('search as you type makes the last bare word a prefix from 3 characters on', () => {
     expect(show(prefixLastWord(parseQuery('deploy fai'), 'deploy fai').text)).toBe('(deploy fai*)');
     expect(show(prefixLastWord(parseQuery('deploy fa'), 'deploy fa').text)).toBe('(deploy fa)');
     expect(show(prefixLastWord(parseQuery('deploy fai '), 'deploy fai ').text)).toBe('(deploy fai)');
     expect(show(prefixLastWord(parseQuery('"a phrase"'), '"a phrase"').text)).toBe('"a phrase"');
     expect(show(prefixLastWord(parseQuery('fai from:bob'), 'fai from:bob').text)).toBe('fai');
+  });
+});
+
+describe('parseQuery: a prefix inside a phrase', () => {
+  it('records the words of a phrase holding a *', () => {
+    expect(parseQuery('"deploy fai*" now').text).toEqual({
+      kind: 'and',
+      nodes: [
+        {
+          kind: 'phrase',
+          text: 'deploy fai*',
+          position: 0,
+          words: [
+            { text: 'deploy', prefix: false },
+            { text: 'fai', prefix: true },
+          ],
+        },
+        { kind: 'word', text: 'now', prefix: false, position: 14 },
+      ],
+    });
+    expect(parseQuery('"deploy failed"').text).toEqual({
+      kind: 'phrase',
+      text: 'deploy failed',
+      position: 0,
+    });
   });
 });
 
@@ -138,6 +200,10 @@ describe('parseQuery: malformed input names the position and what was expected',
     ['d*', 0, 'at least 2 characters before *'],
     ['de-p*', 0, 'letters or digits before *'],
     ['x *y', 2, ''],
+    ['"a*b"', 2, 'a * only at the end of a word in a phrase'],
+    ['"**bold**"', 1, 'a * only at the end of a word in a phrase'],
+    ['"deploy x*"', 8, 'at least 2 characters before *'],
+    ['-"de-p* x"', 2, 'letters or digits before * (a prefix in a phrase is one word)'],
     ['deploy\u0000', 6, 'printable text'],
     ['x'.repeat(513), 512, 'at most 512 characters'],
     [Array.from({ length: 33 }, (_, i) => `w${i}`).join(' '), 118, 'at most 32 terms'],

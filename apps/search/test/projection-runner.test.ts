@@ -12,6 +12,7 @@ import { startProjectionRunner } from '../src/projections/runner.ts';
 import { COLUMNS } from './analytics-seed.ts';
 
 const TOKEN = 'projections-writer-token';
+const asOps = { authorization: `Bearer ${TOKEN}` };
 const READER = 'read-only-token-xxxxxxxx';
 const DAY = new Date('2026-11-02T10:00:00Z');
 let seq = 0;
@@ -71,7 +72,11 @@ beforeAll(async () => {
     sql: db.sql,
     nats,
     auth: createAuth([
-      { name: 'ops', token: TOKEN, scopes: ['projections:write'] },
+      {
+        name: 'ops',
+        token: TOKEN,
+        scopes: ['projections:write', 'projections:read', 'analytics:read', 'metrics:read'],
+      },
       { name: 'reader', token: READER, scopes: [] },
     ]),
     metrics: new Registry(),
@@ -149,18 +154,18 @@ describe('projection runner', { timeout: 180_000 }, () => {
 
   it('reports checkpoint, events behind and seconds behind, over HTTP and as metrics', async () => {
     await insertTyping('behind', 4);
-    const before = (await app.inject({ url: '/v1/projections' })).json();
+    const before = (await app.inject({ url: '/v1/projections', headers: asOps })).json();
     const activity = before.projections.find((p: { name: string }) => p.name === 'activity');
     expect(activity.eventsBehind).toBe(4);
     expect(activity.secondsBehind).toBeGreaterThanOrEqual(0);
     expect(activity.checkpoints.find((c: { type: string }) => c.type === 'typing').tx).not.toBe('0');
-    const metrics = await app.inject({ url: '/metrics' });
+    const metrics = await app.inject({ url: '/metrics', headers: asOps });
     expect(metrics.body).toMatch(/projection_events_behind\{projection="activity"[^}]*\} 4/);
 
     const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
     await runner.runUntilCaughtUp(WAIT_MS);
     await runner.stop();
-    const after = (await app.inject({ url: '/v1/projections' })).json();
+    const after = (await app.inject({ url: '/v1/projections', headers: asOps })).json();
     for (const p of after.projections) {
       expect(p.eventsBehind).toBe(0);
       expect(p.secondsBehind).toBe(0);
@@ -286,7 +291,7 @@ describe('rebuild', { timeout: 180_000 }, () => {
     expect(res.headers.location).toBe(job.url);
     let status = job;
     await until(async () => {
-      status = (await app.inject({ url: job.url })).json();
+      status = (await app.inject({ url: job.url, headers: asOps })).json();
       return status.status !== 'running';
     }, 'the rebuild to finish');
     expect(status.status, status.error).toBe('succeeded');
@@ -301,7 +306,7 @@ describe('rebuild', { timeout: 180_000 }, () => {
     await runner.runUntilCaughtUp(WAIT_MS);
     expect(await typingCount(db.sql, 'after-rebuild')).toBe(2);
     await runner.stop();
-    const status404 = await app.inject({ url: `/v1/projections/heatmap/rebuilds/${job.id}` });
+    const status404 = await app.inject({ url: `/v1/projections/heatmap/rebuilds/${job.id}`, headers: asOps });
     expect(status404.statusCode).toBe(404);
   });
 
@@ -330,16 +335,20 @@ describe('rebuild', { timeout: 180_000 }, () => {
     });
     const job = res.json();
     await until(async () => {
-      const s = (await app.inject({ url: job.url })).json();
+      const s = (await app.inject({ url: job.url, headers: asOps })).json();
       return s.phase === 'swapping';
     }, 'the rebuild to reach the swap');
     const during = await app.inject({
       url: '/v1/analytics/ghosts?from=2026-11-01&to=2026-11-03&minTyping=1',
+      headers: asOps,
     });
     expect(during.statusCode).toBe(200);
     expect(during.json().items.length).toBeGreaterThan(0);
     release();
     await holder;
-    await until(async () => (await app.inject({ url: job.url })).json().status === 'succeeded', 'the swap');
+    await until(
+      async () => (await app.inject({ url: job.url, headers: asOps })).json().status === 'succeeded',
+      'the swap',
+    );
   });
 });

@@ -26,6 +26,13 @@ export const RARE = ['zebra', 'quartz', 'nebula', 'walrus'];
 export const ACCENTED = ['café', 'naïve', 'résumé', 'crème'];
 export const EMOJI = ['pepega', 'kekw'];
 export const HOSTS = ['youtube.com', 'github.com'];
+/** Dotted and underscored identifiers with their lexemes: the whole (joined by "-"), then each part. */
+export const IDENTIFIERS = [
+  { text: 'node.js', tokens: ['node-js', 'node', 'js'] },
+  { text: 'README.md', tokens: ['readme-md', 'readme', 'md'] },
+  { text: 'console.log(x)', tokens: ['console-log', 'console', 'log', 'x'] },
+  { text: 'snake_case', tokens: ['snake-case', 'snake', 'case'] },
+];
 
 export interface CorpusMessage {
   id: string;
@@ -67,7 +74,6 @@ export function generateCorpus(n: number, seed = 42, start = Date.UTC(2026, 0, 1
     const channel = pick(CHANNELS);
     const parts: string[] = [];
     const tokens: string[] = [];
-    const tail: string[] = [];
     const mentions: string[] = [];
     const has = { link: false, mention: false, emoji: false, attachment: false, code: false };
     const words = 1 + Math.floor(rand() * 6);
@@ -93,8 +99,7 @@ export function generateCorpus(n: number, seed = 42, start = Date.UTC(2026, 0, 1
       } else if (r < 0.83) {
         const host = pick(HOSTS);
         parts.push(`https://www.${host}/watch?v=${Math.floor(rand() * 1000)}`);
-        tokens.push(host);
-        tail.push(...host.split('.'));
+        tokens.push(host.replace('.', '-'), ...host.split('.'));
         has.link = true;
       } else if (r < 0.89) {
         const e = pick(EMOJI);
@@ -106,6 +111,12 @@ export function generateCorpus(n: number, seed = 42, start = Date.UTC(2026, 0, 1
         parts.push(`\`${word}\``);
         tokens.push(word);
         has.code = true;
+      } else if (r < 0.96) {
+        const id = pick(IDENTIFIERS);
+        const code = rand() < 0.5;
+        parts.push(code ? `\`${id.text}\`` : id.text);
+        tokens.push(...id.tokens);
+        has.code ||= code;
       } else {
         const word = `w${Math.floor(rand() * 300)}x`;
         parts.push(`${word}!`);
@@ -128,7 +139,7 @@ export function generateCorpus(n: number, seed = 42, start = Date.UTC(2026, 0, 1
       guildId: channel.guild,
       content: parts.join(' '),
       attachmentCount,
-      tokens: [...tokens, ...tail],
+      tokens,
       mentions,
       has,
     });
@@ -188,17 +199,54 @@ export async function loadCorpus(sql: Queryable, messages: CorpusMessage[]): Pro
   await copyRows(sql, 'message_events', MESSAGE_COLUMNS, messages.map(messageRow));
 }
 
+/** The lexemes of typed words: a dotted or underscored identifier gives its whole and its parts. */
+function lexemes(text: string): string[] {
+  return fold(text)
+    .split(/\s+/)
+    .filter(Boolean)
+    .flatMap((w) => {
+      const joined = w.replace(/(?<=\p{L})[._](?=[\p{L}\p{N}])|(?<=\p{N})[._](?=\p{L})/gu, '-');
+      return joined.includes('-') ? [joined, ...joined.split('-')] : [joined];
+    });
+}
+
+/**
+ * Inserts messages with just these contents (one author and channel), `stepMs` apart from
+ * `start`, through the parent table as a writer would: the stored text is computed by the
+ * database's current functions and the insert triggers fire.
+ */
+export async function insertContents(
+  sql: Queryable,
+  contents: string[],
+  start: Date,
+  stepMs = 3_600_000,
+): Promise<void> {
+  const times = contents.map((_, i) => new Date(start.getTime() + i * stepMs));
+  await ensurePartitions(sql, 'message', times);
+  await sql`
+    insert into message_events (id, occurred_at, user_id, username, channel_id, channel_name, guild_id, content)
+    select gen_random_uuid(), t, '1', 'alice', '2', 'general', '3', c
+    from unnest(${times.map((t) => t.toISOString())}::timestamptz[], ${contents}::text[]) as u(t, c)`;
+}
+
 /** Brute-force evaluation of a text node against a message's tokens. */
 export function matchesText(node: TextNode, tokens: string[]): boolean {
   switch (node.kind) {
     case 'word': {
       const w = fold(node.text);
-      return node.prefix ? tokens.some((t) => t.startsWith(w)) : tokens.includes(w);
+      return node.prefix ? tokens.some((t) => t.startsWith(w)) : lexemes(w).every((l) => tokens.includes(l));
     }
     case 'phrase': {
-      const ws = node.text.split(/\s+/).filter(Boolean).map(fold);
+      // each lexeme as a test of one token; a prefix word is one test
+      const ws: ((t: string) => boolean)[] = node.words
+        ? node.words.flatMap((w) =>
+            w.prefix
+              ? [(t: string) => t.startsWith(fold(w.text))]
+              : lexemes(w.text).map((l) => (t: string) => t === l),
+          )
+        : lexemes(node.text).map((l) => (t: string) => t === l);
       for (let i = 0; i + ws.length <= tokens.length; i++) {
-        if (ws.every((w, j) => tokens[i + j] === w)) return true;
+        if (ws.every((w, j) => w(tokens[i + j]!))) return true;
       }
       return false;
     }

@@ -141,6 +141,10 @@ const QUERIES = [
   '-"deploy server" build',
   '(zebra OR quartz) -deploy',
   'dep*',
+  '"deploy ser*"',
+  '"the gam* tonight"',
+  'build -"the ga*"',
+  '"con* log"',
   'ne*',
   'cafe',
   'CAFÉ naive',
@@ -148,6 +152,18 @@ const QUERIES = [
   'youtube',
   'youtube.com',
   'github',
+  'node',
+  'node.js',
+  'NODE_JS',
+  'console',
+  'console.log',
+  '"console.log x"',
+  'readme',
+  'README.md',
+  'snake',
+  'snake_case',
+  'has:code node',
+  'js -node.js',
   'pepega',
   'w12x',
   'from:alice deploy',
@@ -266,12 +282,36 @@ describe('HTTP', () => {
     expect((await get('/v1/search/messages?q=nebu&limit=100')).json().total.count).toBe(0);
   });
 
+  it.each([
+    ['deploy -nebu', 'deploy -nebu*'],
+    ['"the gam', '"the gam*"'],
+    ['-"the gam', '-"the gam*"'],
+    ['(zebra OR quar', '(zebra OR quar*)'],
+    ['quar from:alice', 'quar from:alice'],
+    ['(zebra OR quar)', '(zebra OR quar)'],
+  ])('search as you type: %j is searched as %j', async (typed, meant) => {
+    const res = await get(`/v1/search/messages?q=${encodeURIComponent(typed)}&asYouType=true&limit=100`);
+    expect(res.statusCode, res.body).toBe(200);
+    const expected = bruteForce(parseQuery(meant)).slice(0, 100);
+    expect(res.json().results.map((r: { id: string }) => r.id)).toEqual(expected.map((m) => m.id));
+  });
+
   it('answers 400 with the position and what was expected', async () => {
     const res = await get(`/v1/search/messages?q=${encodeURIComponent('deploy has:pictures')}`);
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toMatchObject({
       code: 'INVALID_QUERY',
       details: { position: 11, expected: expect.stringContaining('link') },
+    });
+    const star = await get(`/v1/search/messages?q=${encodeURIComponent('deploy "the a*b"')}`);
+    expect(star.statusCode).toBe(400);
+    expect(star.json().error).toMatchObject({
+      code: 'INVALID_QUERY',
+      message: expect.stringContaining('a * only at the end of a word in a phrase'),
+      details: {
+        position: 13,
+        expected: 'a * only at the end of a word in a phrase (it makes that word a prefix)',
+      },
     });
     const empty = await get(`/v1/search/messages?q=${encodeURIComponent('!!! ???')}`);
     expect(empty.statusCode).toBe(400);
@@ -307,7 +347,7 @@ describe('HTTP', () => {
   it('lists the routes with examples in OpenAPI', async () => {
     const spec = (await get('/openapi.json', null)).json();
     for (const path of ['/v1/search/messages', '/v1/messages/{id}/context', '/v1/users/{userId}/timeline']) {
-      expect(spec.paths[path]?.get?.security).toEqual([{ bearerAuth: [] }]);
+      expect(spec.paths[path]?.get?.security).toEqual([{ bearerAuth: ['search:read'] }]);
     }
     const q = spec.paths['/v1/search/messages'].get.parameters.find((p: { name: string }) => p.name === 'q');
     expect(JSON.stringify(q)).toContain('from:alice');

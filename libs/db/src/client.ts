@@ -52,10 +52,20 @@ export function createSql(options: SqlOptions): Sql {
     prepare: !options.pgbouncer,
     idle_timeout: options.idleTimeoutS ?? 30,
     connect_timeout: connectTimeoutS,
+    backoff: reconnectDelayS,
     onnotice: () => {},
     connection,
     socket: (o: SocketTarget) => connectWithoutNagle(o, connectTimeoutS * 1000),
   } as postgres.Options<Record<string, never>>) as unknown as Sql;
+}
+
+/**
+ * Seconds before the pool's next connection attempt after `retries` failed ones. postgres.js
+ * grows this to 20 s (3^retries / 100) and counts every failure of an outage, so the first
+ * query after the database is back could wait that long; capped at 1 s, recovery is prompt.
+ */
+export function reconnectDelayS(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1);
 }
 
 interface SocketTarget {
@@ -74,34 +84,38 @@ async function connectWithoutNagle(target: SocketTarget, timeoutMs: number): Pro
   const attempts: net.NetConnectOpts[] = target.path
     ? [{ path: target.path }]
     : target.host.map((host, i) => ({ host, port: target.port[i] ?? target.port[0] ?? 5432, noDelay: true }));
-  let lastError: unknown;
-  for (const attempt of attempts) {
+  for (const attempt of attempts.slice(0, -1)) {
     try {
-      return await new Promise<net.Socket>((resolve, reject) => {
-        const socket = net.connect(attempt);
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(
-            Object.assign(new Error(`connect to PostgreSQL timed out after ${timeoutMs} ms`), {
-              code: 'CONNECT_TIMEOUT',
-            }),
-          );
-        }, timeoutMs);
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          socket.off('error', reject);
-          resolve(socket);
-        });
-        socket.once('error', (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-    } catch (error) {
-      lastError = error;
+      return await connected(net.connect(attempt), timeoutMs);
+    } catch {
+      // the next host
     }
   }
-  throw lastError;
+  // The last host's socket is handed over still connecting: postgres.js then sees a refusal as a
+  // socket error and retries queued queries; a rejected promise would leave them waiting forever.
+  return net.connect(attempts[attempts.length - 1]!);
+}
+
+function connected(socket: net.Socket, timeoutMs: number): Promise<net.Socket> {
+  return new Promise<net.Socket>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        Object.assign(new Error(`connect to PostgreSQL timed out after ${timeoutMs} ms`), {
+          code: 'CONNECT_TIMEOUT',
+        }),
+      );
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
 }
 
 /** Database name of a connection string (for messages and for deriving sibling databases). */

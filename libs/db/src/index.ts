@@ -2,6 +2,7 @@ export {
   createSql,
   databaseNameOf,
   type Queryable,
+  reconnectDelayS,
   redactUrl,
   type Sql,
   type SqlOptions,

@@ -14,17 +14,21 @@ import { connect } from '@nats-io/transport-node';
 import { createIngestClient } from '@spywatcher/client';
 import { createEvent, createPublisher, DEFAULT_NATS_NAMES, ensureEventStream } from '../src/index.ts';
 
+const natsUser = process.env.NATS_USER;
 const nc = await connect({
   servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
   name: 'spywatcher-bot-example',
+  // infra/nats/authorization.conf's bot user reads only its own inbox, where publish acks arrive
+  ...(natsUser ? { user: natsUser, pass: process.env.NATS_PASSWORD, inboxPrefix: `_INBOX.${natsUser}` } : {}),
   maxReconnectAttempts: -1, // a bot keeps trying; the publisher retries meanwhile
 });
 const names = {
   prefix: process.env.NATS_SUBJECT_PREFIX ?? DEFAULT_NATS_NAMES.prefix,
   stream: process.env.NATS_STREAM ?? DEFAULT_NATS_NAMES.stream,
 };
-// ingest creates the stream on start; a bot may start first, so make sure it exists.
-await ensureEventStream(await jetstreamManager(nc), names);
+// ingest creates the stream on start; on a development NATS without users a bot may start first,
+// so it makes sure the stream exists (the bot user of the shipped config may not).
+if (!natsUser) await ensureEventStream(await jetstreamManager(nc), names);
 
 const publisher = createPublisher({
   nc,

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { HttpError } from './errors.ts';
 
 export interface TokenGrant {
@@ -15,11 +15,16 @@ export interface Principal {
 }
 
 export interface Auth {
-  /** A preHandler that lets the request through only with a token holding `scope`. */
-  require(scope: string): preHandlerHookHandler;
   /** Resolves the caller of a request, or throws 401. */
   authenticate(request: FastifyRequest): Principal;
+  /**
+   * The caller named by an `Authorization: Bearer <token>` value (from a NATS message header,
+   * say) when it holds `scope`; throws the same 401/403 HttpError as the HTTP routes otherwise.
+   */
+  authorize(header: string | undefined, scope: string): Principal;
   readonly disabled: boolean;
+  /** `/metrics` answers without a token (METRICS_PUBLIC=true); otherwise it needs `metrics:read`. */
+  readonly metricsPublic: boolean;
 }
 
 /** Parses AUTH_TOKENS: a JSON array of {name, token, scopes}. */
@@ -54,15 +59,22 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * Bearer-token auth with scopes. Tokens are compared as SHA-256 digests in constant time.
- * It is off only when `disabled` is passed explicitly (AUTH_DISABLED=true).
+ * It is off only when `disabled` is passed explicitly (AUTH_DISABLED=true). Which route needs
+ * which scope is checked by installAccessControl (access.ts).
  */
-export function createAuth(grants: TokenGrant[], options: { disabled?: boolean } = {}): Auth {
+export function createAuth(
+  grants: TokenGrant[],
+  options: { disabled?: boolean; metricsPublic?: boolean } = {},
+): Auth {
   const table = grants.map((g) => ({ name: g.name, scopes: g.scopes, digest: digest(g.token) }));
   const disabled = options.disabled === true;
 
   function authenticate(request: FastifyRequest): Principal {
+    return principalOf(request.headers.authorization);
+  }
+
+  function principalOf(header: string | undefined): Principal {
     if (disabled) return { name: 'anonymous (auth disabled)', scopes: ['*'] };
-    const header = request.headers.authorization;
     if (!header)
       throw new HttpError(
         401,
@@ -77,17 +89,13 @@ export function createAuth(grants: TokenGrant[], options: { disabled?: boolean }
     return { name: grant.name, scopes: grant.scopes };
   }
 
-  return {
-    disabled,
-    authenticate,
-    require(scope: string): preHandlerHookHandler {
-      return async (request) => {
-        const principal = authenticate(request);
-        if (!principal.scopes.includes(scope) && !principal.scopes.includes('*')) {
-          throw new HttpError(403, 'FORBIDDEN', `token "${principal.name}" lacks the "${scope}" scope`);
-        }
-        request.log.debug({ principal: principal.name, scope }, 'authorised');
-      };
-    },
-  };
+  function authorize(header: string | undefined, scope: string): Principal {
+    const principal = principalOf(header);
+    if (!principal.scopes.includes(scope) && !principal.scopes.includes('*')) {
+      throw new HttpError(403, 'FORBIDDEN', `token "${principal.name}" lacks the "${scope}" scope`);
+    }
+    return principal;
+  }
+
+  return { disabled, metricsPublic: options.metricsPublic === true, authenticate, authorize };
 }

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+
 /**
  * Configuration from environment variables, validated once at start. Each variable is
  * declared with a parser, a default and a description; the same declarations feed the
@@ -175,6 +177,18 @@ export const commonEnv = {
     false,
   ),
   NATS_URL: env.string('NATS server(s), comma-separated', 'nats://127.0.0.1:4222'),
+  NATS_USER: env.string('NATS user (with NATS_PASSWORD); see infra/nats/nats.conf for the shipped users', ''),
+  NATS_PASSWORD: env.string('Password of NATS_USER', '', { secret: true }),
+  NATS_TOKEN: env.string('NATS authentication token (instead of a user and password)', '', { secret: true }),
+  NATS_CREDS: env.custom<string>(
+    'NATS credentials file (JWT and NKEY seed, from nsc) for servers run with accounts',
+    '',
+    (raw, name) => {
+      if (!existsSync(raw))
+        throw new Error(`${name} must name a readable credentials file, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  ),
   AUTH_TOKENS: env.custom<string>(
     'Bearer tokens and their scopes: JSON array of {"name","token","scopes":[...]} (see README, Authentication)',
     '[]',
@@ -182,6 +196,10 @@ export const commonEnv = {
     true,
   ),
   AUTH_DISABLED: env.bool('Turn bearer-token checks off (development only; must be set explicitly)', false),
+  METRICS_PUBLIC: env.bool(
+    'Serve /metrics without a token (otherwise it needs a token with the metrics:read scope)',
+    false,
+  ),
   SHUTDOWN_TIMEOUT_MS: env.int(
     'Upper bound for a graceful shutdown before the process exits anyway',
     10_000,

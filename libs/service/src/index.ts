@@ -1,12 +1,15 @@
 export { Type } from 'typebox';
+export { hasScope, installAccessControl } from './access.ts';
 export { type Auth, createAuth, type Principal, parseTokenGrants, type TokenGrant } from './auth.ts';
 export { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
 export {
+  DATABASE_RETRY_AFTER_S,
   type ErrorBody,
   errorResponseSchema,
   HttpError,
   httpErrors,
   installErrorHandling,
+  isDatabaseUnavailable,
 } from './errors.ts';
 export { createLogger, type LogFormat, type LoggerOptions, wantsPretty } from './logger.ts';
 export {
@@ -18,6 +21,7 @@ export {
   oncePerScrape,
   Registry,
 } from './metrics.ts';
+export { type NatsSettings, natsConnectionOptions, redactServers } from './nats-auth.ts';
 export {
   natsCheck,
   postgresCheck,

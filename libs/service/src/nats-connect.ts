@@ -1,5 +1,6 @@
 import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node';
 import type { FastifyBaseLogger } from 'fastify';
+import { redactServers } from './nats-auth.ts';
 
 export interface NatsRetryOptions {
   logger: FastifyBaseLogger;
@@ -41,7 +42,7 @@ export async function connectNats(
 ): Promise<NatsConnection> {
   const retryMs = retry.retryMs ?? 2000;
   const warnEveryMs = retry.warnEveryMs ?? 15_000;
-  const servers = ([] as string[]).concat(options.servers ?? []).join(',');
+  const servers = redactServers(([] as string[]).concat(options.servers ?? []).join(','));
   let attempts = 0;
   let lastReason = '';
   let lastWarning = Number.NEGATIVE_INFINITY;
@@ -53,7 +54,10 @@ export async function connectNats(
       return nc;
     } catch (error) {
       attempts++;
-      lastReason = describe(error);
+      lastReason =
+        (error as Error).name === 'AuthorizationError'
+          ? `${describe(error)}: the server refused the credentials (NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or the user in NATS_URL)`
+          : describe(error);
       if (Date.now() - lastWarning >= warnEveryMs) {
         lastWarning = Date.now();
         retry.logger.warn(

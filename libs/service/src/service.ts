@@ -14,11 +14,18 @@ import Fastify, {
 } from 'fastify';
 import type { Registry } from 'prom-client';
 import { Type } from 'typebox';
-import type { Auth } from './auth.ts';
+import { hasScope, installAccessControl } from './access.ts';
+import type { Auth, Principal } from './auth.ts';
 import { errorResponseSchema, installErrorHandling } from './errors.ts';
 import { instrumentHttp } from './metrics.ts';
 import { completeDocument } from './openapi.ts';
-import { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
+import {
+  natsCheck,
+  postgresCheck,
+  type ReadinessCheck,
+  type ReadinessDetails,
+  registerDependencyMetrics,
+} from './readiness.ts';
 
 export type ServiceInstance = FastifyInstance<
   RawServerDefault,
@@ -36,7 +43,7 @@ export interface ServiceOptions {
   sql?: Sql;
   /** The service's NATS connection: probed by /ready ("nats") and measured in /metrics. */
   nats?: NatsConnection;
-  /** Further dependencies /ready probes; their names appear in the 503 body. */
+  /** Further dependencies /ready probes; their names appear in its detail (`metrics:read`) and the log. */
   readiness?: Record<string, ReadinessCheck>;
   metrics: Registry;
   auth: Auth;
@@ -107,6 +114,9 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  installAccessControl(app, options.auth);
+  // Bodies are JSON (or a type a route adds): a text/plain body answers 415 instead of reaching a handler.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
   instrumentHttp(app, options.metrics);
   app.addSchema(errorResponseSchema);
@@ -142,11 +152,12 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 
   app.get(
     '/health',
     {
+      config: { public: true },
       schema: {
         tags: ['operations'],
         summary: 'Liveness: the process is up and serving HTTP',
@@ -168,56 +179,44 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
       }),
     ),
   });
+  const Detail = {
+    failing: Type.Optional(Type.Array(Type.String())),
+    checks: Type.Optional(Type.Record(Type.String(), CheckResult)),
+  };
   app.get(
     '/ready',
     {
+      config: { public: true },
       schema: {
         tags: ['operations'],
         summary: 'Readiness: every dependency (PostgreSQL, NATS, a read replica) answers',
-        description: 'Answers 503 naming the dependency that is not reachable.',
+        description:
+          'Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks` with error text and figures such as a replica lag, `failing`); the failing checks are logged either way.',
+        security: [{}, { bearerAuth: ['metrics:read'] }],
         response: {
-          200: Type.Object({
-            status: Type.Literal('ready'),
-            checks: Type.Record(Type.String(), CheckResult),
-          }),
-          503: Type.Object({
-            status: Type.Literal('not_ready'),
-            failing: Type.Array(Type.String()),
-            checks: Type.Record(Type.String(), CheckResult),
-          }),
+          200: Type.Object({ status: Type.Literal('ready'), ...Detail }),
+          503: Type.Object({ status: Type.Literal('not_ready'), ...Detail }),
         },
       },
     },
-    async (_request, reply) => {
-      const entries = await Promise.all(
-        Object.entries(readiness).map(async ([name, check]) => {
-          const started = performance.now();
-          try {
-            const details = await check();
-            const ms = Math.round(performance.now() - started);
-            return [name, details ? { ok: true, ms, details } : { ok: true, ms }] as const;
-          } catch (error) {
-            return [
-              name,
-              { ok: false, error: (error as Error).message, ms: Math.round(performance.now() - started) },
-            ] as const;
-          }
-        }),
-      );
-      const checks = Object.fromEntries(entries);
-      const failing = entries.filter(([, r]) => !r.ok).map(([n]) => n);
-      if (failing.length > 0)
-        return reply.status(503).send({ status: 'not_ready' as const, failing, checks });
-      return { status: 'ready' as const, checks };
+    async (request, reply) => {
+      const checks = await runChecks(readiness);
+      const failing = Object.keys(checks).filter((name) => !checks[name]!.ok);
+      if (failing.length > 0) request.log.warn({ checks }, `not ready: ${failing.join(', ')}`);
+      const detail = mayReadDetail(options.auth, request) ? { failing, checks } : {};
+      if (failing.length > 0) return reply.status(503).send({ status: 'not_ready' as const, ...detail });
+      return { status: 'ready' as const, ...detail };
     },
   );
 
   app.get(
     '/metrics',
     {
+      config: options.auth.metricsPublic ? { public: true } : { scope: 'metrics:read' },
       schema: {
         tags: ['operations'],
         summary: 'Prometheus metrics (text exposition format)',
+        description: 'Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.',
         produces: ['text/plain'],
       },
     },
@@ -228,6 +227,37 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
   );
 
   return app;
+}
+
+/** Runs every readiness check, each timed, none failing the others. */
+async function runChecks(
+  readiness: Record<string, ReadinessCheck>,
+): Promise<Record<string, { ok: boolean; error?: string; ms: number; details?: ReadinessDetails }>> {
+  const entries = await Promise.all(
+    Object.entries(readiness).map(async ([name, check]) => {
+      const started = performance.now();
+      try {
+        const details = await check();
+        const ms = Math.round(performance.now() - started);
+        return [name, details ? { ok: true, ms, details } : { ok: true, ms }] as const;
+      } catch (error) {
+        const ms = Math.round(performance.now() - started);
+        return [name, { ok: false, error: (error as Error).message, ms }] as const;
+      }
+    }),
+  );
+  return Object.fromEntries(entries);
+}
+
+/** Readiness detail names hosts and ports: only for a caller whose token holds `metrics:read`. */
+function mayReadDetail(auth: Auth, request: Parameters<Auth['authenticate']>[0]): boolean {
+  let principal: Principal;
+  try {
+    principal = auth.authenticate(request);
+  } catch {
+    return false;
+  }
+  return hasScope(principal, 'metrics:read');
 }
 
 /** Standard error responses to spread into a route's `response` schema. */

@@ -6,6 +6,7 @@ import { type Auth, createAuth, parseTokenGrants } from './auth.ts';
 import { ConfigError, type ConfigOf, commonEnv, env, loadConfig, type VarSpec } from './config.ts';
 import { createLogger } from './logger.ts';
 import { createMetricsRegistry } from './metrics.ts';
+import { natsConnectionOptions, redactServers } from './nats-auth.ts';
 import { connectNats } from './nats-connect.ts';
 import { runService } from './run.ts';
 import type { ServiceInstance } from './service.ts';
@@ -94,15 +95,11 @@ async function startSteps<S extends Spec>(options: StartOptions<S>): Promise<voi
     statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
     pgbouncer: config.DATABASE_PGBOUNCER,
   });
-  const auth = createAuth(grants, { disabled: config.AUTH_DISABLED });
-  logger.info({ servers: config.NATS_URL }, 'connecting to NATS');
+  const auth = createAuth(grants, { disabled: config.AUTH_DISABLED, metricsPublic: config.METRICS_PUBLIC });
+  logger.info({ servers: redactServers(config.NATS_URL) }, 'connecting to NATS');
   let closeWaiting = async () => {};
   const nats = await connectNats(
-    {
-      servers: config.NATS_URL.split(',').map((s) => s.trim()),
-      name: applicationName,
-      maxReconnectAttempts: -1,
-    },
+    { ...natsConnectionOptions(config, options.name), name: applicationName, maxReconnectAttempts: -1 },
     {
       logger,
       onUnreachable: async (reason) => {

@@ -44,9 +44,8 @@ async function testApp(auth: Auth, logLines?: string[]): Promise<ServiceInstance
   app.post(
     '/v1/things',
     {
-      preHandler: auth.require('events:write'),
+      config: { scope: 'events:write' },
       schema: {
-        security: [{ bearerAuth: [] }],
         body: Type.Object({ name: Type.String({ minLength: 1 }) }),
         response: { 201: Type.Object({ ok: Type.Boolean() }), ...errorResponses(400, 401, 403) },
       },
@@ -66,16 +65,19 @@ async function testApp(auth: Auth, logLines?: string[]): Promise<ServiceInstance
   );
   app.get(
     '/v1/things',
-    { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100 }) }) } },
+    {
+      config: { scope: 'search:read' },
+      schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100 }) }) },
+    },
     async () => ({ ok: true }),
   );
-  app.get('/v1/boom', async () => {
+  app.get('/v1/boom', { config: { public: true } }, async () => {
     throw new Error('connection to db-internal.example:5432 failed for user admin');
   });
-  app.get('/v1/conflict', async () => {
+  app.get('/v1/conflict', { config: { public: true } }, async () => {
     throw httpErrors.conflict('already imported', { importId: 'abc' });
   });
-  app.get('/v1/teapot', async () => {
+  app.get('/v1/teapot', { config: { public: true } }, async () => {
     throw new HttpError(418, 'TEAPOT', 'short and stout');
   });
   apps.push(app);
@@ -126,7 +128,11 @@ describe('bearer auth with scopes', () => {
 describe('one error shape', () => {
   it('404 for an unknown route', async () => {
     const app = await testApp(createAuth(grants));
-    const res = await app.inject({ method: 'GET', url: '/v1/nothing?here=1' });
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/nothing?here=1',
+      headers: { authorization: `Bearer ${READER}` },
+    });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({
       error: { code: 'NOT_FOUND', message: 'no route GET /v1/nothing; see /docs' },
@@ -135,7 +141,11 @@ describe('one error shape', () => {
 
   it('400 naming the field for a validation failure, and for malformed JSON', async () => {
     const app = await testApp(createAuth(grants));
-    const res = await app.inject({ method: 'GET', url: '/v1/things?limit=500' });
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/things?limit=500',
+      headers: { authorization: `Bearer ${READER}` },
+    });
     expect(res.statusCode).toBe(400);
     const { error } = res.json();
     expect(error.code).toBe('VALIDATION_FAILED');
@@ -200,5 +210,92 @@ describe('logging', () => {
     expect(entry.user).toEqual({ name: 'nelly', password: '[Redacted]' });
     expect(entry.token).toBe('[Redacted]');
     expect(entry.config.DATABASE_URL).toBe('[Redacted]');
+  });
+});
+
+describe('access control before parsing', () => {
+  it('answers 401 before the body is read or validated: no INVALID_JSON, 413 or 415 to a stranger', async () => {
+    const app = await testApp(createAuth(grants));
+    const attempts = [
+      { 'content-type': 'application/json', payload: '{"name": ' },
+      { 'content-type': 'application/json', payload: JSON.stringify({ name: 'x'.repeat(2_000_000) }) },
+      { 'content-type': 'text/plain', payload: 'hello' },
+      { 'content-type': 'application/json', payload: JSON.stringify({ wrong: 1 }) },
+    ];
+    for (const { payload, ...headers } of attempts) {
+      const res = await app.inject({ method: 'POST', url: '/v1/things', headers, payload });
+      expect(res.statusCode, payload.slice(0, 20)).toBe(401);
+      expect(res.json().error.code).toBe('UNAUTHORIZED');
+    }
+    const unknown = await app.inject({ method: 'GET', url: '/v1/nothing' });
+    expect(unknown.statusCode).toBe(401);
+  });
+
+  it('answers 415 to a text/plain body from a caller with the scope', async () => {
+    const app = await testApp(createAuth(grants));
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/things',
+      headers: { authorization: `Bearer ${WRITER}`, 'content-type': 'text/plain' },
+      payload: '{"name":"x"}',
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('refuses to register a route that names neither a scope nor public', async () => {
+    const app = await testApp(createAuth(grants));
+    expect(() => app.get('/v1/open-by-accident', async () => ({ ok: true }))).toThrow(
+      /GET \/v1\/open-by-accident declares no access/,
+    );
+  });
+
+  it('documents each route scope in OpenAPI, and /metrics needs metrics:read unless public', async () => {
+    const app = await testApp(createAuth(grants));
+    await app.ready();
+    const doc = app.swagger() as { paths: Record<string, Record<string, { security?: unknown }>> };
+    expect(doc.paths['/v1/things']?.post?.security).toEqual([{ bearerAuth: ['events:write'] }]);
+    expect(doc.paths['/health']?.get?.security).toEqual([]);
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const metricsToken = 'metrics-token-0123456789';
+    const scraper = await testApp(
+      createAuth([{ name: 'prometheus', token: metricsToken, scopes: ['metrics:read'] }]),
+    );
+    const scraped = await scraper.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${metricsToken}` },
+    });
+    expect(scraped.statusCode).toBe(200);
+    const open = await testApp(createAuth([], { metricsPublic: true }));
+    expect((await open.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+  });
+
+  it('/ready tells a stranger only its status; a metrics:read token also gets each check', async () => {
+    const metricsToken = 'metrics-token-0123456789';
+    const app = await buildService({
+      name: 'kit-ready',
+      version: '0.0.0',
+      description: 'readiness detail',
+      metrics: createMetricsRegistry('kit-ready'),
+      auth: createAuth([{ name: 'prometheus', token: metricsToken, scopes: ['metrics:read'] }]),
+      readiness: {
+        postgres: async () => {
+          throw new Error('connect ECONNREFUSED 10.1.2.3:6543');
+        },
+      },
+    });
+    apps.push(app);
+    const stranger = await app.inject({ method: 'GET', url: '/ready' });
+    expect(stranger.statusCode).toBe(503);
+    expect(stranger.json()).toEqual({ status: 'not_ready' });
+    const insider = await app.inject({
+      method: 'GET',
+      url: '/ready',
+      headers: { authorization: `Bearer ${metricsToken}` },
+    });
+    expect(insider.statusCode).toBe(503);
+    expect(insider.json()).toMatchObject({ failing: ['postgres'], checks: { postgres: { ok: false } } });
+    expect(insider.json().checks.postgres.error).toContain('ECONNREFUSED');
   });
 });

@@ -21,7 +21,7 @@ async function slowApp() {
     metrics: createMetricsRegistry('shutdown-test'),
     auth: createAuth([]),
   });
-  app.get('/slow', async () => {
+  app.get('/slow', { config: { public: true } }, async () => {
     entered();
     await released;
     return { done: true };

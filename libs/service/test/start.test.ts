@@ -19,9 +19,14 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, outpu
   throw new Error(`${what} did not happen:\n${output()}`);
 }
 
+const MONITOR_TOKEN = 'monitor-token-0123456789';
+
 async function ready(port: number): Promise<{ status: number; body: Record<string, unknown> } | undefined> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/ready`);
+    // The check detail is for metrics:read tokens; a stranger sees only the status.
+    const res = await fetch(`http://127.0.0.1:${port}/ready`, {
+      headers: { authorization: `Bearer ${MONITOR_TOKEN}` },
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   } catch {
     return undefined; // not listening
@@ -51,6 +56,7 @@ describe('a service whose NATS is not there yet', () => {
         NATS_URL: natsUrl,
         PORT: String(httpPort),
         LOG_LEVEL: 'info',
+        AUTH_TOKENS: JSON.stringify([{ name: 'monitor', token: MONITOR_TOKEN, scopes: ['metrics:read'] }]),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

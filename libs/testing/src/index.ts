@@ -6,6 +6,7 @@ import './provided.ts';
 
 export { collectOutput } from './output.ts';
 export { createEmptyDatabase, createTemplateDatabase } from './template.ts';
+export { recordUncaught, type UncaughtRecorder } from './uncaught.ts';
 
 export interface TestDatabase {
   /** Connection string of this file's own database. */

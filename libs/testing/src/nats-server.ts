@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 import { freePort, portOpen } from './ports.ts';
 
 function executable(path: string): boolean {
@@ -33,10 +33,30 @@ export interface NatsServerOptions {
   /** nats-server's own log file; its last lines explain a failed start. */
   logFile?: string;
   /**
+   * Configuration files to include (e.g. infra/nats/authorization.conf): the server then runs
+   * from a generated config file holding the port, the store and these includes.
+   */
+  include?: string[];
+  /** Environment of nats-server, e.g. the passwords an included file refers to. */
+  env?: Record<string, string>;
+  /**
    * Start from this config file instead of command-line flags; `env` fills its `$VARIABLES`
    * (NATS_STORE_DIR is set to the store), and it must make the server listen on `port`.
    */
   config?: { file: string; env: Record<string, string> };
+}
+
+/** A config file in `storeDir` with the listen address, the JetStream store and the includes. */
+function writeConfig(storeDir: string, port: number, include: string[]): string {
+  const file = join(storeDir, 'nats-server.conf');
+  const lines = [
+    `listen: "127.0.0.1:${port}"`,
+    `jetstream { store_dir: ${JSON.stringify(join(storeDir, 'js'))} }`,
+    // nats-server resolves includes relative to the including file only
+    ...include.map((path) => `include ${JSON.stringify(relative(storeDir, path))}`),
+  ];
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
 }
 
 export interface NatsServer {
@@ -78,17 +98,27 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'sw-nats-'));
   const args = options.config
     ? ['-c', options.config.file]
-    : ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
-  const env = options.config
-    ? { ...process.env, ...options.config.env, NATS_STORE_DIR: storeDir }
-    : process.env;
+    : options.include
+      ? ['-c', writeConfig(storeDir, port, options.include)]
+      : ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  const env = {
+    ...process.env,
+    ...options.env,
+    ...(options.config ? { ...options.config.env, NATS_STORE_DIR: storeDir } : {}),
+  };
   if (options.logFile) args.push('-l', options.logFile);
   let child: ChildProcess | undefined;
 
   const start = async () => {
     if (child && child.exitCode === null) return; // already running: never start a second one
-    const c = spawn(bin, args, { stdio: 'ignore', detached: true, env });
+    // a config error is printed on stderr before any log file is opened
+    const stdio = options.config || options.include ? (['ignore', 'ignore', 'pipe'] as const) : 'ignore';
+    const c = spawn(bin, args, { stdio: stdio as 'ignore', detached: true, env });
     child = c;
+    let stderr = '';
+    c.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-2000);
+    });
     const failed = new Promise<string>((resolve) => {
       c.once('error', (error) => resolve(error.message));
       c.once('exit', (code, signal) => resolve(`exited with ${signal ?? code}`));
@@ -101,7 +131,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     while (!(await portOpen(port))) {
       if (why !== undefined || Date.now() > until) {
         await stopChild(c, 'SIGKILL');
-        const detail = lastLines(options.logFile);
+        const detail = stderr.trim() || lastLines(options.logFile);
         throw new Error(
           `nats-server (${bin}) did not start on 127.0.0.1:${port}: ${why ?? 'not listening after 10 s'}${detail ? `\n${detail}` : ''}`,
         );

@@ -20,6 +20,10 @@ export { freePort };
 
 /** A bearer token holding every scope, accepted by the apps the contract builds. */
 export const CONTRACT_TOKEN = 'contract-test-token-0123456789';
+const asContract = { authorization: `Bearer ${CONTRACT_TOKEN}` };
+
+/** The only operations a caller without a token may use. */
+const PUBLIC_OPERATIONS = ['GET /health', 'GET /ready'];
 
 /** What the contract hands to a service's build function: real connections, built per app. */
 export interface ContractRuntime {
@@ -46,9 +50,10 @@ interface InjectResponse {
 /** The part of a Fastify instance the contract uses. */
 export interface InjectableApp {
   inject(options: {
-    method: 'GET' | 'POST';
+    method: string;
     url: string;
     headers?: Record<string, string>;
+    payload?: string;
   }): Promise<InjectResponse>;
   close(): Promise<unknown>;
 }
@@ -149,7 +154,7 @@ export function describeServiceContract(options: ServiceContractOptions): void {
     });
 
     it('GET /ready answers 200 when PostgreSQL and NATS answer', async () => {
-      const res = await app.inject({ method: 'GET', url: '/ready' });
+      const res = await app.inject({ method: 'GET', url: '/ready', headers: asContract });
       expect(res.statusCode, res.body).toBe(200);
       const body = res.json() as { status: string; checks: Record<string, { ok: boolean }> };
       expect(body.status).toBe('ready');
@@ -166,7 +171,7 @@ export function describeServiceContract(options: ServiceContractOptions): void {
       });
       cleanups.push(() => down.end({ timeout: 1 }));
       const broken = await buildWith(down, UNREACHABLE_DATABASE_URL);
-      const res = await broken.inject({ method: 'GET', url: '/ready' });
+      const res = await broken.inject({ method: 'GET', url: '/ready', headers: asContract });
       expect(res.statusCode).toBe(503);
       const body = res.json() as {
         status: string;
@@ -176,6 +181,32 @@ export function describeServiceContract(options: ServiceContractOptions): void {
       expect(body.status).toBe('not_ready');
       expect(body.failing).toContain('postgres');
       expect(body.checks.nats?.ok).toBe(true);
+      const stranger = await broken.inject({ method: 'GET', url: '/ready' });
+      expect(stranger.statusCode).toBe(503);
+      expect(stranger.json()).toEqual({ status: 'not_ready' });
+    });
+
+    it('every operation but /health and /ready answers 401 without a token, before validation', async () => {
+      const spec = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+        paths: Record<string, Record<string, { security?: unknown[] }>>;
+      };
+      const operations = Object.entries(spec.paths).flatMap(([path, item]) =>
+        Object.entries(item).map(([method, op]) => ({ method: method.toUpperCase(), path, op })),
+      );
+      for (const { method, path, op } of operations) {
+        const key = `${method} ${path}`;
+        if (PUBLIC_OPERATIONS.includes(key)) continue;
+        expect(op.security, key).toEqual([{ bearerAuth: [expect.stringMatching(/^[a-z]+:[a-z]+$/)] }]);
+        // Path parameters and the body are left malformed on purpose: a stranger learns nothing but 401.
+        const res = await app.inject({
+          method,
+          url: path.replace(/\{[^}]+\}/g, 'x'),
+          headers: { 'content-type': 'application/json' },
+          payload: method === 'GET' ? undefined : '{"broken": ',
+        });
+        expect(res.statusCode, `${key}: ${res.body}`).toBe(401);
+        expect((res.json() as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
+      }
     });
 
     it('GET /openapi.json is a valid OpenAPI 3.x document', async () => {
@@ -200,7 +231,7 @@ export function describeServiceContract(options: ServiceContractOptions): void {
 
     it('GET /metrics serves Prometheus text with the request histogram and dependency gauges', async () => {
       await app.inject({ method: 'GET', url: '/health' });
-      const res = await app.inject({ method: 'GET', url: '/metrics' });
+      const res = await app.inject({ method: 'GET', url: '/metrics', headers: asContract });
       expect(res.statusCode).toBe(200);
       expect(String(res.headers['content-type'])).toMatch(/^text\/plain/);
       expect(res.body).toContain('# TYPE http_request_duration_seconds histogram');
@@ -214,7 +245,7 @@ export function describeServiceContract(options: ServiceContractOptions): void {
     });
 
     it('answers an unknown route with the error shape and no stack trace', async () => {
-      const res = await app.inject({ method: 'GET', url: '/no/such/route?x=1' });
+      const res = await app.inject({ method: 'GET', url: '/no/such/route?x=1', headers: asContract });
       expect(res.statusCode).toBe(404);
       const body = res.json() as { error: { code: string; message: string } };
       expect(body.error.code).toBe('NOT_FOUND');

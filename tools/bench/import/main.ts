@@ -8,6 +8,7 @@
  *   options: --rows N, --pairs N, --keep (leave the databases and the file)
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,7 +174,12 @@ async function ourImport(file: string, name: string) {
     process.execPath,
     // the same command as `nx run migrator:import-sqlite` (bounded heap, see apps/migrator/README.md)
     ['--max-old-space-size=160', join(root, 'apps/migrator/src/import-cli.ts'), '--from', file, '--json'],
-    { ...process.env, DATABASE_URL: url },
+    // with a key, as in production: the users' OAuth tokens are encrypted on the way in
+    {
+      ...process.env,
+      DATABASE_URL: url,
+      TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+    },
     name,
   );
   const lastLine = ours.stdout.trim().split('\n').pop() ?? '{}';

@@ -3,6 +3,9 @@
 //
 //   npm run bench:projections              # 5,000,000 events
 //   npm run bench:projections -- --quick   # 100,000 events, under a minute
+//   npm run bench:projections -- --contended [--quick]
+//     # the same, while message searches, analytics questions and a second writer
+//     # (--second-rate events/s, default 1,000) run alongside every measurement
 //
 // Runs in a fresh database on DATABASE_URL's server (dropped at the end unless --keep). The last
 // line printed is one JSON object.
@@ -39,6 +42,7 @@ import { startProjectionRunner } from '../../../apps/search/src/projections/runn
 import { projectionStatus } from '../../../apps/search/src/projections/status.ts';
 import { RAW_QUERIES } from '../../../apps/search/test/analytics-raw.ts';
 import { COLUMNS, generateEvents, type SeedEvent } from '../../../apps/search/test/analytics-seed.ts';
+import { type Contention, type ContentionStats, startContention } from './contention.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,6 +51,8 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
     'lag-seconds': { type: 'string' },
     rate: { type: 'string' },
+    contended: { type: 'boolean', default: false },
+    'second-rate': { type: 'string' },
   },
 });
 const quick = args.quick;
@@ -57,6 +63,9 @@ const START = '2026-09-01';
 const GUILDS = quick ? 4 : 10;
 const USERS = quick ? 200 : 5_000;
 const RATE = Number(args.rate ?? 5000);
+const CONTENDED = args.contended;
+const SECOND_RATE = Number(args['second-rate'] ?? 1000);
+const BENCH_TOKEN = 'bench-search-reader';
 const LAG_SECONDS = Number(args['lag-seconds'] ?? (quick ? 10 : 60));
 const ENDPOINT_RUNS = quick ? 20 : 50;
 // The raw side asks each guild once, the endpoints each guild five times: both p95s are over the
@@ -163,6 +172,97 @@ async function waitUntilReadable(sql: Sql, tables: string[]) {
   if (waited > 0.5) log(`  waited ${waited.toFixed(1)} s for older transactions elsewhere on the server`);
 }
 
+const SEARCH_QUERIES = [
+  'hello',
+  'raid tonight',
+  '"patch notes"',
+  'gg OR lol',
+  'anyone -ok',
+  'nice from:user12',
+  'tonight has:link',
+];
+
+/**
+ * The --contended load against the search service under test: its searches (newest first and
+ * by relevance) and every analytics question, and a second writer through ingest's store path.
+ */
+function contentionFor(
+  app: Awaited<ReturnType<typeof buildApp>>,
+  nats: Awaited<ReturnType<typeof connect>>,
+  names: { prefix: string; stream: string },
+) {
+  const searchUrls = SEARCH_QUERIES.flatMap((q) =>
+    ['newest', 'relevance'].map((sort) => `/v1/search/messages?${new URLSearchParams({ q, sort })}`),
+  );
+  const analyticsUrls = Array.from({ length: GUILDS }, (_, g) =>
+    ANALYTICS_NAMES.map(
+      (name) =>
+        `/v1/analytics/${name}?${new URLSearchParams({ ...WINDOW, guildId: `1000000000000000${g}` })}`,
+    ),
+  ).flat();
+  return (): Contention => {
+    const writerSql = createSql({ url, applicationName: 'bench-projections-second-writer', max: 2 });
+    const cache = new PartitionCache();
+    const source = generateEvents({
+      events: Number.MAX_SAFE_INTEGER,
+      start: START,
+      days: DAYS,
+      guilds: GUILDS,
+      users: USERS,
+      seed: 23,
+    });
+    const load = startContention({
+      request: async (target) =>
+        (await app.inject({ url: target, headers: { authorization: `Bearer ${BENCH_TOKEN}` } })).statusCode,
+      searchUrls,
+      analyticsUrls,
+      writeRate: SECOND_RATE,
+      write: async (count) => {
+        const batch = Array.from({ length: count }, () => toEvent(source.next().value as SeedEvent));
+        const outcome = await storeEvents(writerSql, cache, batch);
+        publishStored(nats, names, outcome.stored);
+      },
+    });
+    return {
+      stop: async () => {
+        try {
+          return await load.stop();
+        } finally {
+          await writerSql.end();
+        }
+      },
+    };
+  };
+}
+
+const ANALYTICS_NAMES: AnalyticsName[] = [
+  'ghosts',
+  'lurkers',
+  'heatmap',
+  'channel-diversity',
+  'multi-client',
+  'reaction-stats',
+  'role-drift',
+  'behavior-shifts',
+  'client-drift',
+  'suspicion',
+];
+
+/** Per phase: what ran alongside, per second. */
+function contentionSummary(phases: Record<string, ContentionStats | undefined>) {
+  return Object.fromEntries(
+    Object.entries(phases).map(([phase, s]) => [
+      phase,
+      s && {
+        seconds: r3(s.seconds),
+        searches_per_s: Math.round(s.searches / s.seconds),
+        analytics_per_s: Math.round(s.analytics / s.seconds),
+        second_writer_per_s: Math.round(s.written / s.seconds),
+      },
+    ]),
+  );
+}
+
 async function main() {
   log(`projections benchmark: ${EVENTS} events${quick ? ' (quick)' : ''}, database ${dbName}`);
   await admin(`create database ${dbName}`);
@@ -176,6 +276,21 @@ async function main() {
     const loadSeconds = (performance.now() - t) / 1000;
     log(`loaded ${events} events in ${loadSeconds.toFixed(1)} s; vacuum analyze`);
     await sql`vacuum analyze`;
+
+    // As main.ts wires it: analytics reads through their own pool with its session settings.
+    const app = await buildApp({
+      sql,
+      analyticsSql: createAnalyticsSql({ DATABASE_URL: url, DATABASE_STATEMENT_TIMEOUT_MS: 0 }),
+      nats,
+      auth: createAuth([{ name: 'bench', token: BENCH_TOKEN, scopes: ['search:read', 'analytics:read'] }]),
+      metrics: new Registry(),
+      logger: false,
+    });
+    const guildOf = (i: number) => `1000000000000000${i % GUILDS}`;
+    // With --contended, every measurement below runs while this load does (one phase each).
+    const contend = CONTENDED ? contentionFor(app, nats, names) : () => undefined;
+    const contention: Record<string, ContentionStats | undefined> = {};
+    let contended: Contention | undefined = contend();
 
     // Baselines: one sequential pass over every table any projection reads, (a) streaming every
     // row to the client as a projector reading the log must, and (b) counting in the server.
@@ -201,6 +316,7 @@ async function main() {
     });
     const countPerS = scanned / ((performance.now() - t) / 1000);
     log(`raw sequential scan (count(*) in the server): ${Math.round(countPerS)}/s`);
+    contention.scan = await contended?.stop();
 
     // xmin is cluster-wide: wait until no older transaction (of any database on this server)
     // holds our rows back, or the rebuild would measure a partial log.
@@ -210,6 +326,7 @@ async function main() {
     // bulk lanes.
     const perProjection: Record<string, number> = {};
     const tailEvents: Record<string, number> = {};
+    contended = contend();
     t = performance.now();
     const reports = await rebuildProjections(sql, PROJECTIONS, {
       batchSize: 20_000,
@@ -222,6 +339,14 @@ async function main() {
       log(`rebuild ${report.projection}: ${report.seconds} s (bulk ${report.bulkSeconds} s)`);
     }
     const rebuildSeconds = (performance.now() - t) / 1000;
+    if (contended) {
+      // The second writer's events since the rebuild's swap: tail them in before comparing.
+      contention.rebuild = await contended.stop();
+      contended = undefined;
+      const catchUp = startProjectionRunner({ sql, pollMs: 600_000 });
+      await catchUp.runUntilCaughtUp(600_000);
+      await catchUp.stop();
+    }
     const [check] = await sql<{ model: number; raw: number }[]>`
       select (select coalesce(sum(messages + typing + reactions), 0)::int from rm_user_daily) as model,
         (select (select count(*) from message_events) + (select count(*) from typing_events)
@@ -241,28 +366,8 @@ async function main() {
     await sql`checkpoint`;
 
     // Analytics endpoints vs the raw tables, same parameters (guild rotates, last 28 days).
-    // As main.ts wires it: analytics reads through their own pool with its session settings.
-    const app = await buildApp({
-      sql,
-      analyticsSql: createAnalyticsSql({ DATABASE_URL: url, DATABASE_STATEMENT_TIMEOUT_MS: 0 }),
-      nats,
-      auth: createAuth([]),
-      metrics: new Registry(),
-      logger: false,
-    });
-    const guildOf = (i: number) => `1000000000000000${i % GUILDS}`;
-    const cases: { name: AnalyticsName; extra: Record<string, string | number> }[] = [
-      { name: 'ghosts', extra: {} },
-      { name: 'lurkers', extra: {} },
-      { name: 'heatmap', extra: {} },
-      { name: 'channel-diversity', extra: {} },
-      { name: 'multi-client', extra: {} },
-      { name: 'reaction-stats', extra: {} },
-      { name: 'role-drift', extra: {} },
-      { name: 'behavior-shifts', extra: {} },
-      { name: 'client-drift', extra: {} },
-      { name: 'suspicion', extra: {} },
-    ];
+    contended = contend();
+    const cases = ANALYTICS_NAMES.map((name) => ({ name, extra: {} as Record<string, string | number> }));
     const endpoints: Record<
       string,
       { p95_ms: number; p50_ms: number; raw_p95_ms: number; raw_p50_ms: number; speedup: number }
@@ -286,6 +391,7 @@ async function main() {
         }) as AnalyticsParams;
       await app.inject({
         url: `/v1/analytics/${c.name}?${new URLSearchParams({ ...WINDOW, guildId: guildOf(GUILDS - 1) })}`,
+        headers: { authorization: `Bearer ${BENCH_TOKEN}` },
       });
       await runAnalytics(rawSql, RAW_QUERIES, c.name, rawParams(GUILDS - 1));
       const times: number[] = [];
@@ -295,7 +401,10 @@ async function main() {
           string
         >);
         const started = performance.now();
-        const res = await app.inject({ url: `/v1/analytics/${c.name}?${qs}` });
+        const res = await app.inject({
+          url: `/v1/analytics/${c.name}?${qs}`,
+          headers: { authorization: `Bearer ${BENCH_TOKEN}` },
+        });
         times.push(performance.now() - started);
         if (res.statusCode !== 200) throw new Error(`${c.name}: ${res.statusCode} ${res.body}`);
       }
@@ -314,8 +423,9 @@ async function main() {
       };
       log(`  ${c.name}: p95 ${p95(times).toFixed(1)} ms, raw p95 ${p95(raw).toFixed(1)} ms`);
     }
-    await app.close();
     await rawSql.end();
+    // Caught up once before the lag phase starts, which a continuous second writer never lets it be.
+    contention.endpoints = await contended?.stop();
 
     // Lag under sustained ingest: ingest's own store + stored-notification path at RATE events/s.
     const runs: { seconds: number; applied: number }[] = [];
@@ -328,6 +438,7 @@ async function main() {
       onRun: (r) => runs.push(r),
     });
     await runner.runUntilCaughtUp(600_000);
+    contended = contend();
     const writerSql = createSql({ url, applicationName: 'bench-projections-writer', max: 4 });
     const statusSql = createSql({ url, applicationName: 'bench-projections-status', max: 1 });
     const cache = new PartitionCache();
@@ -376,6 +487,8 @@ async function main() {
     const writeSeconds = (performance.now() - began) / 1000;
     stopSampling = true;
     await sampler;
+    contention.lag = await contended?.stop();
+    await app.close();
     await runner.runUntilCaughtUp(600_000);
     await runner.stop();
     await writerSql.end();
@@ -391,7 +504,7 @@ async function main() {
 
     const result = {
       benchmark: 'projections',
-      mode: quick ? 'quick' : 'full',
+      mode: `${quick ? 'quick' : 'full'}${CONTENDED ? '-contended' : ''}`,
       events,
       load_s: r3(loadSeconds),
       scan_rows: scanned,
@@ -408,6 +521,7 @@ async function main() {
       lag_max_s: r3(Math.max(0, ...lagSamples)),
       runner_run_p95_s: r3(p95(busy.map((r) => r.seconds))),
       endpoints,
+      ...(CONTENDED ? { contention: contentionSummary(contention) } : {}),
       // The machine is shared: the 1-minute load average (2 cores) puts the figures in context.
       load_avg_1m: Math.round(loadavg()[0]! * 10) / 10,
     };

@@ -2,6 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { natsConnectionOptions, redactServers } from '@spywatcher/service';
 import { dockerAvailable, startNatsContainer } from '@spywatcher/testing/containers';
 import { findNatsServer, startNatsServer } from '@spywatcher/testing/nats-server';
 import { isUnreachable, reasonOf, StartFailure } from './failure.ts';
@@ -23,7 +24,16 @@ const HOW_TO_GET_NATS =
 /** Throws when nothing usable answers at `url`: no server, or one without JetStream. */
 export async function probeNats(url: string): Promise<void> {
   const nc = await connect({
-    servers: url.split(',').map((s) => s.trim()),
+    ...natsConnectionOptions(
+      {
+        NATS_URL: url,
+        NATS_USER: process.env.NATS_USER ?? '',
+        NATS_PASSWORD: process.env.NATS_PASSWORD ?? '',
+        NATS_TOKEN: process.env.NATS_TOKEN ?? '',
+        NATS_CREDS: process.env.NATS_CREDS ?? '',
+      },
+      'start',
+    ),
     timeout: 3000,
     reconnect: false,
     name: 'spywatcher-start',
@@ -43,7 +53,7 @@ async function givenNats(url: string): Promise<ResolvedNats> {
     await probeNats(url);
   } catch (error) {
     throw new StartFailure(
-      `cannot use NATS at ${url} (NATS_URL): ${reasonOf(error)}.`,
+      `cannot use NATS at ${redactServers(url)} (NATS_URL): ${reasonOf(error)}.`,
       'Start NATS (with -js) there, fix NATS_URL, or unset NATS_URL to let npm start find or run a NATS itself.',
     );
   }

@@ -14,14 +14,19 @@ export interface RunningServices {
 
 const READY_TIMEOUT_MS = 180_000;
 
-async function readyBody(port: number): Promise<{ ok: boolean; failing?: string }> {
+/** /ready's answer; its detail (what fails and why) only with a token holding metrics:read. */
+async function readyBody(port: number, token?: string): Promise<{ ok: boolean; failing?: string }> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${port}/ready`, {
+      signal: AbortSignal.timeout(5000),
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
     if (res.ok) return { ok: true };
     const body = (await res.json()) as { failing?: string[]; checks?: Record<string, { error?: string }> };
+    if (!body.failing) return { ok: false, failing: 'not ready (the reason is in its log)' };
     return {
       ok: false,
-      failing: (body.failing ?? []).map((n) => `${n}: ${body.checks?.[n]?.error ?? 'failing'}`).join('; '),
+      failing: body.failing.map((n) => `${n}: ${body.checks?.[n]?.error ?? 'failing'}`).join('; '),
     };
   } catch {
     return { ok: false };
@@ -37,6 +42,7 @@ async function waitReady(
   port: number,
   child: ChildProcess,
   stopping: () => boolean,
+  token: string | undefined,
 ): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last: { ok: boolean; failing?: string } = { ok: false };
@@ -48,7 +54,7 @@ async function waitReady(
         'Its message is above; fix what it names, then npm start again.',
       );
     }
-    last = await readyBody(port);
+    last = await readyBody(port, token);
     if (last.ok) return;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -63,6 +69,8 @@ export function startServices(
   env: NodeJS.ProcessEnv,
   root: string,
   ports: Record<ServiceName, number>,
+  /** A token with metrics:read (the development token), so a failing /ready says why. */
+  readyToken?: string,
 ): RunningServices {
   const listeners: ((name: ServiceName, code: number | null, signal: string | null) => void)[] = [];
   let stopping = false;
@@ -81,7 +89,7 @@ export function startServices(
   });
   return {
     ready: Promise.all(
-      children.map(({ name, child }) => waitReady(name, ports[name], child, () => stopping)),
+      children.map(({ name, child }) => waitReady(name, ports[name], child, () => stopping, readyToken)),
     ).then(() => {}),
     stop: async () => {
       stopping = true;

@@ -212,6 +212,8 @@ try {
     OPS_SCHEDULE_RETENTION: 'off',
     OPS_JOB_HEARTBEAT_MS: '500',
     OPS_FENCE_INGEST_INSTANCES: '1',
+    // the drill restores into the live database, its safety copy and a scratch target
+    OPS_RESTORE_TARGETS: `${dbName}_*`,
     OPS_REPLAY_MARGIN_MS: '60000',
     RESTORE_JOBS: '2',
   };

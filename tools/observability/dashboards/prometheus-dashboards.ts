@@ -91,6 +91,28 @@ export const ingestDashboard: DashboardSpec = {
       ],
     },
     {
+      title: 'Consumer faults: redeliveries, stalls, dead letters by reason',
+      description:
+        'Messages delivered again (crashed instances, failed batches), stalls (15 s without storing while messages wait) and dead letters by reason',
+      prom: [
+        {
+          expr: 'sum(increase(ingest_consumer_redeliveries_total[$__rate_interval]))',
+          legend: 'redelivered',
+        },
+        { expr: 'sum(increase(ingest_consumer_stalls_total[$__rate_interval]))', legend: 'stalls' },
+        {
+          expr: 'sum by (reason) (increase(ingest_events_dead_total[$__rate_interval]))',
+          legend: 'dead: {{reason}}',
+        },
+      ],
+    },
+    {
+      title: 'Seconds since the consumer stored a batch',
+      description: 'While messages wait for it (0 when none wait); IngestConsumerNoProgress fires at 60 s',
+      unit: 's',
+      prom: [{ expr: 'max by (instance) (ingest_consumer_seconds_since_progress)', legend: '{{instance}}' }],
+    },
+    {
       title: 'Append time per batch',
       unit: 's',
       prom: quantiles('ingest_append_duration_seconds', '', 'source', [0.5, 0.95, 0.99]),

@@ -105,7 +105,7 @@ export async function eventRoutes(app: ServiceInstance, o: EventsRouteOptions): 
     '/v1/events',
     {
       bodyLimit: o.maxBytes,
-      preHandler: o.auth.require('events:write'),
+      config: { scope: 'events:write' },
       // Every item is validated by the handler so each gets its own answer; the schema is
       // here for the documentation.
       validatorCompiler: () => () => true,
@@ -113,7 +113,6 @@ export async function eventRoutes(app: ServiceInstance, o: EventsRouteOptions): 
         tags: ['events'],
         summary: 'Store a batch of events (JSON array or NDJSON)',
         description: `Needs scope \`events:write\`. Body: a JSON array of events (\`application/json\`) or one event per line (\`application/x-ndjson\`), at most ${o.maxEvents} events and ${o.maxBytes} bytes (413 beyond). Valid events are stored in one transaction; each event is answered \`stored\`, \`duplicate\` (the same event was already stored), \`conflict\` (its id is already stored with other content: another type, time or data) or \`rejected\` with the field and reason. One bad event never fails the others: the batch answers 200 with a result per event. Ids are compared in lower case. 400 when the body is not valid UTF-8 or not JSON; 503 when PostgreSQL is unavailable, and 503 with \`Retry-After\` while ops restores the database (nothing of the batch was stored; send it again).`,
-        security: [{ bearerAuth: [] }],
         body: Type.Array(SpywatcherEventSchema, { maxItems: o.maxEvents }),
         response: { 200: WriteResponse, ...errorResponses(400, 401, 403, 413, 415, 503) },
       },
@@ -154,13 +153,12 @@ export async function eventRoutes(app: ServiceInstance, o: EventsRouteOptions): 
   app.get(
     '/v1/events/:type/:id',
     {
-      preHandler: o.auth.require('events:read'),
+      config: { scope: 'events:read' },
       schema: {
         tags: ['events'],
         summary: 'One stored event',
         description:
           'Needs scope `events:read` (events hold message text, so reading is not public). An id names at most one event across all types and times; 404 when it is not stored as an event of this type.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({
           type: Type.Union(
             EVENT_TYPES.map((t) => Type.Literal(t)),

@@ -34,6 +34,7 @@ import {
   TABLE_SPECS,
   type TableSpec,
 } from './tables.ts';
+import type { TokenCipher } from './token-cipher.ts';
 import { isProblem } from './values.ts';
 import { checkServerHash, type VerifyResult, verifyTable } from './verify.ts';
 
@@ -55,6 +56,11 @@ export interface ImportOptions {
   concurrency?: number;
   /** Worker threads reading and converting event rows (default 2, one per core). */
   workers?: number;
+  /**
+   * Encrypts the legacy OAuth tokens (TOKEN_ENCRYPTION_KEYS); without it they are not imported
+   * and the report says so.
+   */
+  tokens?: TokenCipher | null;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
@@ -406,11 +412,12 @@ function aggregate(states: Map<string, Checkpoint>, spec: TableSpec): Checkpoint
 }
 
 /** Legacy users that cannot be imported: the guilds pointing at them are orphans. */
-function convertContext(source: LegacySource, now: number): ConvertContext {
+function convertContext(source: LegacySource, now: number, tokens: TokenCipher | null): ConvertContext {
   const users = TABLE_SPECS.find((s) => s.legacy === 'User')!;
   const rejectedUsers = new Set<string>();
   const ctx: ConvertContext = {
     now,
+    tokens,
     rejectedUsers,
     userExists: (() => {
       const stmt = source.db.prepare(`select 1 as ok from "User" where id = ?`);
@@ -425,6 +432,15 @@ function convertContext(source: LegacySource, now: number): ConvertContext {
     }
   }
   return ctx;
+}
+
+/** Says when the legacy OAuth tokens were left out for want of a key. */
+function tokenWarnings(reports: TableReport[]): string[] {
+  const skipped = reports.reduce((n, r) => n + (r.findings.tokens_not_imported ?? 0), 0);
+  if (skipped === 0) return [];
+  return [
+    `TOKEN_ENCRYPTION_KEYS is not set: the legacy OAuth tokens of ${skipped} user(s) were not imported (stored as null); they are never stored in clear. Set a key and import again to keep them.`,
+  ];
 }
 
 export async function checkTarget(sql: Sql): Promise<void> {
@@ -482,7 +498,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
       dryRun || !sql ? new Map<string, Checkpoint>() : await loadCheckpoints(sql, source.key);
     const rejectFile = dryRun ? null : (options.rejectFile ?? `${options.from}.rejects.ndjson`);
     if (rejectFile && checkpoints.size === 0 && !options.verifyOnly) writeFileSync(rejectFile, '');
-    const ctx = convertContext(source, Date.now());
+    const ctx = convertContext(source, Date.now(), options.tokens ?? null);
     const cache = new PartitionCache();
     const reports: TableReport[] = [];
     const phases: StepTimes = {};
@@ -770,6 +786,7 @@ export async function runImport(sql: Sql | null, options: ImportOptions): Promis
     }
     time('verify', performance.now() - verifyStarted);
     if (sql && !dryRun) warnings.push(...(await retentionWarnings(sql, reports)));
+    warnings.push(...tokenWarnings(reports));
 
     const rows = reports.reduce((n, r) => n + r.read, 0);
     const imported = reports.reduce((n, r) => n + r.imported, 0);

@@ -1,5 +1,6 @@
 import type { EventType } from '@spywatcher/db';
 import { uuidv5 } from './ids.ts';
+import type { TokenCipher } from './token-cipher.ts';
 import {
   codePointLength,
   dateFinding,
@@ -42,6 +43,7 @@ export type NoteKind =
   | 'old_date'
   | 'future_date'
   | 'empty_token'
+  | 'tokens_not_imported'
   | 'empty_id'
   | 'unknown_client'
   | 'unknown_role'
@@ -119,6 +121,8 @@ export interface ConvertContext {
   userExists: (id: string) => boolean;
   /** When the import started (epoch ms): later dates are noted as future. */
   now: number;
+  /** Encrypts the legacy OAuth tokens; without it they are not imported (stored as null). */
+  tokens?: TokenCipher | null;
 }
 
 const text = (name: string, verify?: string): Column => ({ name, kind: 'text', pgType: 'text', verify });
@@ -366,15 +370,23 @@ function role(value: unknown, findings: Findings): string | Problem {
 
 /**
  * The legacy OAuth tokens (User.accessToken, User.refreshToken) on their way to
- * users.access_token and users.refresh_token: the one place the import reads them.
+ * users.access_token and users.refresh_token: the one place the import reads them. They are
+ * stored encrypted (ctx.tokens), or not at all (null, noted as tokens_not_imported) without a key.
  */
 export const TOKEN_COLUMNS = ['access_token', 'refresh_token'] as const;
 
-function tokens(row: Row, findings: Findings): [string | Problem, string | Problem] {
+type Token = string | null | Problem;
+
+function tokens(row: Row, findings: Findings, ctx: ConvertContext): [Token, Token] {
   const access = toText(row.accessToken, 'accessToken');
   const refresh = toText(row.refreshToken, 'refreshToken');
+  if (typeof access !== 'string' || typeof refresh !== 'string') return [access, refresh];
   if (access === '' || refresh === '') note(findings, 'empty_token');
-  return [access, refresh];
+  if (!ctx.tokens) {
+    note(findings, 'tokens_not_imported');
+    return [null, null];
+  }
+  return [ctx.tokens.encrypt(access), ctx.tokens.encrypt(refresh)];
 }
 
 function mapInsert(stage: string, legacyTable: string, target: string, naturalKey: string): string {
@@ -424,7 +436,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
       { name: 'verified', kind: 'bool', pgType: 'boolean' },
       { name: 'ip_address', kind: 'inet', nullable: true, pgType: 'inet' },
       ntext('user_agent'),
-      ...TOKEN_COLUMNS.map((c) => text(c)),
+      ...TOKEN_COLUMNS.map((c) => ntext(c)),
       ts('refresh_token_issued_at'),
       ts('access_token_expires_at'),
       ts('last_seen_at'),
@@ -445,7 +457,7 @@ export const REFERENCE_SPECS: ReferenceSpec[] = [
         toBool(r.verified, 'verified'),
         r.ipAddress === null || r.ipAddress === undefined ? null : toInet(r.ipAddress, 'ipAddress'),
         toOptionalText(r.userAgent, 'userAgent'),
-        ...tokens(r, f),
+        ...tokens(r, f, ctx),
         refTs(r.refreshTokenIssuedAt, 'refreshTokenIssuedAt', f, ctx),
         refTs(r.accessTokenExpiresAt, 'accessTokenExpiresAt', f, ctx),
         refTs(r.lastSeenAt, 'lastSeenAt', f, ctx),

@@ -5,12 +5,14 @@ import { RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
 import type { LegacySource } from './source.ts';
 import {
+  type Column,
   type ConvertContext,
   eventCreatedAt,
   hashColumns,
   type Row,
   safeColumnsSql,
   type TableSpec,
+  TOKEN_COLUMNS,
 } from './tables.ts';
 import { isProblem } from './values.ts';
 
@@ -90,7 +92,21 @@ export async function verifyTable(
   return result;
 }
 
-const show = (s: string | null) => (s === null ? null : s.replace(/\x1f/g, ' | ').slice(0, 300));
+/**
+ * A canonical row as a report may show it: fields joined by " | ", the OAuth token columns
+ * replaced by [redacted] (encrypted or not, they have no place in a report).
+ */
+function show(columns: Column[], canon: string | null): string | null {
+  if (canon === null) return null;
+  const fields = canon.split('\x1f');
+  columns
+    .filter((c) => c.verify !== false)
+    .forEach((c, i) => {
+      if ((TOKEN_COLUMNS as readonly string[]).includes(c.name) && i < fields.length)
+        fields[i] = '[redacted]';
+    });
+  return fields.join(' | ').slice(0, 300);
+}
 
 async function sampleDifferences(sql: Sql, source: LegacySource, spec: TableSpec, ctx: ConvertContext) {
   const columns = hashColumns(spec);
@@ -139,7 +155,11 @@ async function sampleDifferences(sql: Sql, source: LegacySource, spec: TableSpec
        order by 1 limit 5`,
     );
     await conn`drop table _verify_source`;
-    return rows.map((r) => ({ legacy_id: r.legacy_id, expected: show(r.expected), actual: show(r.actual) }));
+    return rows.map((r) => ({
+      legacy_id: r.legacy_id,
+      expected: show(columns, r.expected),
+      actual: show(columns, r.actual),
+    }));
   } finally {
     conn.release();
   }

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Sql } from '@spywatcher/db';
 import { type Auth, errorResponses, httpErrors, type ServiceInstance, Type } from '@spywatcher/service';
 import { runImport } from '../import/importer.ts';
 import { createRun, finishRun, getRun, markRunning, progressRecorder } from '../import/runs.ts';
 import { ImportError } from '../import/source.ts';
+import type { TokenCipher } from '../import/token-cipher.ts';
 
 export interface ImportRouteDeps {
   sql: Sql;
@@ -15,6 +16,8 @@ export interface ImportRouteDeps {
    * a path that leaves it (.., symlinks) is refused. Unset: the endpoint answers 503.
    */
   importDir?: string;
+  /** Encrypts the legacy OAuth tokens (TOKEN_ENCRYPTION_KEYS); null: they are not imported. */
+  tokens: TokenCipher | null;
 }
 
 const TableProgress = Type.Object({
@@ -47,20 +50,42 @@ const ImportRunSchema = Type.Object({
   updatedAt: Type.String({ format: 'date-time' }),
 });
 
-/** Resolves `path` inside `dir`, following symlinks, or says why it may not be read. */
+const isInside = (base: string, full: string) => {
+  const rel = relative(base, full);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+};
+
+/**
+ * Resolves `path` inside `dir`, following symlinks. A path that leaves the directory is refused
+ * before the file system is asked, with the same answer as a missing file: the caller learns
+ * nothing about files outside it.
+ */
 export function resolveInside(dir: string, path: string): string {
   const base = realpathSync(dir);
+  const refused = () =>
+    httpErrors.badRequest(
+      `path: no file ${JSON.stringify(path)} in the import directory (name it relative to IMPORT_DIR)`,
+    );
+  const lexical = resolve(base, path);
+  if (!isInside(base, lexical)) throw refused();
   let full: string;
   try {
-    full = realpathSync(resolve(base, path));
+    full = realpathSync(lexical);
   } catch {
-    throw httpErrors.badRequest(`no file ${JSON.stringify(path)} in the import directory`);
+    throw refused();
   }
-  const rel = relative(base, full);
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw httpErrors.badRequest(`${JSON.stringify(path)} is outside the import directory (IMPORT_DIR)`);
-  }
+  if (!isInside(base, full)) throw refused();
   return full;
+}
+
+/** Rewrites server paths under the import directory to the names callers use (relative to it). */
+function relativeToImportDir(dir: string): { text: (s: string) => string; report: <T>(r: T) => T } {
+  const prefix = `${realpathSync(dir)}${sep}`;
+  const inJson = JSON.stringify(prefix).slice(1, -1);
+  return {
+    text: (s) => s.replaceAll(prefix, ''),
+    report: (r) => JSON.parse(JSON.stringify(r).replaceAll(inJson, '')),
+  };
 }
 
 /**
@@ -79,14 +104,13 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
   app.post(
     '/v1/imports',
     {
-      preHandler: deps.auth.require('imports:write'),
+      config: { scope: 'imports:write' },
       schema: {
         tags: ['imports'],
         summary: 'Start a legacy SQLite import',
         description:
           'Imports a legacy SpyWatcher SQLite file from the import directory (IMPORT_DIR) into the event log, as a job. ' +
           'Scope `imports:write`. Posting a file again continues an interrupted import and imports nothing twice.',
-        security: [{ bearerAuth: [] }],
         body: Type.Object(
           {
             path: Type.String({
@@ -97,7 +121,7 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
             }),
             dryRun: Type.Optional(Type.Boolean({ default: false, description: 'Validate and report only' })),
             verify: Type.Optional(Type.Boolean({ default: true })),
-            maxRejects: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+            maxRejects: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 0 })),
           },
           { additionalProperties: false },
         ),
@@ -134,8 +158,9 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
       const done = execute(
         deps.sql,
         id,
-        { from: file, rejectFile, signal: controller.signal, ...options },
+        { from: file, rejectFile, signal: controller.signal, tokens: deps.tokens, ...options },
         request.log,
+        relativeToImportDir(deps.importDir),
       );
       running.set(id, { controller, done });
       void done.finally(() => running.delete(id));
@@ -150,12 +175,11 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
   app.get(
     '/v1/imports/:id',
     {
-      preHandler: deps.auth.require('imports:write'),
+      config: { scope: 'imports:write' },
       schema: {
         tags: ['imports'],
         summary: 'Status, progress and report of an import',
         description: 'Scope `imports:write`.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
         response: { 200: ImportRunSchema, ...errorResponses(400, 401, 403, 404) },
       },
@@ -174,6 +198,7 @@ async function execute(
   id: string,
   options: Parameters<typeof runImport>[1],
   log: { error: (o: object, m: string) => void },
+  paths: ReturnType<typeof relativeToImportDir>,
 ): Promise<void> {
   const recorder = progressRecorder(sql, id);
   try {
@@ -183,12 +208,12 @@ async function execute(
       onProgress: recorder.onProgress,
     });
     await recorder.flush();
-    await finishRun(sql, id, { report });
+    await finishRun(sql, id, { report: paths.report(report) });
   } catch (error) {
     await recorder.flush();
     const message =
       error instanceof ImportError ? error.message : `import failed: ${(error as Error).message}`;
     if (!(error instanceof ImportError)) log.error({ err: error, importId: id }, 'import failed');
-    await finishRun(sql, id, { error: message }).catch(() => {});
+    await finishRun(sql, id, { error: paths.text(message) }).catch(() => {});
   }
 }

@@ -20,11 +20,12 @@ export function migrationRoutes(app: ServiceInstance, deps: { sql: Sql; migratio
   app.get(
     '/v1/migrations',
     {
+      config: { scope: 'migrations:read' },
       schema: {
         tags: ['migrations'],
         summary: 'Schema migration status',
         description:
-          'Every migration file and every applied version, with its state. Same data as `nx run migrator:status`.',
+          'Every migration file and every applied version, with its state. Same data as `nx run migrator:status`. Needs scope `migrations:read`.',
         response: {
           200: Type.Object({
             current: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest applied version' }),

@@ -10,13 +10,12 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
   app.post(
     '/v1/backups',
     {
-      preHandler: auth.require('ops:write'),
+      config: { scope: 'ops:write' },
       schema: {
         tags: ['backups'],
         summary: 'Start a backup (scope ops:write)',
         description:
           "pg_dump -Fc with compression into BACKUP_DIR, with a sha256 and a manifest of per-table row counts; retention runs afterwards. A backup that cannot fit (estimated from the database size and the last backup's compression ratio) fails before writing anything; a full disk, a killed pg_dump or a stalled off-site endpoint fail the job with the reason and leave no partial file. Answers 202 with the job; a second request while one runs answers 409 naming it.",
-        security: [{ bearerAuth: [] }],
         response: { 202: JobAccepted, ...errorResponses(401, 403, 409) },
       },
     },
@@ -30,13 +29,12 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
   app.get(
     '/v1/backups',
     {
-      preHandler: auth.require('ops:read'),
+      config: { scope: 'ops:read' },
       schema: {
         tags: ['backups'],
         summary: 'List backups, newest first (scope ops:read)',
         description:
           'Every database whose backups are in BACKUP_DIR (each manifest names its database; `kind` is `safety` for the backups restores take). Manifests that cannot be read are listed under `broken` with the reason instead of failing the listing.',
-        security: [{ bearerAuth: [] }],
         querystring: Type.Object({
           database: Type.Optional(
             Type.String({ maxLength: 63, description: 'Only the backups of this database' }),
@@ -61,11 +59,10 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
   app.get(
     '/v1/backups/:id',
     {
-      preHandler: auth.require('ops:read'),
+      config: { scope: 'ops:read' },
       schema: {
         tags: ['backups'],
         summary: 'One backup manifest (scope ops:read)',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({ id: BackupId }),
         response: { 200: ManifestSchema, ...errorResponses(400, 401, 403, 404, 422) },
       },
@@ -80,12 +77,11 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
   app.delete(
     '/v1/backups/:id',
     {
-      preHandler: auth.require('ops:write'),
+      config: { scope: 'ops:write' },
       schema: {
         tags: ['backups'],
         summary: 'Delete a backup and its off-site copy (scope ops:write)',
         description: 'Refused (409) while a verify or restore job is reading it.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({ id: BackupId }),
         response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 404, 409) },
       },
@@ -100,13 +96,12 @@ export function backupRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth 
   app.post(
     '/v1/backups/:id/verify',
     {
-      preHandler: auth.require('ops:write'),
+      config: { scope: 'ops:write' },
       schema: {
         tags: ['backups'],
         summary: 'Prove a backup restorable (scope ops:write)',
         description:
           'Checks the sha256, restores into a scratch database, compares per-table row counts with the manifest, runs amcheck (bt_index_check) on every B-tree index, drops the scratch database and records the verdict in the manifest.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({ id: BackupId }),
         response: { 202: JobAccepted, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },

@@ -17,19 +17,26 @@ export function healthRoutes(
   app.get(
     '/v1/database/health',
     {
-      preHandler: deps.auth.require('ops:read'),
+      config: { scope: 'ops:read' },
       schema: {
         tags: ['health'],
         summary: 'Database health report (scope ops:read)',
         description:
           'Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages; streaming replication (the standbys of a primary and their replay lag, or the lag of this standby). Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).',
-        security: [{ bearerAuth: [] }],
         querystring: Type.Object({
           longQueryMs: Type.Optional(
-            Type.Integer({ minimum: 1, description: 'Override HEALTH_LONG_QUERY_MS' }),
+            Type.Integer({
+              minimum: 1,
+              maximum: 86_400_000,
+              description: 'Override HEALTH_LONG_QUERY_MS (ms, at most a day)',
+            }),
           ),
           idleInTransactionMs: Type.Optional(
-            Type.Integer({ minimum: 1, description: 'Override HEALTH_IDLE_IN_TRANSACTION_MS' }),
+            Type.Integer({
+              minimum: 1,
+              maximum: 86_400_000,
+              description: 'Override HEALTH_IDLE_IN_TRANSACTION_MS (ms, at most a day)',
+            }),
           ),
         }),
         response: {

@@ -14,11 +14,10 @@ export function jobRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth }):
   app.get(
     '/v1/jobs',
     {
-      preHandler: deps.auth.require('ops:read'),
+      config: { scope: 'ops:read' },
       schema: {
         tags: ['jobs'],
         summary: 'Recent jobs, newest first (scope ops:read)',
-        security: [{ bearerAuth: [] }],
         querystring: Type.Object({
           kind: Type.Optional(Type.String({ maxLength: 40, examples: ['backup'] })),
           status: Type.Optional(
@@ -40,11 +39,10 @@ export function jobRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth }):
   app.get(
     '/v1/jobs/:id',
     {
-      preHandler: deps.auth.require('ops:read'),
+      config: { scope: 'ops:read' },
       schema: {
         tags: ['jobs'],
         summary: 'One job: status, progress, timings, result or error (scope ops:read)',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
         response: { 200: JobSchema, ...errorResponses(400, 401, 403, 404) },
       },
@@ -61,13 +59,12 @@ export function jobRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth }):
   app.post(
     '/v1/jobs/:id/cancel',
     {
-      preHandler: deps.auth.require('ops:write'),
+      config: { scope: 'ops:write' },
       schema: {
         tags: ['jobs'],
         summary: 'Cancel a running job (scope ops:write)',
         description:
           'Stops pg_dump/pg_restore, aborts S3 requests, closes the connections of verification queries, or cancels the SQL statement of a maintenance job (pg_cancel_backend). Answers within about a second with the job as it is then (usually `cancelled`; `running` with the cancel under way if a step takes longer to stop). 409 when the job is not running.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
         response: { 202: Type.Object({ job: JobSchema }), ...errorResponses(400, 401, 403, 404, 409) },
       },

@@ -15,13 +15,12 @@ export function maintenanceRoutes(app: ServiceInstance, deps: { ops: Ops; auth: 
   app.post(
     '/v1/maintenance/:kind',
     {
-      preHandler: deps.auth.require('ops:write'),
+      config: { scope: 'ops:write' },
       schema: {
         tags: ['maintenance'],
         summary: 'VACUUM, ANALYZE or REINDEX (scope ops:write)',
         description:
           'Without `tables`, plans the tables (vacuum, analyze) or indexes (reindex) that need it, each with its reason (dead tuples, last vacuum, bloat estimate); with `tables` (partitioned tables expand to their partitions), every one of them. `dryRun` returns the plan (200) without running it. REINDEX runs CONCURRENTLY. One job of a kind at a time (409); cancel with POST /v1/jobs/{id}/cancel.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({
           kind: Type.Union([Type.Literal('vacuum'), Type.Literal('analyze'), Type.Literal('reindex')]),
         }),

@@ -7,13 +7,12 @@ export function restoreRoutes(app: ServiceInstance, deps: { ops: Ops; auth: Auth
   app.post(
     '/v1/restores',
     {
-      preHandler: deps.auth.require('ops:restore'),
+      config: { scope: 'ops:restore' },
       schema: {
         tags: ['restores'],
         summary: 'Restore a backup into a database (scope ops:restore)',
         description:
-          'Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.',
-        security: [{ bearerAuth: [] }],
+          "The target is the service's own database or one OPS_RESTORE_TARGETS lists (403 TARGET_NOT_ALLOWED otherwise). Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.",
         body: Type.Object(
           {
             backupId: BackupId,

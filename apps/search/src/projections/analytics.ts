@@ -203,22 +203,43 @@ export const earlierDays = (q: Params, a: WindowParams) =>
 
 /**
  * SQL for n / d rounded half up, in integer arithmetic, for integer expressions n >= 0 and d > 0:
- * (2n + d) / 2d. The final steps below compute their ratios in bigint thousandths with it, which
- * is numeric round(x, 3) exactly without a numeric division per user.
+ * (2n + d) / 2d. The final steps below compute every fractional number with it from the exact
+ * counts (in bigint thousandths, tenths or hundredths), which is numeric round(n / d, k)
+ * exactly, rounded once, and costs no numeric division per user.
  */
-const divRoundHalfUp = (n: string, d: string) => `(2 * (${n}) + (${d})) / (2 * (${d}))`;
+const divRoundHalfUp = (n: string, d: string) => `((2 * (${n}) + (${d})) / (2 * (${d})))`;
+
+/** divRoundHalfUp for an n of either sign: half away from zero, as numeric round() does. */
+const divRound = (n: string, d: string) =>
+  `(case when (${n}) < 0 then -${divRoundHalfUp(`-(${n})`, d)} else ${divRoundHalfUp(n, d)} end)`;
+
+/** The mean n / d in tenths, rounded once (imported legacy deltas may be negative). */
+const avgTenths = (n: string, d: string) => divRound(`10 * ${n}`, d);
+
+/**
+ * An ORDER BY key of the exact value n / d (integer expressions, n >= 0, d > 0): n / d scaled
+ * by 10^30 and truncated. Two different fractions with denominators below 10^15 differ by more than
+ * 10^-30, so the key orders them as the exact values and ties only equal values, where ordering
+ * by the rounded value (or a float8) ties or swaps values that differ in a later digit.
+ */
+const exactKey = (n: string, d: string) => `div((${n})::numeric * 1e30, ${d})`;
+
+/** A JSON number with `k` decimals from an integer count of 10^-k (numeric: no float digits). */
+const decimals = (units: string, k: number) => `(${units}) * 1e-${k}`;
 
 /**
  * Final SELECTs, each over a CTE `t` whose columns the comment names. `$limit` and other
- * parameters are appended by the caller through `q`.
+ * parameters are appended by the caller through `q`. Every number is computed from the exact
+ * counts and rounded once, at the end; filters and orders compare exact values, and ties go
+ * to the smaller user id, so `limit` cuts the same list every time.
  */
 export const FINAL = {
   /** t(user_id, typing, messages) */
   ghosts: (q: Params, a: AnalyticsParams) => `
     select user_id as "userId", typing::int as typing, messages::int as messages,
-      round(typing::numeric / greatest(messages, 1), 3)::float8 as ratio
+      ${divRoundHalfUp('1000 * typing', 'greatest(messages, 1)')}::float8 / 1000 as ratio
     from t where typing >= ${q.p(a.minTyping ?? 10, '::int')} and typing > messages
-    order by ratio desc, typing desc, user_id limit ${q.p(a.limit, '::int')}`,
+    order by ${exactKey('typing', 'greatest(messages, 1)')} desc, user_id limit ${q.p(a.limit, '::int')}`,
   /** t(user_id, presences, presence_days, active) */
   lurkers: (q: Params, a: AnalyticsParams) => `
     select user_id as "userId", presences::int as presences, presence_days::int as "presenceDays"
@@ -251,7 +272,7 @@ export const FINAL = {
       from t
     )
     select user_id as "userId", total::int as reactions,
-      round(sum(delta_ms::numeric * n) / total, 1)::float8 as "avgMs",
+      ${avgTenths('sum(delta_ms::bigint * n)::bigint', 'total::bigint')}::float8 / 10 as "avgMs",
       min(delta_ms) filter (where cum * 2 >= total) as "medianMs",
       coalesce(sum(n) filter (where delta_ms < ${FAST_REACTION_MS}), 0)::int as "fastReactions"
     from c group by user_id, total
@@ -264,82 +285,81 @@ export const FINAL = {
     from t where changes > 0
     order by changes desc, user_id limit ${q.p(a.limit, '::int')}`,
   /**
-   * t(user_id, recent, earlier): activity in the last 7 days and before.
-   * weekly = round(earlier / (days before / 7), 3) and change = round((recent - weekly) /
-   * greatest(weekly, 1), 3), both computed exactly in bigint thousandths (_k) with
-   * divRoundHalfUp; change's sign is taken apart so it rounds half away from zero as numeric
-   * round() does. numeric divisions for every user in the window were half of
-   * this query (~5 of ~10.5 ms for a guild's 28-day window at 5,000,000 events).
+   * t(user_id, recent, earlier): activity in the last 7 days and before. With D the days before
+   * the last 7, the weekly average is 7·earlier / D and change = (recent − avg) / max(avg, 1)
+   * = (recent·D − 7·earlier) / max(7·earlier, D): one fraction of integers (n / m), so change is
+   * rounded from the exact value (not from the rounded average), the threshold compares
+   * |n| >= threshold·m and the order uses the exact |change|. direction is the exact sign.
    */
   behaviorShifts: (q: Params, a: AnalyticsParams) => `
     , w as (
-      select user_id, coalesce(recent, 0)::bigint as recent,
-        ${divRoundHalfUp('7000 * coalesce(earlier, 0)::bigint', earlierDays(q, a))} as weekly_k
+      select user_id, coalesce(recent, 0)::bigint as recent, 7 * coalesce(earlier, 0)::bigint as e7,
+        ${earlierDays(q, a)}::bigint as days
       from t where coalesce(recent, 0) + coalesce(earlier, 0) > 0
     ), x as (
-      select user_id, recent, weekly_k, 1000 * (1000 * recent - weekly_k) as n, greatest(weekly_k, 1000) as m
-      from w
-    ), d as (
-      select user_id, recent, weekly_k,
-        case when n < 0 then -${divRoundHalfUp('-n', 'm')} else ${divRoundHalfUp('n', 'm')} end as change_k
-      from x
+      select user_id, recent, e7, days, recent * days - e7 as n, greatest(e7, days) as m from w
     )
-    select user_id as "userId", recent::int as "thisWeek", weekly_k::float8 / 1000 as "previousWeeklyAverage",
-      change_k::float8 / 1000 as change, case when change_k >= 0 then 'up' else 'down' end as direction
-    from d where abs(change_k) >= ceil(${q.p(a.threshold ?? 1, '::numeric')} * 1000)
-    order by abs(change_k) desc, user_id limit ${q.p(a.limit, '::int')}`,
+    select user_id as "userId", recent::int as "thisWeek",
+      ${divRoundHalfUp('1000 * e7', 'days')}::float8 / 1000 as "previousWeeklyAverage",
+      ${divRound('1000 * n', 'm')}::float8 / 1000 as change,
+      case when n >= 0 then 'up' else 'down' end as direction
+    from x where abs(n) >= ${q.p(a.threshold ?? 1, '::numeric')} * m
+    order by ${exactKey('abs(n)', 'm')} desc, user_id limit ${q.p(a.limit, '::int')}`,
   /**
    * t(user_id, recent_<client>, earlier_<client> for each of CLIENTS): presences showing each
-   * client in the last 7 days and before. distance = round(sum |r/rt - e/et| / 2, 3) over the
-   * clients, computed exactly in bigint thousandths as 1000 * S / (2 * rt * et) rounded half up
-   * (divRoundHalfUp), with S = sum |r * et - e * rt| >= 0. The mixes (JSON)
-   * are built for the page's users only, listing the clients seen in the window.
+   * client in the last 7 days and before. distance = sum |r/rt - e/et| / 2 over the clients
+   * = S / (2 * rt * et) with S = sum |r * et - e * rt|: the threshold compares S exactly, the
+   * order uses the exact value, and it is rounded to thousandths once (divRoundHalfUp), as are
+   * the shares. The mixes (JSON) are built for the page's users only, listing the clients seen
+   * in the window.
    */
   clientDrift: (q: Params, a: AnalyticsParams) => {
     const sum = (part: string) => CLIENTS.map((c) => `${part}_${c}`).join(' + ');
     const mix = (part: 'recent' | 'earlier', total: string) => `(
-        select json_object_agg(c, round(${part === 'recent' ? 'r' : 'e'}::numeric / ${total}, 3) order by c)
+        select json_object_agg(c, ${decimals(divRoundHalfUp(`1000 * ${part === 'recent' ? 'r' : 'e'}`, total), 3)} order by c)
         from (values ${CLIENTS.map((c) => `('${c}', recent_${c}, earlier_${c})`).join(', ')}) v(c, r, e)
         where r + e > 0)`;
     return `
     , u as (
       select *, ${sum('recent')} as rt, ${sum('earlier')} as et from t
     ), d as (
-      select *, ${divRoundHalfUp(
-        `1000 * (${CLIENTS.map((c) => `abs(recent_${c} * et - earlier_${c} * rt)`).join(' + ')})`,
-        '2 * rt * et',
-      )} as distance_k
+      select *, ${CLIENTS.map((c) => `abs(recent_${c} * et - earlier_${c} * rt)`).join(' + ')} as s,
+        2 * rt * et as m
       from u where rt > 0 and et > 0
     ), page as (
-      select * from d where distance_k >= ceil(${q.p(a.threshold ?? 0.5, '::numeric')} * 1000)
-      order by distance_k desc, user_id limit ${q.p(a.limit, '::int')}
+      select * from d where s >= ${q.p(a.threshold ?? 0.5, '::numeric')} * m
+      order by ${exactKey('s', 'm')} desc, user_id limit ${q.p(a.limit, '::int')}
     )
-    select user_id as "userId", distance_k::float8 / 1000 as distance,
+    select user_id as "userId", ${divRoundHalfUp('1000 * s', 'm')}::float8 / 1000 as distance,
       ${mix('recent', 'rt')} as "thisWeek",
       ${mix('earlier', 'et')} as "previousWeeks"
-    from page order by distance_k desc, user_id`;
+    from page order by ${exactKey('s', 'm')} desc, user_id`;
   },
-  /** t(user_id, messages, typing, fast, multi, roles, deleted) */
+  /**
+   * t(user_id, messages, typing, fast, multi, roles, deleted). In hundredths of a point, with
+   * M = messages + 1: ghost = min(30·M, 3·typing) / M, deletions = min(10·M, 10·deleted) / M,
+   * and the other three are whole hundredths; the score is their exact sum n / (100·M), rounded
+   * once (each component's points are rounded on their own for display).
+   */
   suspicion: (q: Params, a: AnalyticsParams) => `
     , s as (
-      select *,
-        round(30 * least(1, typing::numeric / (10 * (messages + 1))), 2) as p_ghost,
-        round(25 * least(1, fast::numeric / 10), 2) as p_fast,
-        round(20 * least(1, multi::numeric / 20), 2) as p_multi,
-        round(15 * least(1, roles::numeric / 5), 2) as p_roles,
-        round(10 * least(1, deleted::numeric / (messages + 1)), 2) as p_deleted
+      select *, messages + 1 as mm, least(30 * (messages + 1), 3 * typing) as g,
+        least(10 * (messages + 1), 10 * deleted) as dl,
+        least(2500, 250 * fast) as h_fast, least(2000, 100 * multi) as h_multi, least(1500, 300 * roles) as h_roles
       from t
-    ), d as (select *, p_ghost + p_fast + p_multi + p_roles + p_deleted as score from s)
-    select user_id as "userId", score::float8 as score,
+    ), d as (
+      select *, 100 * (g + dl) + (h_fast + h_multi + h_roles) * mm as n, 100 * mm as m from s
+    )
+    select user_id as "userId", ${divRoundHalfUp('n', 'mm')}::float8 / 100 as score,
       json_build_object(
-        'ghost', json_build_object('points', p_ghost, 'typing', typing, 'messages', messages),
-        'fastReactions', json_build_object('points', p_fast, 'count', fast),
-        'multiClient', json_build_object('points', p_multi, 'count', multi),
-        'roleChurn', json_build_object('points', p_roles, 'count', roles),
-        'deletions', json_build_object('points', p_deleted, 'count', deleted, 'messages', messages)
+        'ghost', json_build_object('points', ${decimals(divRoundHalfUp('100 * g', 'mm'), 2)}, 'typing', typing, 'messages', messages),
+        'fastReactions', json_build_object('points', ${decimals('h_fast', 2)}, 'count', fast),
+        'multiClient', json_build_object('points', ${decimals('h_multi', 2)}, 'count', multi),
+        'roleChurn', json_build_object('points', ${decimals('h_roles', 2)}, 'count', roles),
+        'deletions', json_build_object('points', ${decimals(divRoundHalfUp('100 * dl', 'mm'), 2)}, 'count', deleted, 'messages', messages)
       ) as components
-    from d where score >= ${q.p(a.minScore ?? 0, '::numeric')}
-    order by score desc, user_id limit ${q.p(a.limit, '::int')}`,
+    from d where n >= ${q.p(a.minScore ?? 0, '::numeric')} * m
+    order by ${exactKey('n', 'm')} desc, user_id limit ${q.p(a.limit, '::int')}`,
 };
 
 type Query = (q: Params, a: AnalyticsParams) => string;
@@ -413,7 +433,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
       having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
       order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
     )
-    select u.user_id as "userId", u.total::int as reactions, round(u.dsum::numeric / u.total, 1)::float8 as "avgMs",
+    select u.user_id as "userId", u.total::int as reactions, ${avgTenths('u.dsum::bigint', 'u.total')}::float8 / 10 as "avgMs",
       (
         select x.delta_ms from (
           select d.delta_ms, sum(sum(d.reactions)) over (order by d.delta_ms) as cum

@@ -1,18 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import { eventTable, inLanes, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import {
+  type EventType,
+  eventTable,
+  inLanes,
+  type Queryable,
+  type Sql,
+  withTransaction,
+} from '@spywatcher/db';
 import { bulkStatement, type Projection, projectionTables, rollupStatement } from './definitions.ts';
 import { copyTablePrivileges } from './grants.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {
   phase: string;
+  /** Events counted in the time chunks whose tables are all filled, then plus the tail. */
   eventsDone: number;
+  /** The planner's estimate while the bulk pass runs; at the end, the counted events. */
   eventsTotal: number;
 }
 
 export interface RebuildReport {
   projection: string;
-  /** Events in the tables the projection reads (bulk pass, from planner statistics) plus the tail. */
+  /** Events folded into the rebuilt model: counted in the bulk pass, plus the tail. */
   events: number;
   tables: number;
   bulkSeconds: number;
@@ -71,7 +80,7 @@ interface Chunk {
   /** ISO timestamps, UTC midnight: [from, to). */
   from: string;
   to: string;
-  /** Estimated events (planner statistics). */
+  /** Estimated events (planner statistics): for sizing chunks only, never reported as done. */
   events: number;
 }
 
@@ -257,30 +266,37 @@ async function buildAndSwap(
   const xmin = snap!.xmin;
   const lanes = Math.max(1, options.concurrency ?? 2);
   const chunks = await planChunks(sql, projection, lanes);
-  const eventsTotal = chunks.reduce((n, c) => n + c.events, 0);
+  let eventsTotal = chunks.reduce((n, c) => n + c.events, 0);
   let eventsDone = 0;
+  // Counted, per chunk and event type, in the first table's transaction of each chunk.
+  const counted = new Map<EventType, number>(projection.types.map((t) => [t, 0]));
+  const chunkEvents = chunks.map(() => 0);
+  const tablesLeft = chunks.map(() => projection.tables.length);
   const bulkStarted = performance.now();
   // Every read-model key holds the UTC day of its events, so time ranges that meet at midnight
   // fill disjoint keys: the chunks are independent INSERTs, run side by side, and each groups
   // fewer rows (a smaller hash table) than one statement over the whole log would.
-  const work = projection.tables.flatMap((spec) => chunks.map((chunk) => ({ spec, chunk })));
+  const work = projection.tables.flatMap((spec, first) =>
+    chunks.map((chunk, index) => ({ spec, chunk, index, count: first === 0 })),
+  );
   let finished = 0;
   await progress({ phase: `bulk 0/${work.length} chunks`, eventsDone, eventsTotal });
-  await inLanes(work, lanes, async ({ spec, chunk }) => {
+  await inLanes(work, lanes, async ({ spec, chunk, index, count }) => {
+    const source = (type: EventType) =>
+      `(select * from ${eventTable(type)} where tx < $1::xid8 and occurred_at >= ${timeLiteral(chunk.from)} and occurred_at < ${timeLiteral(chunk.to)})`;
     await sql.begin(async (tx) => {
       await bulkSettings(tx, spec.bulkWorkMem);
-      await tx.unsafe(
-        bulkStatement(
-          spec,
-          (type) =>
-            `(select * from ${eventTable(type)} where tx < $1::xid8 and occurred_at >= ${timeLiteral(chunk.from)} and occurred_at < ${timeLiteral(chunk.to)})`,
-          target.table(spec.name),
-        ),
-        [xmin],
-      );
+      await tx.unsafe(bulkStatement(spec, source, target.table(spec.name)), [xmin]);
+      if (count) {
+        for (const [type, n] of await countEvents(tx, projection.types, source, xmin)) {
+          counted.set(type, counted.get(type)! + n);
+          chunkEvents[index]! += n;
+        }
+      }
     });
     finished++;
-    eventsDone += Math.round(chunk.events / projection.tables.length);
+    if (--tablesLeft[index]! === 0) eventsDone += chunkEvents[index]!;
+    eventsTotal = Math.max(eventsTotal, eventsDone);
     await progress({ phase: `bulk ${finished}/${work.length} chunks`, eventsDone, eventsTotal });
   });
   // Weekly roll-ups from their finished daily tables.
@@ -321,13 +337,13 @@ async function buildAndSwap(
        where e.tx < $1::xid8 order by e.tx desc, e.position desc limit 1`,
       [xmin],
     );
-    if (last) {
-      await sql`
-        update projection_checkpoints set tx = ${last.tx}::xid8, position = ${last.position}::bigint,
-          updated_at = now()
-        where projection = ${target.checkpoint} and event_type = ${type}
-      `;
-    }
+    // events_applied starts at the counted bulk events, so it is not reset by the swap.
+    await sql`
+      update projection_checkpoints set tx = coalesce(${last?.tx ?? null}::xid8, tx),
+        position = coalesce(${last?.position ?? null}::bigint, position),
+        events_applied = ${counted.get(type)!}, updated_at = now()
+      where projection = ${target.checkpoint} and event_type = ${type}
+    `;
   }
   const bulkSeconds = (performance.now() - bulkStarted) / 1000;
 
@@ -364,7 +380,7 @@ async function buildAndSwap(
     await tx`update projection_checkpoints set projection = ${projection.name} where projection = ${target.checkpoint}`;
   });
   const swapSeconds = (performance.now() - swapStarted) / 1000;
-  eventsDone = Math.max(eventsDone, eventsTotal) + tailEvents;
+  eventsDone = [...counted.values()].reduce((a, n) => a + n, 0) + tailEvents;
   await progress({ phase: 'done', eventsDone, eventsTotal: eventsDone });
   return {
     projection: projection.name,
@@ -378,6 +394,20 @@ async function buildAndSwap(
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;
+
+/** Exact event counts of a bulk chunk per type, from the same rows its INSERTs read. */
+async function countEvents(
+  tx: Queryable,
+  types: readonly EventType[],
+  source: (type: EventType) => string,
+  xmin: string,
+): Promise<[EventType, number][]> {
+  const [row] = await tx.unsafe<Record<string, string>[]>(
+    `select ${types.map((type, i) => `(select count(*) from ${source(type)} s)::text as c${i}`).join(', ')}`,
+    [xmin],
+  );
+  return types.map((type, i) => [type, Number(row![`c${i}`])]);
+}
 
 interface JobRow {
   id: string;

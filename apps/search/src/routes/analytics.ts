@@ -7,6 +7,9 @@ import {
   runAnalytics,
 } from '../projections/analytics.ts';
 
+/** Analytics are per-user behaviour (suspicion, activity hours): never public. */
+export const ANALYTICS_SCOPE = 'analytics:read';
+
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_WINDOW_DAYS = 366;
 
@@ -54,24 +57,29 @@ const ENDPOINTS: Endpoint[] = [
     name: 'ghosts',
     summary: 'Users who type a lot but rarely send messages',
     explanation:
-      'typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1). Listed when typing >= minTyping and typing > messages, highest ratio first.',
+      'typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1), rounded half up to 3 decimals. Listed when typing >= minTyping and typing > messages. Order: the exact ratio, highest first (67/63 before 84/79, though both show 1.063), then user id ascending.',
     query: {
       minTyping: Type.Optional(
-        Type.Integer({ minimum: 1, default: 10, description: 'Least typing events to be listed' }),
+        Type.Integer({
+          minimum: 1,
+          maximum: 2_147_483_647,
+          default: 10,
+          description: 'Least typing events to be listed',
+        }),
       ),
     },
     item: Type.Object({
       ...user,
       typing: int('Typing events'),
       messages: int('Messages sent'),
-      ratio: num('typing / max(messages, 1)'),
+      ratio: num('typing / max(messages, 1), 3 decimals'),
     }),
   },
   {
     name: 'lurkers',
     summary: 'Users present but silent: presence events and no messages, typing or reactions',
     explanation:
-      'presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given.',
+      'presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given. Order: presences, most first, then user id ascending.',
     item: Type.Object({
       ...user,
       presences: int('Presence events'),
@@ -82,7 +90,7 @@ const ENDPOINTS: Endpoint[] = [
     name: 'heatmap',
     summary: 'Activity by weekday × hour (UTC) for a guild, a channel or a user',
     explanation:
-      'Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed.',
+      'Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed. Order: weekday, then hour.',
     query: {
       channelId: Type.Optional(Id('Heatmap of this channel', '81384788765712385')),
       userId: Type.Optional(
@@ -103,7 +111,7 @@ const ENDPOINTS: Endpoint[] = [
     name: 'channel-diversity',
     summary: 'How many distinct channels each user is active in',
     explanation:
-      'channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Most channels first.',
+      'channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Order: channels, most first, then events, most first, then user id ascending.',
     item: Type.Object({
       ...user,
       channels: int('Distinct channels with activity'),
@@ -114,7 +122,7 @@ const ENDPOINTS: Endpoint[] = [
     name: 'multi-client',
     summary: 'Users seen on two or more clients at once, with when',
     explanation:
-      'events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set with its count and its first and last time in the window.',
+      'events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set (ordered by name) with its count and its first and last time in the window (UTC, milliseconds). Order: events, most first, then user id ascending.',
     item: Type.Object({
       ...user,
       events: int('Presence events with two or more clients at once'),
@@ -137,16 +145,21 @@ const ENDPOINTS: Endpoint[] = [
     name: 'reaction-stats',
     summary: 'Per user: average and median reaction delta, and fast reactions (< 3 s)',
     explanation:
-      'Over the reactions the user made in the window: avgMs = mean delta (ms, one decimal), medianMs = lower median (the smallest delta with at least half of the reactions at or below it), fastReactions = reactions with delta < 3000 ms. Most fast reactions first.',
+      'Over the reactions the user made in the window: avgMs = mean delta in ms from the exact sum, rounded half away from zero to 1 decimal; medianMs = lower median (the smallest delta with at least half of the reactions at or below it); fastReactions = reactions with delta < 3000 ms. Order: fastReactions, most first, then reactions, most first, then user id ascending.',
     query: {
       minReactions: Type.Optional(
-        Type.Integer({ minimum: 1, default: 1, description: 'Least reactions to be listed' }),
+        Type.Integer({
+          minimum: 1,
+          maximum: 2_147_483_647,
+          default: 1,
+          description: 'Least reactions to be listed',
+        }),
       ),
     },
     item: Type.Object({
       ...user,
       reactions: int('Reactions'),
-      avgMs: num('Mean reaction delta in ms'),
+      avgMs: num('Mean reaction delta in ms, 1 decimal'),
       medianMs: int('Lower median reaction delta in ms'),
       fastReactions: int('Reactions faster than 3 s'),
     }),
@@ -155,7 +168,7 @@ const ENDPOINTS: Endpoint[] = [
     name: 'role-drift',
     summary: 'Role changes per user over the window',
     explanation:
-      'changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Most changes first.',
+      'changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Order: changes, most first, then user id ascending.',
     item: Type.Object({
       ...user,
       changes: int('Role-change events'),
@@ -168,18 +181,25 @@ const ENDPOINTS: Endpoint[] = [
     name: 'behavior-shifts',
     summary: 'Users whose activity in the last 7 days differs from their weekly average before',
     explanation:
-      'activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks; change = (thisWeek − previousWeeklyAverage) / max(previousWeeklyAverage, 1). Listed when |change| >= threshold, largest first. Needs a window of at least 14 days.',
+      'activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks, rounded half up to 3 decimals; change = (thisWeek − average) / max(average, 1), computed from the exact average (not the rounded one) and rounded half away from zero to 3 decimals; direction = up when the exact change is >= 0 (no change counts as up), down when it is below 0 (also when it rounds to 0). Listed when the exact |change| >= threshold. Order: the exact |change|, largest first, then user id ascending. Needs a window of at least 14 days.',
     query: {
       threshold: Type.Optional(
-        Type.Number({ minimum: 0, default: 1, description: 'Least |change| listed (1 = ±100%)' }),
+        Type.Number({
+          minimum: 0,
+          maximum: 1_000_000,
+          default: 1,
+          description: 'Least |change| listed (1 = ±100%)',
+        }),
       ),
     },
     item: Type.Object({
       ...user,
       thisWeek: int('Activity in the last 7 days'),
-      previousWeeklyAverage: num('Average weekly activity before that'),
-      change: num('Relative change'),
-      direction: Type.Union([Type.Literal('up'), Type.Literal('down')]),
+      previousWeeklyAverage: num('Average weekly activity before that, 3 decimals'),
+      change: num('Relative change, 3 decimals'),
+      direction: Type.Union([Type.Literal('up'), Type.Literal('down')], {
+        description: 'up when the exact change is >= 0 (0 included), down below 0',
+      }),
     }),
     minDays: 14,
   },
@@ -187,7 +207,7 @@ const ENDPOINTS: Endpoint[] = [
     name: 'client-drift',
     summary: 'Users whose client mix changed',
     explanation:
-      'Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint). Listed when distance >= threshold and both periods have presences.',
+      'Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint), from the exact shares. Shares and distance are rounded half up to 3 decimals, each once (so rounded shares may not add up to exactly 1). Listed when the exact distance >= threshold and both periods have presences. Order: the exact distance, largest first, then user id ascending.',
     query: {
       threshold: Type.Optional(
         Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'Least distance listed' }),
@@ -195,9 +215,13 @@ const ENDPOINTS: Endpoint[] = [
     },
     item: Type.Object({
       ...user,
-      distance: num('Total variation distance between the two mixes'),
-      thisWeek: Type.Record(Type.String(), Type.Number(), { description: 'Share per client, last 7 days' }),
-      previousWeeks: Type.Record(Type.String(), Type.Number(), { description: 'Share per client, before' }),
+      distance: num('Total variation distance between the two mixes, 3 decimals'),
+      thisWeek: Type.Record(Type.String(), Type.Number(), {
+        description: 'Share per client, last 7 days, 3 decimals',
+      }),
+      previousWeeks: Type.Record(Type.String(), Type.Number(), {
+        description: 'Share per client, before, 3 decimals',
+      }),
     }),
     minDays: 14,
   },
@@ -205,7 +229,7 @@ const ENDPOINTS: Endpoint[] = [
     name: 'suspicion',
     summary: 'A composite suspicion score per user, with each component’s contribution',
     explanation:
-      'score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). Each component is rounded to 2 decimals. Highest first.',
+      'score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). score is the exact sum of the exact points, rounded half up to 2 decimals; each component’s points are rounded to 2 decimals on their own, so the shown points may add up to a hundredth or two off the score. Listed when the exact score >= minScore. Order: the exact score, highest first, then user id ascending.',
     query: {
       minScore: Type.Optional(
         Type.Number({ minimum: 0, maximum: 100, default: 0, description: 'Least score listed' }),
@@ -213,7 +237,7 @@ const ENDPOINTS: Endpoint[] = [
     },
     item: Type.Object({
       ...user,
-      score: num('Sum of the components’ points, 0–100'),
+      score: num('Sum of the components’ exact points, 0–100, 2 decimals'),
       components: Type.Object({
         ghost: Type.Object({ points: num('of 30'), typing: int(''), messages: int('') }),
         fastReactions: Type.Object({ points: num('of 25'), count: int('') }),
@@ -228,6 +252,15 @@ const ENDPOINTS: Endpoint[] = [
 const dayMs = 86_400_000;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
+/** A calendar day (years 0001-9999, no 30 February) as epoch ms, or a 400 naming the parameter. */
+function dayOf(text: string, parameter: string): number {
+  const ms = Date.parse(`${text}T00:00:00Z`);
+  if (Number.isNaN(ms) || isoDay(ms) !== text || text.startsWith('0000')) {
+    throw httpErrors.badRequest(`${parameter}: "${text}" is not a valid date (YYYY-MM-DD)`);
+  }
+  return ms;
+}
+
 /** Fills in the default window and checks it; the error names the parameter. */
 export function resolveWindow(
   query: { from?: string; to?: string },
@@ -235,11 +268,9 @@ export function resolveWindow(
   today = Date.now(),
 ): { from: string; to: string; days: number } {
   const to = query.to ?? isoDay(today);
-  const toMs = Date.parse(`${to}T00:00:00Z`);
-  if (Number.isNaN(toMs)) throw httpErrors.badRequest(`to: "${to}" is not a valid date (YYYY-MM-DD)`);
+  const toMs = dayOf(to, 'to');
   const from = query.from ?? isoDay(toMs - (Math.max(28, minDays) - 1) * dayMs);
-  const fromMs = Date.parse(`${from}T00:00:00Z`);
-  if (Number.isNaN(fromMs)) throw httpErrors.badRequest(`from: "${from}" is not a valid date (YYYY-MM-DD)`);
+  const fromMs = dayOf(from, 'from');
   const days = Math.round((toMs - fromMs) / dayMs) + 1;
   if (days < 1) throw httpErrors.badRequest(`from (${from}) must not be after to (${to})`);
   if (days > MAX_WINDOW_DAYS)
@@ -266,7 +297,8 @@ export async function analyticsRoutes(
             minimum: 1,
             maximum: limitMax,
             default: limitMax === 168 ? 168 : 50,
-            description: 'Most rows returned',
+            description:
+              'Most rows returned; the order (see the description) is total, so a limit always cuts the same list',
           }),
         ),
         ...(e.query ?? {}),
@@ -276,10 +308,11 @@ export async function analyticsRoutes(
     app.get(
       `/v1/analytics/${e.name}`,
       {
+        config: { scope: ANALYTICS_SCOPE },
         schema: {
           tags: ['analytics'],
           summary: e.summary,
-          description: `${e.explanation}\n\nAnswered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.`,
+          description: `${e.explanation}\n\nAnswered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the \`${ANALYTICS_SCOPE}\` scope.`,
           querystring: querySchema,
           response: {
             200: Type.Object({

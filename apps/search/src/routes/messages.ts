@@ -23,14 +23,13 @@ export function messageRoutes(app: ServiceInstance, deps: { sql: Sql; auth: Auth
   app.get(
     '/v1/messages/:id/context',
     {
-      preHandler: deps.auth.require(SEARCH_SCOPE),
+      config: { scope: SEARCH_SCOPE },
       schema: {
         tags: ['search'],
         summary: 'A message with its neighbours in the channel',
         description: `The message and up to \`before\` older and \`after\` newer messages of the same channel, each list
 oldest first: what a moderator opens after a search hit. Deleted messages are included and flagged.
 Needs the \`${SEARCH_SCOPE}\` scope.`,
-        security: [{ bearerAuth: [] }],
         params: Type.Object({
           id: Type.String({
             maxLength: 64,

@@ -13,15 +13,22 @@ const Job = Type.Object({
     description: 'starting, bulk n/m tables, indexing, catching up, swapping, done',
     examples: ['bulk 1/2 tables'],
   }),
-  eventsDone: Type.Integer(),
-  eventsTotal: Type.Integer({ description: 'Estimated from planner statistics until the job ends' }),
+  eventsDone: Type.Integer({
+    description:
+      'Events counted in the time chunks whose tables are filled, then plus the tail; exact at the end',
+  }),
+  eventsTotal: Type.Integer({
+    description: 'Estimated from planner statistics while the bulk pass runs; the counted events at the end',
+  }),
   startedAt: Type.String(),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   report: Type.Union([
     Type.Object({
       projection: Type.String(),
-      events: Type.Integer(),
+      events: Type.Integer({
+        description: 'Events folded into the rebuilt model, counted (bulk pass + tail), not estimated',
+      }),
       tables: Type.Integer({ description: 'Read-model tables rebuilt' }),
       bulkSeconds: Type.Number(),
       tailEvents: Type.Integer(),
@@ -39,11 +46,12 @@ export async function projectionRoutes(app: ServiceInstance, deps: { sql: Sql; a
   app.get(
     '/v1/projections',
     {
+      config: { scope: 'projections:read' },
       schema: {
         tags: ['projections'],
         summary: 'Status of every projection: checkpoint, events behind, seconds behind',
         description:
-          'Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up).',
+          'Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up). Needs scope `projections:read`.',
         response: {
           200: Type.Object({
             projections: Type.Array(
@@ -58,7 +66,10 @@ export async function projectionRoutes(app: ServiceInstance, deps: { sql: Sql; a
                     type: Type.String(),
                     tx: Type.String(),
                     position: Type.String(),
-                    eventsApplied: Type.Integer({ description: 'Applied in batches since the last rebuild' }),
+                    eventsApplied: Type.Integer({
+                      description:
+                        'Events of this type folded into the read model: by the last rebuild, then by batches',
+                    }),
                     updatedAt: Type.Union([Type.String(), Type.Null()]),
                     eventsBehind: Type.Integer(),
                     secondsBehind: Type.Number(),
@@ -76,13 +87,12 @@ export async function projectionRoutes(app: ServiceInstance, deps: { sql: Sql; a
   app.post(
     '/v1/projections/:name/rebuild',
     {
-      preHandler: deps.auth.require('projections:write'),
+      config: { scope: 'projections:write' },
       schema: {
         tags: ['projections'],
         summary: 'Rebuild a projection from the start of the log without downtime (scope projections:write)',
         description:
           'Builds the read model afresh into new tables while the current ones keep serving, then swaps them in one transaction. Answers 202 with the job; follow it at the returned URL. 409 when a rebuild of the same projection is already running.',
-        security: [{ bearerAuth: [] }],
         params: Type.Object({
           name: Type.String({ description: 'Projection name', examples: PROJECTIONS.map((p) => p.name) }),
         }),
@@ -122,9 +132,11 @@ export async function projectionRoutes(app: ServiceInstance, deps: { sql: Sql; a
   app.get(
     '/v1/projections/:name/rebuilds/:id',
     {
+      config: { scope: 'projections:read' },
       schema: {
         tags: ['projections'],
         summary: 'Progress and report of a rebuild job',
+        description: 'Needs scope `projections:read`.',
         params: Type.Object({ name: Type.String(), id: Type.String({ format: 'uuid' }) }),
         response: { 200: Job, ...errorResponses(400, 404) },
       },

@@ -18,7 +18,8 @@ const QUERY_LANGUAGE = `Query language (close to Discord's search box):
 | syntax | meaning |
 | --- | --- |
 | \`deploy failed\` | every word must occur (accents optional: \`cafe\` finds \`café\`) |
-| \`"exact phrase"\` | the words next to each other, in order |
+| \`node\`, \`console.log\`, \`snake_case\` | an identifier joined by . or _ is found whole and by each part (\`node\` finds node.js, \`console\` finds console.log(x), also inside code) |
+| \`"exact phrase"\`, \`"deploy fai*"\` | the words next to each other, in order; a word ending in * is a prefix at its place (any other * in a phrase is refused with 400) |
 | \`-spam\`, \`-"free nitro"\` | exclude a word or phrase |
 | \`cat OR dog\` | either; OR binds tighter than the space: \`a b OR c\` = a AND (b OR c) |
 | \`(cat OR dog) food\` | grouping |
@@ -27,7 +28,7 @@ const QUERY_LANGUAGE = `Query language (close to Discord's search box):
 | \`in:987654321098765432\`, \`in:<#id>\`, \`in:general\` | channel by id, mention or name (several = any) |
 | \`guild:112233445566778899\` | guild id |
 | \`mentions:alice\`, \`mentions:<@id>\` | messages mentioning that user (several = all) |
-| \`has:link\`, \`has:mention\`, \`has:emoji\`, \`has:attachment\`, \`has:code\` | content kind |
+| \`has:link\`, \`has:mention\`, \`has:emoji\`, \`has:attachment\`, \`has:code\` | content kind: an http(s) link; a user or role mention, @everyone or @here (not a channel link); a custom or Unicode emoji; an attachment; inline code or a code block (text between two backticks) |
 | \`before:2024-05-01\`, \`after:2024-05\`, \`during:2024\`, \`before:2024-05-01T10:00:00Z\` | dates in UTC: before the period starts, after it ends, within it (a timestamp in after: is inclusive) |
 | \`is:deleted\` | messages deleted later (needs Discord's message id) |
 | \`-from:bot\`, \`-has:link\`, \`-is:deleted\` | a filter preceded by - excludes |
@@ -52,8 +53,9 @@ const Hit = Type.Object({
   content: Type.String({ description: 'the message as sent (raw Discord markup)' }),
   attachmentCount: Type.Integer(),
   snippet: Type.String({
-    description: 'HTML-escaped excerpt with matches in <mark>…</mark>; computed for the returned page only',
-    examples: ['the <mark>deploy</mark> failed again on staging'],
+    description:
+      'HTML-escaped excerpt with every match in <mark>…</mark>: from a word boundary up to 6 words before the first match (short words kept) to 30 words or 240 characters, "…" where text is left out; excluded words are not marked; computed for the returned page only',
+    examples: ['… so the <mark>deploy</mark> failed again on staging'],
   }),
   deleted: Type.Boolean({ description: 'the message was deleted later (a deleted_message event names it)' }),
   score: Type.Optional(
@@ -99,7 +101,7 @@ export function searchRoutes(app: ServiceInstance, deps: { sql: Sql; auth: Auth 
   app.get(
     '/v1/search/messages',
     {
-      preHandler: deps.auth.require(SEARCH_SCOPE),
+      config: { scope: SEARCH_SCOPE },
       schema: {
         tags: ['search'],
         summary: 'Search messages',
@@ -110,7 +112,6 @@ ${QUERY_LANGUAGE}
 
 With \`sort=relevance\` the newest ${RELEVANCE_WINDOW} matches are ranked at a time (then the next ${RELEVANCE_WINDOW} older ones, and so on),
 so the cost of a page never depends on how common the words are.`,
-        security: [{ bearerAuth: [] }],
         querystring: Type.Object({
           q: Type.String({
             minLength: 1,
@@ -150,7 +151,7 @@ so the cost of a page never depends on how common the words are.`,
             default: false,
             examples: [true],
             description:
-              'search as you type: the last word, when it has 3 or more letters and the query does not end in a space, also matches as a prefix',
+              'search as you type: the token the query ends with also matches as a prefix once its last word has 3 letters or digits — a word (`deploy fai` = `deploy fai*`), an excluded word (`-spa` = `-spa*`), the last word of a phrase whose quote is still open (`"deploy fai` = `"deploy fai*"`) or of an open group (`(cat OR dog` = `(cat OR dog*)`); a quote or group left open at the end is closed. Nothing is a prefix after a space, `)` or closing quote, in a filter value (taken as typed) or before the end; an unfinished `-`, `OR` or filter is still a 400',
           }),
           count: Type.Boolean({ default: true, description: `count matches (exact up to ${COUNT_CAP})` }),
         }),
@@ -160,12 +161,13 @@ so the cost of a page never depends on how common the words are.`,
     async (request) => {
       const { q, sort, limit, cursor, asYouType, count } = request.query;
       try {
-        let parsed = parseQuery(q);
+        let parsed = parseQuery(q, { asYouType });
         if (asYouType) parsed = prefixLastWord(parsed, q);
         return await searchMessages(deps.sql, parsed, { sort, limit, cursor, count }, q);
       } catch (error) {
         if (error instanceof QueryParseError) {
-          throw new HttpError(400, 'INVALID_QUERY', `invalid query: ${error.message}`, {
+          throw new HttpError(400, 'INVALID_QUERY', `q: invalid query: ${error.message}`, {
+            parameter: 'q',
             position: error.position,
             expected: error.expected,
           });
@@ -174,8 +176,11 @@ so the cost of a page never depends on how common the words are.`,
           throw new HttpError(
             400,
             error.position === undefined ? 'INVALID_CURSOR' : 'INVALID_QUERY',
-            error.message,
-            error.position === undefined ? undefined : { position: error.position, expected: error.expected },
+            // Cursor messages start with "cursor"; query messages are named here.
+            error.position === undefined ? error.message : `q: ${error.message}`,
+            error.position === undefined
+              ? { parameter: 'cursor' }
+              : { parameter: 'q', position: error.position, expected: error.expected },
           );
         }
         throw error;

@@ -7,13 +7,12 @@ export function timelineRoutes(app: ServiceInstance, deps: { sql: Sql; auth: Aut
   app.get(
     '/v1/users/:userId/timeline',
     {
-      preHandler: deps.auth.require(SEARCH_SCOPE),
+      config: { scope: SEARCH_SCOPE },
       schema: {
         tags: ['search'],
         summary: "A user's activity, every event type merged newest first",
         description: `Presence, typing, messages, joins, deleted messages, reactions (as observer or actor) and role
 changes of one user, newest first, with a keyset cursor (no page limit). Needs the \`${SEARCH_SCOPE}\` scope.`,
-        security: [{ bearerAuth: [] }],
         params: Type.Object({
           userId: Type.String({
             pattern: '^[A-Za-z0-9_-]{1,64}$',
@@ -70,7 +69,9 @@ changes of one user, newest first, with a keyset cursor (no page limit). Needs t
           cursor,
         });
       } catch (error) {
-        if (error instanceof SearchInputError) throw new HttpError(400, 'INVALID_CURSOR', error.message);
+        if (error instanceof SearchInputError) {
+          throw new HttpError(400, 'INVALID_CURSOR', error.message, { parameter: 'cursor' });
+        }
         throw error;
       }
     },

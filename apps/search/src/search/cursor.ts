@@ -37,13 +37,37 @@ export function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-const TIME = /^\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RANK = /^\d{1,3}(\.\d{1,12})?$/;
 
+/** A time PostgreSQL can hold and a stored row can have: years 0001-9999, a real day and time of day. */
+function isTime(text: string): boolean {
+  const m = TIME.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return (
+    year >= 1 &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    hour < 24 &&
+    minute < 60 &&
+    second < 60
+  );
+}
+
 function isTimeKey(v: unknown): v is TimeKey {
   const o = v as TimeKey | null;
-  return typeof o?.t === 'string' && TIME.test(o.t) && typeof o.i === 'string' && UUID.test(o.i);
+  return typeof o?.t === 'string' && isTime(o.t) && typeof o.i === 'string' && UUID.test(o.i);
 }
 
 /** Decodes and validates a cursor of the expected kind, or throws CursorError. */

@@ -17,6 +17,7 @@ import {
 import type { HasValue, ParsedQuery, Ref, TextNode } from './parser.ts';
 import { positiveWords } from './parser.ts';
 import { type Slice, timeSlices } from './partitions.ts';
+import { excerpt, restoreMarks, withoutMarks } from './snippet.ts';
 import { and, type Fragment, MARK_START, MARK_STOP, snippetHtml, timeText } from './sql.ts';
 import { suggestWords, type WordSuggestion } from './suggest.ts';
 
@@ -68,13 +69,37 @@ function tsqueryOf(sql: Queryable, node: TextNode): Fragment {
         ? sql`to_tsquery('public.sw_chat', ${node.text} || ':*')`
         : sql`plainto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
     case 'phrase':
-      return sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
+      // a prefix inside a phrase: each word's tsquery, chained by "followed by"
+      return node.words
+        ? node.words
+            .map((w) =>
+              w.prefix
+                ? sql`to_tsquery('public.sw_chat', ${w.text} || ':*')`
+                : sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${w.text}))`,
+            )
+            .reduce((a, b) => sql`tsquery_phrase(${a}, ${b})`)
+        : sql`phraseto_tsquery('public.sw_chat', sw_message_search_text(${node.text}))`;
     case 'not':
       return sql`(!! ${tsqueryOf(sql, node.node)})`;
     case 'and':
       return node.nodes.map((n) => tsqueryOf(sql, n)).reduce((a, b) => sql`(${a} && ${b})`);
     case 'or':
       return node.nodes.map((n) => tsqueryOf(sql, n)).reduce((a, b) => sql`(${a} || ${b})`);
+  }
+}
+
+/** The node without its negations: what snippets mark (an excluded word is never a match). */
+function positiveOnly(node: TextNode): TextNode | null {
+  switch (node.kind) {
+    case 'not':
+      return null;
+    case 'and':
+    case 'or': {
+      const nodes = node.nodes.map(positiveOnly).filter((n) => n !== null);
+      return nodes.length === 0 ? null : { kind: node.kind, nodes };
+    }
+    default:
+      return node;
   }
 }
 
@@ -158,11 +183,19 @@ function firstPosition(node: TextNode): number {
   }
 }
 
+/** Text between two backticks: inline code or a code block (a lone backtick is not code). */
+const CODE_PATTERN = '`[^`]+`';
+
+/**
+ * The has: definitions (README, "Query language"). has_mention is a user or role mention,
+ * @everyone or @here, not a channel link; has_code (any backtick) lets the partial index narrow
+ * the rows before the pattern decides.
+ */
 const HAS_SQL: Record<HasValue, (sql: Queryable) => Fragment> = {
   link: (sql) => sql`m.has_link`,
   mention: (sql) => sql`m.has_mention`,
   emoji: (sql) => sql`m.has_emoji`,
-  code: (sql) => sql`m.has_code`,
+  code: (sql) => sql`(m.has_code and m.content ~ ${CODE_PATTERN})`,
   attachment: (sql) => sql`m.attachment_count > 0`,
 };
 
@@ -206,15 +239,17 @@ interface Row extends MessageRow {
 /**
  * Snippet and "deleted later" for the returned page only, in one statement after the page is
  * known (the deleted check spans every deleted_message partition, so it is planned once).
+ * PostgreSQL marks the matches of `highlight` in the whole message; the excerpt is cut in
+ * snippet.ts.
  */
-async function decorate(sql: Queryable, rows: Row[], tsquery: Fragment | null): Promise<Row[]> {
+async function decorate(sql: Queryable, rows: Row[], highlight: Fragment | null): Promise<Row[]> {
   if (rows.length === 0) return rows;
-  const text = sql`translate(u.content, ${MARK_START + MARK_STOP}, '')`;
+  const text = sql`sw_join_identifiers(translate(u.content, ${MARK_START + MARK_STOP}, ''))`;
   const headline =
-    tsquery === null
-      ? sql`left(${text}, 200)`
-      : sql`ts_headline('public.sw_chat', ${text}, ${tsquery},
-          ${`StartSel=${MARK_START}, StopSel=${MARK_STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`})`;
+    highlight === null
+      ? sql`''`
+      : sql`ts_headline('public.sw_chat', ${text}, ${highlight},
+          ${`StartSel=${MARK_START}, StopSel=${MARK_STOP}, HighlightAll=true`})`;
   const decorated = await sql<{ ord: string; headline: string; deleted: boolean }[]>`
     select u.ord::text as ord, ${headline} as headline,
       ${deletedLater(sql, sql`u.message_id`)} as deleted
@@ -222,7 +257,9 @@ async function decorate(sql: Queryable, rows: Row[], tsquery: Fragment | null): 
       with ordinality as u(content, message_id, ord)`;
   for (const d of decorated) {
     const row = rows[Number(d.ord) - 1]!;
-    row.headline = d.headline;
+    row.headline = excerpt(
+      highlight === null ? withoutMarks(row.content) : restoreMarks(row.content, d.headline),
+    );
     row.deleted = d.deleted;
   }
   return rows;
@@ -446,8 +483,9 @@ export async function searchMessages(
       'a word with letters or digits',
     );
   }
+  const marked = q.text ? positiveOnly(q.text) : null;
   const [rows, unknownWords] = await Promise.all([
-    decorate(sql, page.rows, r.tsquery),
+    decorate(sql, page.rows, marked ? tsqueryOf(sql, marked) : null),
     total?.count === 0 && !cursor ? suggestWords(sql, positiveWords(q.text)) : Promise.resolve([]),
   ]);
   const didYouMean =

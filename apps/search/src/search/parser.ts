@@ -10,10 +10,19 @@
 
 export type TextNode =
   | { kind: 'word'; text: string; prefix: boolean; position: number }
-  | { kind: 'phrase'; text: string; position: number }
+  /**
+   * `words` only when the phrase holds a prefix (`"deploy fai*"`): its words in order; `open`
+   * when search-as-you-type closed a quote left open at the end
+   */
+  | { kind: 'phrase'; text: string; position: number; words?: PhraseWord[]; open?: boolean }
   | { kind: 'not'; node: TextNode; position: number }
   | { kind: 'and'; nodes: TextNode[] }
   | { kind: 'or'; nodes: TextNode[] };
+
+export interface PhraseWord {
+  text: string;
+  prefix: boolean;
+}
 
 export type HasValue = 'link' | 'mention' | 'emoji' | 'attachment' | 'code';
 export const HAS_VALUES: readonly HasValue[] = ['link', 'mention', 'emoji', 'attachment', 'code'];
@@ -65,15 +74,21 @@ const isSpace = (c: string | undefined) => c !== undefined && /\s/.test(c);
 const isStop = (c: string | undefined) =>
   c === undefined || isSpace(c) || c === '(' || c === ')' || c === '"';
 
+export interface ParseOptions {
+  /** Search as you type: a quote or group left open at the end is closed (not an error). */
+  asYouType?: boolean;
+}
+
 /** Parses `input` or throws QueryParseError. */
-export function parseQuery(input: string): ParsedQuery {
-  return new Parser(input).parse();
+export function parseQuery(input: string, options: ParseOptions = {}): ParsedQuery {
+  return new Parser(input, options.asYouType === true).parse();
 }
 
 class Parser {
   private pos = 0;
   private terms = 0;
   private readonly input: string;
+  private readonly asYouType: boolean;
   private readonly out: ParsedQuery = {
     text: null,
     from: { include: [], exclude: [] },
@@ -86,8 +101,9 @@ class Parser {
     deleted: null,
   };
 
-  constructor(input: string) {
+  constructor(input: string, asYouType: boolean) {
     this.input = input;
+    this.asYouType = asYouType;
   }
 
   parse(): ParsedQuery {
@@ -190,14 +206,21 @@ class Parser {
       this.pos++;
       const inner = this.sequence(true);
       this.skipSpace();
-      if (this.input[this.pos] !== ')') throw new QueryParseError(this.pos, '")" to close the group');
+      const closedByTyping = this.asYouType && this.pos === this.input.length;
+      if (this.input[this.pos] !== ')' && !closedByTyping) {
+        throw new QueryParseError(this.pos, '")" to close the group');
+      }
       if (inner.length === 0) throw new QueryParseError(this.pos, 'a word or phrase inside ( )');
-      this.pos++;
+      if (!closedByTyping) this.pos++;
       node = inner.length === 1 ? inner[0]! : { kind: 'and', nodes: inner };
     } else if (c === '"') {
-      node = { kind: 'phrase', text: this.quoted(), position: negated ? start + 1 : start };
-      if (node.text.trim() === '')
-        throw new QueryParseError(start + (negated ? 1 : 0), 'text inside the quotes');
+      const at = this.pos;
+      const open = this.asYouType && !this.input.includes('"', at + 1);
+      const text = open ? this.input.slice(at + 1) : this.quoted();
+      if (open) this.pos = this.input.length;
+      if (text.trim() === '') throw new QueryParseError(at, 'text inside the quotes');
+      const words = phraseWords(text, at + 1);
+      node = { kind: 'phrase', text, position: at, ...(words && { words }), ...(open && { open }) };
       this.countTerm(start);
     } else {
       const filter = /^([a-z]+):/i.exec(this.input.slice(this.pos));
@@ -231,12 +254,7 @@ class Parser {
   private word(position: number): TextNode {
     const raw = this.bare();
     if (raw.endsWith('*') && raw.length > 1) {
-      const stem = raw.slice(0, -1);
-      if (!/^[\p{L}\p{N}]+$/u.test(stem)) {
-        throw new QueryParseError(position, 'letters or digits before * (a prefix is one word)');
-      }
-      if ([...stem].length < 2) throw new QueryParseError(position, 'at least 2 characters before *');
-      return { kind: 'word', text: stem, prefix: true, position };
+      return { kind: 'word', text: prefixStem(raw, position), prefix: true, position };
     }
     return { kind: 'word', text: raw, prefix: false, position };
   }
@@ -290,6 +308,34 @@ class Parser {
   }
 }
 
+/** The letters and digits before the final `*` of a prefix (at least 2), or QueryParseError. */
+function prefixStem(raw: string, position: number, where = 'a prefix is one word'): string {
+  const stem = raw.slice(0, -1);
+  if (!/^[\p{L}\p{N}]+$/u.test(stem))
+    throw new QueryParseError(position, `letters or digits before * (${where})`);
+  if ([...stem].length < 2) throw new QueryParseError(position, 'at least 2 characters before *');
+  return stem;
+}
+
+/**
+ * A phrase's words when it holds a `*`: a word ending in `*` is a prefix at its place in the
+ * phrase; any other `*` is refused rather than searched as nothing. `at` is where `text` starts.
+ */
+function phraseWords(text: string, at: number): PhraseWord[] | null {
+  if (!text.includes('*')) return null;
+  return [...text.matchAll(/\S+/g)].map((m) => {
+    const position = at + m.index;
+    if (!m[0].includes('*')) return { text: m[0], prefix: false };
+    if (!m[0].endsWith('*') || m[0].indexOf('*') !== m[0].length - 1) {
+      throw new QueryParseError(
+        position + m[0].indexOf('*'),
+        'a * only at the end of a word in a phrase (it makes that word a prefix)',
+      );
+    }
+    return { text: prefixStem(m[0], position, 'a prefix in a phrase is one word'), prefix: true };
+  });
+}
+
 function expectation(key: FilterKey): string {
   switch (key) {
     case 'from':
@@ -327,6 +373,16 @@ function channelRef(value: string, position: number): Ref {
  * [start, end); `exact` for a timestamp (start = end).
  */
 export function parseDateRange(value: string): { start: Date; end: Date; exact: boolean } | null {
+  const range = typedDateRange(value);
+  // PostgreSQL has no year 0 and JS dates past 9999 print in a form it refuses.
+  if (!range || range.start < FIRST_TIME || range.start > LAST_TIME) return null;
+  return range.end > LAST_TIME ? { ...range, end: LAST_TIME } : range;
+}
+
+const FIRST_TIME = new Date('0001-01-01T00:00:00.000Z');
+const LAST_TIME = new Date('9999-12-31T23:59:59.999Z');
+
+function typedDateRange(value: string): { start: Date; end: Date; exact: boolean } | null {
   let m = /^(\d{4})$/.exec(value);
   if (m) {
     const y = Number(m[1]);
@@ -377,27 +433,48 @@ export function positiveWords(node: TextNode | null): { text: string; position: 
   }
 }
 
-/** Makes the last bare word a prefix (search as you type), when it is long enough. */
+/**
+ * Search as you type: the token the query ends with is being typed, so its last word also
+ * matches as a prefix once it has `minLength` letters or digits: a bare word (`deploy fai`), an
+ * excluded word (`-fai`, which then excludes every word starting so), the last word of a phrase
+ * whose quote is still open (`"deploy fai`). Nothing is a prefix when the query ends in a space,
+ * a closing quote or parenthesis, or a filter (its value is taken as typed), nor any word before
+ * the end. Call with the options the query was parsed with (`asYouType: true`).
+ */
 export function prefixLastWord(parsed: ParsedQuery, input: string, minLength = 3): ParsedQuery {
-  if (!parsed.text || /\s$/.test(input)) return parsed;
-  const last = lastWord(parsed.text);
-  if (!last || last.prefix || !/^[\p{L}\p{N}]+$/u.test(last.text) || [...last.text].length < minLength) {
-    return parsed;
+  if (!parsed.text || /[\s")]$/.test(input)) return parsed;
+  const last = lastToken(parsed.text);
+  if (last?.kind === 'word') {
+    if (
+      !last.prefix &&
+      isPrefixable(last.text, minLength) &&
+      last.position + last.text.length === input.length
+    ) {
+      last.prefix = true;
+    }
+  } else if (last?.kind === 'phrase' && last.open) {
+    const words = last.words ?? [...last.text.matchAll(/\S+/g)].map((m) => ({ text: m[0], prefix: false }));
+    const end = words[words.length - 1];
+    if (end && !end.prefix && isPrefixable(end.text, minLength)) {
+      end.prefix = true;
+      last.words = words;
+    }
   }
-  // only when the word is really the end of what was typed
-  if (last.position + last.text.length !== input.length) return parsed;
-  last.prefix = true;
   return parsed;
 }
 
-function lastWord(node: TextNode): Extract<TextNode, { kind: 'word' }> | null {
+const isPrefixable = (text: string, minLength: number) =>
+  /^[\p{L}\p{N}]+$/u.test(text) && [...text].length >= minLength;
+
+function lastToken(node: TextNode): Extract<TextNode, { kind: 'word' | 'phrase' }> | null {
   switch (node.kind) {
     case 'word':
+    case 'phrase':
       return node;
+    case 'not':
+      return lastToken(node.node);
     case 'and':
     case 'or':
-      return lastWord(node.nodes[node.nodes.length - 1]!);
-    default:
-      return null;
+      return lastToken(node.nodes[node.nodes.length - 1]!);
   }
 }

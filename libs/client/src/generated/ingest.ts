@@ -29,7 +29,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format) */
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -47,8 +50,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
-         * @description Answers 503 naming the dependency that is not reachable.
+         * Readiness: every dependency (PostgreSQL, NATS) answers
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -165,21 +168,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
+            /** @description Every error has this shape. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/plain": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Default Response */
-            200: {
+            /** @description Every error has this shape. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -208,17 +222,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
+                        failing?: string[];
                         /** @enum {string} */
                         status: "ready";
                     };
@@ -231,18 +242,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
-                        failing: string[];
+                        failing?: string[];
                         /** @enum {string} */
                         status: "not_ready";
                     };
@@ -801,6 +808,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

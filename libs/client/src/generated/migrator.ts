@@ -29,7 +29,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format) */
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -47,8 +50,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
-         * @description Answers 503 naming the dependency that is not reachable.
+         * Readiness: every dependency (PostgreSQL, NATS) answers
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -108,7 +111,7 @@ export interface paths {
         };
         /**
          * Schema migration status
-         * @description Every migration file and every applied version, with its state. Same data as `nx run migrator:status`.
+         * @description Every migration file and every applied version, with its state. Same data as `nx run migrator:status`. Needs scope `migrations:read`.
          */
         get: operations["listMigrations"];
         put?: never;
@@ -185,21 +188,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
+            /** @description Every error has this shape. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/plain": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Default Response */
-            200: {
+            /** @description Every error has this shape. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -228,17 +242,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
+                        failing?: string[];
                         /** @enum {string} */
                         status: "ready";
                     };
@@ -251,18 +262,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
-                        failing: string[];
+                        failing?: string[];
                         /** @enum {string} */
                         status: "not_ready";
                     };
@@ -438,6 +445,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listMigrations: {
@@ -449,15 +465,6 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Default Response */
             200: {
                 headers: {
@@ -481,6 +488,24 @@ export interface operations {
                         }[];
                         pending: number;
                     };
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Every error has this shape. */

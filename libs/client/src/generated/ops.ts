@@ -29,7 +29,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format) */
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -47,8 +50,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
-         * @description Answers 503 naming the dependency that is not reachable.
+         * Readiness: every dependency (PostgreSQL, NATS) answers
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -133,7 +136,7 @@ export interface paths {
         };
         /**
          * Database health report (scope ops:read)
-         * @description Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages; streaming replication (the standbys of a primary and their replay lag, or the lag of this standby). Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).
+         * @description Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages. Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).
          */
         get: operations["getDatabaseHealth"];
         put?: never;
@@ -229,7 +232,7 @@ export interface paths {
         put?: never;
         /**
          * Restore a backup into a database (scope ops:restore)
-         * @description Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.
+         * @description The target is the service's own database or one OPS_RESTORE_TARGETS lists (403 TARGET_NOT_ALLOWED otherwise). Refuses (409 CONFIRMATION_REQUIRED) to overwrite the live database or one with open connections unless `confirm` repeats the target name. An existing target gets a safety backup first; the data is restored into a fresh database, verified (row counts, amcheck) and only then swapped in, so a failed restore leaves the target untouched.
          */
         post: operations["startRestore"];
         delete?: never;
@@ -304,21 +307,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
+            /** @description Every error has this shape. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/plain": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Default Response */
-            200: {
+            /** @description Every error has this shape. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -347,17 +361,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
+                        failing?: string[];
                         /** @enum {string} */
                         status: "ready";
                     };
@@ -370,18 +381,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
-                        failing: string[];
+                        failing?: string[];
                         /** @enum {string} */
                         status: "not_ready";
                     };
@@ -485,6 +492,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     startBackup: {
@@ -571,6 +587,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -691,6 +716,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     deleteBackup: {
@@ -753,6 +787,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -886,14 +929,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getDatabaseHealth: {
         parameters: {
             query?: {
-                /** @description Override HEALTH_IDLE_IN_TRANSACTION_MS */
+                /** @description Override HEALTH_IDLE_IN_TRANSACTION_MS (ms, at most a day) */
                 idleInTransactionMs?: number;
-                /** @description Override HEALTH_LONG_QUERY_MS */
+                /** @description Override HEALTH_LONG_QUERY_MS (ms, at most a day) */
                 longQueryMs?: number;
             };
             header?: never;
@@ -949,6 +1001,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1051,6 +1112,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getJob: {
@@ -1143,6 +1213,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1254,6 +1333,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1399,6 +1487,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     startRestore: {
@@ -1520,6 +1617,15 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -29,7 +29,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format) */
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -47,8 +50,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
-         * @description Answers 503 naming the dependency that is not reachable.
+         * Readiness: every dependency (PostgreSQL, NATS) answers
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -68,9 +71,9 @@ export interface paths {
         };
         /**
          * Users whose activity in the last 7 days differs from their weekly average before
-         * @description activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks; change = (thisWeek − previousWeeklyAverage) / max(previousWeeklyAverage, 1). Listed when |change| >= threshold, largest first. Needs a window of at least 14 days.
+         * @description activity = messages + typing events + reactions. thisWeek = activity in the last 7 days of the window; previousWeeklyAverage = activity in the rest of the window / its length in weeks, rounded half up to 3 decimals; change = (thisWeek − average) / max(average, 1), computed from the exact average (not the rounded one) and rounded half away from zero to 3 decimals; direction = up when the exact change is >= 0 (no change counts as up), down when it is below 0 (also when it rounds to 0). Listed when the exact |change| >= threshold. Order: the exact |change|, largest first, then user id ascending. Needs a window of at least 14 days.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getBehaviorShifts"];
         put?: never;
@@ -90,9 +93,9 @@ export interface paths {
         };
         /**
          * How many distinct channels each user is active in
-         * @description channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Most channels first.
+         * @description channels = distinct channels where the user sent a message, typed or reacted in the window; events = those messages, typing events and reactions. Order: channels, most first, then events, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getChannelDiversity"];
         put?: never;
@@ -112,9 +115,9 @@ export interface paths {
         };
         /**
          * Users whose client mix changed
-         * @description Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint). Listed when distance >= threshold and both periods have presences.
+         * @description Client mix = share of each client (desktop, web, mobile) among the clients shown by the user’s presence events. thisWeek = mix in the last 7 days of the window, previousWeeks = mix before; distance = half the sum of absolute share differences (0 = same mix, 1 = disjoint), from the exact shares. Shares and distance are rounded half up to 3 decimals, each once (so rounded shares may not add up to exactly 1). Listed when the exact distance >= threshold and both periods have presences. Order: the exact distance, largest first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getClientDrift"];
         put?: never;
@@ -134,9 +137,9 @@ export interface paths {
         };
         /**
          * Users who type a lot but rarely send messages
-         * @description typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1). Listed when typing >= minTyping and typing > messages, highest ratio first.
+         * @description typing = typing events, messages = messages sent in the window; ratio = typing / max(messages, 1), rounded half up to 3 decimals. Listed when typing >= minTyping and typing > messages. Order: the exact ratio, highest first (67/63 before 84/79, though both show 1.063), then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getGhosts"];
         put?: never;
@@ -156,9 +159,9 @@ export interface paths {
         };
         /**
          * Activity by weekday × hour (UTC) for a guild, a channel or a user
-         * @description Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed.
+         * @description Counts of messages, typing events and reactions per UTC weekday (0 = Sunday) and hour, for the user when userId is given, else the channel when channelId is given, else the guild (all guilds without guildId). Only non-empty cells are listed. Order: weekday, then hour.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getHeatmap"];
         put?: never;
@@ -178,9 +181,9 @@ export interface paths {
         };
         /**
          * Users present but silent: presence events and no messages, typing or reactions
-         * @description presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given.
+         * @description presences = presence events in the window, presenceDays = distinct UTC days with one. Listed when the user sent no message, typed nothing and reacted to nothing in the window (in the guild, when one is given). Presences without a guild (legacy) count only when no guild is given. Order: presences, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getLurkers"];
         put?: never;
@@ -200,9 +203,9 @@ export interface paths {
         };
         /**
          * Users seen on two or more clients at once, with when
-         * @description events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set with its count and its first and last time in the window.
+         * @description events = presence events showing two or more distinct clients (desktop, web, mobile) at the same time; combinations lists each client set (ordered by name) with its count and its first and last time in the window (UTC, milliseconds). Order: events, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getMultiClientUsers"];
         put?: never;
@@ -222,9 +225,9 @@ export interface paths {
         };
         /**
          * Per user: average and median reaction delta, and fast reactions (< 3 s)
-         * @description Over the reactions the user made in the window: avgMs = mean delta (ms, one decimal), medianMs = lower median (the smallest delta with at least half of the reactions at or below it), fastReactions = reactions with delta < 3000 ms. Most fast reactions first.
+         * @description Over the reactions the user made in the window: avgMs = mean delta in ms from the exact sum, rounded half away from zero to 1 decimal; medianMs = lower median (the smallest delta with at least half of the reactions at or below it); fastReactions = reactions with delta < 3000 ms. Order: fastReactions, most first, then reactions, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getReactionStats"];
         put?: never;
@@ -244,9 +247,9 @@ export interface paths {
         };
         /**
          * Role changes per user over the window
-         * @description changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Most changes first.
+         * @description changes = role-change events, rolesAdded / rolesRemoved = roles added / removed across them, changeDays = distinct UTC days with a change. Order: changes, most first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getRoleDrift"];
         put?: never;
@@ -266,9 +269,9 @@ export interface paths {
         };
         /**
          * A composite suspicion score per user, with each component’s contribution
-         * @description score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). Each component is rounded to 2 decimals. Highest first.
+         * @description score = sum of points (0–100): ghost = 30 × min(1, typing / (10 × (messages + 1))); fastReactions = 25 × min(1, fast reactions / 10); multiClient = 20 × min(1, multi-client presences / 20); roleChurn = 15 × min(1, role changes / 5); deletions = 10 × min(1, deleted messages / (messages + 1)). score is the exact sum of the exact points, rounded half up to 2 decimals; each component’s points are rounded to 2 decimals on their own, so the shown points may add up to a hundredth or two off the score. Listed when the exact score >= minScore. Order: the exact score, highest first, then user id ascending.
          *
-         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive.
+         *     Answered from the read models kept by the projections (see GET /v1/projections for how current they are). The window is whole UTC days, from and to inclusive. Needs the `analytics:read` scope.
          */
         get: operations["getSuspicionScores"];
         put?: never;
@@ -310,7 +313,7 @@ export interface paths {
         };
         /**
          * Status of every projection: checkpoint, events behind, seconds behind
-         * @description Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up).
+         * @description Per projection and event type: the checkpoint (tx, position), how many stored events lie past it (counted up to 1,000,000) and the age in seconds of the oldest of them (0 when caught up). Needs scope `projections:read`.
          */
         get: operations["listProjections"];
         put?: never;
@@ -348,7 +351,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Progress and report of a rebuild job */
+        /**
+         * Progress and report of a rebuild job
+         * @description Needs scope `projections:read`.
+         */
         get: operations["getProjectionRebuild"];
         put?: never;
         post?: never;
@@ -375,7 +381,8 @@ export interface paths {
          *     | syntax | meaning |
          *     | --- | --- |
          *     | `deploy failed` | every word must occur (accents optional: `cafe` finds `café`) |
-         *     | `"exact phrase"` | the words next to each other, in order |
+         *     | `node`, `console.log`, `snake_case` | an identifier joined by . or _ is found whole and by each part (`node` finds node.js, `console` finds console.log(x), also inside code) |
+         *     | `"exact phrase"`, `"deploy fai*"` | the words next to each other, in order; a word ending in * is a prefix at its place (any other * in a phrase is refused with 400) |
          *     | `-spam`, `-"free nitro"` | exclude a word or phrase |
          *     | `cat OR dog` | either; OR binds tighter than the space: `a b OR c` = a AND (b OR c) |
          *     | `(cat OR dog) food` | grouping |
@@ -384,7 +391,7 @@ export interface paths {
          *     | `in:987654321098765432`, `in:<#id>`, `in:general` | channel by id, mention or name (several = any) |
          *     | `guild:112233445566778899` | guild id |
          *     | `mentions:alice`, `mentions:<@id>` | messages mentioning that user (several = all) |
-         *     | `has:link`, `has:mention`, `has:emoji`, `has:attachment`, `has:code` | content kind |
+         *     | `has:link`, `has:mention`, `has:emoji`, `has:attachment`, `has:code` | content kind: an http(s) link; a user or role mention, @everyone or @here (not a channel link); a custom or Unicode emoji; an attachment; inline code or a code block (text between two backticks) |
          *     | `before:2024-05-01`, `after:2024-05`, `during:2024`, `before:2024-05-01T10:00:00Z` | dates in UTC: before the period starts, after it ends, within it (a timestamp in after: is inclusive) |
          *     | `is:deleted` | messages deleted later (needs Discord's message id) |
          *     | `-from:bot`, `-has:link`, `-is:deleted` | a filter preceded by - excludes |
@@ -491,21 +498,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
+            /** @description Every error has this shape. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "text/plain": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Default Response */
-            200: {
+            /** @description Every error has this shape. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -534,17 +552,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
+                        failing?: string[];
                         /** @enum {string} */
                         status: "ready";
                     };
@@ -557,18 +572,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        checks: {
+                        checks?: {
                             [key: string]: {
-                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
-                                details?: {
-                                    [key: string]: string | number | boolean | null;
-                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
                             };
                         };
-                        failing: string[];
+                        failing?: string[];
                         /** @enum {string} */
                         status: "not_ready";
                     };
@@ -589,7 +600,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least |change| listed (1 = ±100%) */
                 threshold?: number;
@@ -616,10 +627,11 @@ export interface operations {
                         explanation: string;
                         guildId: string | null;
                         items: {
-                            /** @description Relative change */
+                            /** @description Relative change, 3 decimals */
                             change: number;
+                            /** @description up when the exact change is >= 0 (0 included), down below 0 */
                             direction: "up" | "down";
-                            /** @description Average weekly activity before that */
+                            /** @description Average weekly activity before that, 3 decimals */
                             previousWeeklyAverage: number;
                             /** @description Activity in the last 7 days */
                             thisWeek: number;
@@ -647,6 +659,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getChannelDiversity: {
@@ -662,7 +701,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -715,6 +754,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getClientDrift: {
@@ -730,7 +796,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least distance listed */
                 threshold?: number;
@@ -757,13 +823,13 @@ export interface operations {
                         explanation: string;
                         guildId: string | null;
                         items: {
-                            /** @description Total variation distance between the two mixes */
+                            /** @description Total variation distance between the two mixes, 3 decimals */
                             distance: number;
-                            /** @description Share per client, before */
+                            /** @description Share per client, before, 3 decimals */
                             previousWeeks: {
                                 [key: string]: number;
                             };
-                            /** @description Share per client, last 7 days */
+                            /** @description Share per client, last 7 days, 3 decimals */
                             thisWeek: {
                                 [key: string]: number;
                             };
@@ -791,6 +857,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getGhosts: {
@@ -806,7 +899,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least typing events to be listed */
                 minTyping?: number;
@@ -835,7 +928,7 @@ export interface operations {
                         items: {
                             /** @description Messages sent */
                             messages: number;
-                            /** @description typing / max(messages, 1) */
+                            /** @description typing / max(messages, 1), 3 decimals */
                             ratio: number;
                             /** @description Typing events */
                             typing: number;
@@ -863,6 +956,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getHeatmap: {
@@ -883,7 +1003,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -947,6 +1067,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getLurkers: {
@@ -962,7 +1109,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1015,6 +1162,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getMultiClientUsers: {
@@ -1030,7 +1204,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1096,6 +1270,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getReactionStats: {
@@ -1111,7 +1312,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least reactions to be listed */
                 minReactions?: number;
@@ -1138,7 +1339,7 @@ export interface operations {
                         explanation: string;
                         guildId: string | null;
                         items: {
-                            /** @description Mean reaction delta in ms */
+                            /** @description Mean reaction delta in ms, 1 decimal */
                             avgMs: number;
                             /** @description Reactions faster than 3 s */
                             fastReactions: number;
@@ -1170,6 +1371,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getRoleDrift: {
@@ -1185,7 +1413,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /**
                  * @description Last UTC day of the window, inclusive (default: today, UTC)
@@ -1242,6 +1470,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getSuspicionScores: {
@@ -1257,7 +1512,7 @@ export interface operations {
                  * @example 81384788765712384
                  */
                 guildId?: string;
-                /** @description Most rows returned */
+                /** @description Most rows returned; the order (see the description) is total, so a limit always cuts the same list */
                 limit?: number;
                 /** @description Least score listed */
                 minScore?: number;
@@ -1313,7 +1568,7 @@ export interface operations {
                                     points: number;
                                 };
                             };
-                            /** @description Sum of the components’ points, 0–100 */
+                            /** @description Sum of the components’ exact points, 0–100, 2 decimals */
                             score: number;
                             /** @description Discord user id */
                             userId: string;
@@ -1332,6 +1587,33 @@ export interface operations {
             };
             /** @description Every error has this shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1499,15 +1781,6 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Default Response */
             200: {
                 headers: {
@@ -1517,7 +1790,7 @@ export interface operations {
                     "application/json": {
                         projections: {
                             checkpoints: {
-                                /** @description Applied in batches since the last rebuild */
+                                /** @description Events of this type folded into the read model: by the last rebuild, then by batches */
                                 eventsApplied: number;
                                 eventsBehind: number;
                                 position: string;
@@ -1533,6 +1806,33 @@ export interface operations {
                             tables: string[];
                         }[];
                     };
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
@@ -1557,8 +1857,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         error: string | null;
+                        /** @description Events counted in the time chunks whose tables are filled, then plus the tail; exact at the end */
                         eventsDone: number;
-                        /** @description Estimated from planner statistics until the job ends */
+                        /** @description Estimated from planner statistics while the bulk pass runs; the counted events at the end */
                         eventsTotal: number;
                         finishedAt: string | null;
                         /** Format: uuid */
@@ -1572,6 +1873,7 @@ export interface operations {
                         projection: string;
                         report: {
                             bulkSeconds: number;
+                            /** @description Events folded into the rebuilt model, counted (bulk pass + tail), not estimated */
                             events: number;
                             projection: string;
                             seconds: number;
@@ -1623,6 +1925,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getProjectionRebuild: {
@@ -1645,8 +1956,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         error: string | null;
+                        /** @description Events counted in the time chunks whose tables are filled, then plus the tail; exact at the end */
                         eventsDone: number;
-                        /** @description Estimated from planner statistics until the job ends */
+                        /** @description Estimated from planner statistics while the bulk pass runs; the counted events at the end */
                         eventsTotal: number;
                         finishedAt: string | null;
                         /** Format: uuid */
@@ -1660,6 +1972,7 @@ export interface operations {
                         projection: string;
                         report: {
                             bulkSeconds: number;
+                            /** @description Events folded into the rebuilt model, counted (bulk pass + tail), not estimated */
                             events: number;
                             projection: string;
                             seconds: number;
@@ -1685,7 +1998,34 @@ export interface operations {
                 };
             };
             /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1699,7 +2039,7 @@ export interface operations {
         parameters: {
             query: {
                 /**
-                 * @description search as you type: the last word, when it has 3 or more letters and the query does not end in a space, also matches as a prefix
+                 * @description search as you type: the token the query ends with also matches as a prefix once its last word has 3 letters or digits — a word (`deploy fai` = `deploy fai*`), an excluded word (`-spa` = `-spa*`), the last word of a phrase whose quote is still open (`"deploy fai` = `"deploy fai*"`) or of an open group (`(cat OR dog` = `(cat OR dog*)`); a quote or group left open at the end is closed. Nothing is a prefix after a space, `)` or closing quote, in a filter value (taken as typed) or before the end; an unfinished `-`, `OR` or filter is still a 400
                  * @example true
                  */
                 asYouType?: boolean;
@@ -1779,8 +2119,8 @@ export interface operations {
                             /** @description relevance (ts_rank, length-normalised); only with sort=relevance */
                             score?: number;
                             /**
-                             * @description HTML-escaped excerpt with matches in <mark>…</mark>; computed for the returned page only
-                             * @example the <mark>deploy</mark> failed again on staging
+                             * @description HTML-escaped excerpt with every match in <mark>…</mark>: from a word boundary up to 6 words before the first match (short words kept) to 30 words or 240 characters, "…" where text is left out; excluded words are not marked; computed for the returned page only
+                             * @example … so the <mark>deploy</mark> failed again on staging
                              */
                             snippet: string;
                             userId: string;
