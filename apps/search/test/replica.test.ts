@@ -20,6 +20,8 @@ import { generateCorpus, loadCorpus } from './search-corpus.ts';
 // after a promotion the same pool serves a primary.
 
 const READER = 'reader-token-0123456789';
+// /ready shows its checks (and so the replica's lag) only to a token with metrics:read
+const MONITOR = 'monitor-token-0123456789';
 let primary: PgServer;
 let replica: PgReplica;
 let primarySql: Sql;
@@ -60,7 +62,10 @@ beforeAll(async () => {
     searchSql: createSearchSql(config),
     replicaMaxLagMs: 60_000,
     nats,
-    auth: createAuth([{ name: 'reader', token: READER, scopes: ['search:read'] }]),
+    auth: createAuth([
+      { name: 'reader', token: READER, scopes: ['search:read'] },
+      { name: 'monitor', token: MONITOR, scopes: ['metrics:read'] },
+    ]),
     metrics: new Registry(),
   });
 }, 180_000);
@@ -74,7 +79,7 @@ afterAll(async () => {
 });
 
 const ready = async () => {
-  const res = await app.inject({ url: '/ready' });
+  const res = await app.inject({ url: '/ready', headers: { authorization: `Bearer ${MONITOR}` } });
   return { status: res.statusCode, body: res.json() };
 };
 

@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { type NatsServer, startNatsServer } from './nats-server.ts';
 import { freePort } from './ports.ts';
 
-/** The cluster node configuration the project ships (every node runs it). */
+/** The cluster node configuration the project ships, without its users (tests connect as none). */
 export const NATS_CLUSTER_CONFIG = fileURLToPath(
-  new URL('../../../infra/nats/cluster/nats.conf', import.meta.url),
+  new URL('../../../infra/nats/cluster/node.conf', import.meta.url),
 );
 
 export interface NatsClusterNode extends NatsServer {
@@ -49,7 +49,7 @@ async function waitForMetaLeader(nodes: NatsClusterNode[], timeoutMs: number): P
 
 /**
  * Three private nats-server processes on loopback ports, clustered with JetStream by
- * infra/nats/cluster/nats.conf, each with a temporary store. Resolves once JetStream has a leader.
+ * infra/nats/cluster/node.conf, each with a temporary store. Resolves once JetStream has a leader.
  */
 export async function startNatsCluster(
   options: { bin?: string; logDir?: string } = {},

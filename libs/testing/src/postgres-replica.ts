@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports.ts';
+import { runAs } from './private-postgres.ts';
 
 const run = promisify(execFile);
 
@@ -49,13 +50,7 @@ async function binDir(): Promise<string | undefined> {
 async function runner(): Promise<Runner> {
   const dir = await binDir();
   const bin = (name: string) => (dir ? join(dir, name) : name);
-  if (process.getuid?.() !== 0) return { bin, as: {} };
-  try {
-    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-    return { bin, as: { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) } };
-  } catch {
-    throw new Error('PostgreSQL does not run as root and there is no "postgres" user to run it as');
-  }
+  return { bin, as: (await runAs()) ?? {} };
 }
 
 async function exec(r: Runner, name: string, args: string[]): Promise<string> {

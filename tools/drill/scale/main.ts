@@ -1,6 +1,6 @@
 /**
  * Scale-out drill, on one box and private servers only:
- *   - three nats-server processes clustered by infra/nats/cluster/nats.conf, the streams at R3;
+ *   - three nats-server processes clustered by infra/nats/cluster/node.conf, the streams at R3;
  *   - a private PostgreSQL primary and its streaming replica (tools/replica's helpers);
  *   - ingest as two processes on one durable consumer, search reading from the replica.
  * Steps: drain a backlog with one ingest instance, then with two (the baseline and the gain);
@@ -379,12 +379,14 @@ try {
     .filter((_, i) => i % Math.max(1, Math.floor(ids.length / SIZE.searched)) === 0)
     .slice(0, SIZE.searched);
   const found = await Promise.all(sample.map((id) => searchFinds(search, run.confirmed.get(id)!, id)));
-  const ready = (await (await fetch(`${search.url}/ready`)).json()) as {
-    checks: Record<string, { details?: Record<string, unknown> }>;
+  // the drill's token holds every scope, metrics:read included: /ready then shows its checks
+  const readyAnswer = await fetch(`${search.url}/ready`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const ready = (await readyAnswer.json()) as {
+    checks?: Record<string, { details?: Record<string, unknown> }>;
   };
   report.search_checked = sample.length;
   report.search_on_replica_ok =
-    found.every(Boolean) && sample.length > 0 && ready.checks.search_database?.details?.standby === true;
+    found.every(Boolean) && sample.length > 0 && ready.checks?.search_database?.details?.standby === true;
   report.ingest_instances = 2;
   report.crashes = [ingestA, ingestB, search].filter((s) => s.crashed()).length;
 

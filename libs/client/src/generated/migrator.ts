@@ -50,8 +50,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS) answers
-         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
+         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks` with error text and figures such as a replica lag, `failing`); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -244,6 +244,10 @@ export interface operations {
                     "application/json": {
                         checks?: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
@@ -264,6 +268,10 @@ export interface operations {
                     "application/json": {
                         checks?: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
