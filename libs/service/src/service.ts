@@ -218,6 +218,7 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
         summary: 'Prometheus metrics (text exposition format)',
         description: 'Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.',
         produces: ['text/plain'],
+        response: { 200: { description: 'The metrics, one sample a line', type: 'string' } },
       },
     },
     async (_request, reply) => {

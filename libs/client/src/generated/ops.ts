@@ -307,6 +307,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The metrics, one sample a line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description Every error has this shape. */
             401: {
                 headers: {
