@@ -67,8 +67,9 @@ const storedCount = async (sql: Sql) =>
 
 /** Sum of ingest_events_stored_total on an instance's /metrics. */
 async function storedByInstance(s: ServiceProcess): Promise<number> {
-  const text = await (await fetch(`${s.url}/metrics`)).text();
-  return text
+  const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  if (!res.ok) throw new Error(`${s.url}/metrics answered ${res.status}`);
+  return (await res.text())
     .split('\n')
     .filter((l) => l.startsWith('ingest_events_stored_total'))
     .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
