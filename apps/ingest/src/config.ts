@@ -12,6 +12,11 @@ export const ingestEnv = {
     7 * 24 * 3600 * 1000,
     { min: 60_000 },
   ),
+  NATS_STREAM_REPLICAS: env.int(
+    'Copies of the event and dead-letter streams: 1 on a single NATS server, 3 in a JetStream cluster',
+    1,
+    { min: 1, max: 5 },
+  ),
   INGEST_PAUSED_RETRY_AFTER_S: env.int(
     'Retry-After (seconds) of the 503 that HTTP writes get while ops restores the database',
     5,

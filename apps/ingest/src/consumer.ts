@@ -423,10 +423,11 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
     const consumer = await js.consumers.get(o.names.stream, o.durable);
     // A pull no larger than the batches in flight (messages waiting in the client's buffer are
     // not marked in progress), and pull requests that expire soon, so a crashed instance leaves
-    // little behind and its open requests do not keep taking messages.
+    // little behind and its open requests do not keep taking messages. Short requests also mean
+    // missed heartbeats (half the expiry) find a pull lost with a failed stream leader within ~2 s.
     const messages = await consumer.consume({
       max_messages: o.batchSize * concurrency,
-      expires: Math.min(30_000, Math.max(1000, o.ackWaitMs)),
+      expires: Math.min(2000, Math.max(1000, o.ackWaitMs)),
     });
     current = messages;
     if (stopped) {

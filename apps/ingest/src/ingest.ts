@@ -15,13 +15,20 @@ import { storeIsolating } from './store.ts';
 export interface IngestPipelineOptions extends ConsumerOptions {
   duplicateWindowMs: number;
   maxAgeMs: number;
+  /** Copies of both streams in a JetStream cluster (1 on a single server). */
+  streamReplicas?: number;
 }
 
 /** Creates or updates the streams, then starts the durable consumer. */
 export async function startIngestPipeline(o: IngestPipelineOptions): Promise<IngestConsumer> {
   const jsm = await jetstreamManager(o.nc);
-  await ensureEventStream(jsm, o.names, { duplicateWindowMs: o.duplicateWindowMs, maxAgeMs: o.maxAgeMs });
-  await ensureDeadLetterStream(jsm, o.names);
+  const replicas = o.streamReplicas ?? 1;
+  await ensureEventStream(jsm, o.names, {
+    duplicateWindowMs: o.duplicateWindowMs,
+    maxAgeMs: o.maxAgeMs,
+    replicas,
+  });
+  await ensureDeadLetterStream(jsm, o.names, { replicas });
   return startConsumer(o);
 }
 

@@ -49,6 +49,7 @@ await startService({
         logger: rt.logger,
         duplicateWindowMs: c.NATS_DUPLICATE_WINDOW_MS,
         maxAgeMs: c.NATS_MAX_AGE_MS,
+        streamReplicas: c.NATS_STREAM_REPLICAS,
         durable: c.INGEST_DURABLE,
         batchSize: c.INGEST_BATCH_SIZE,
         batchTimeMs: c.INGEST_BATCH_TIME_MS,

@@ -5,6 +5,8 @@ import {
   type Queryable,
   retentionDecisions,
   type Sql,
+  standbyLags,
+  standbyStatus,
 } from '@spywatcher/db';
 import { estimateIndexBloat, estimateTableBloat, type IndexBloat, type TableBloat } from './bloat.ts';
 import type { BackupCatalogue } from './catalogue.ts';
@@ -59,6 +61,7 @@ export async function healthReport(
     wraparound,
     partitions,
     backups,
+    replication,
   ] = await Promise.all([
     databaseFacts(sql),
     sizesWithoutWaiting(sql),
@@ -73,6 +76,7 @@ export async function healthReport(
     wraparoundAge(sql),
     partitionCoverage(sql),
     backupAges(catalogue, sql),
+    replicationState(sql),
   ]);
   const { tables: sizes, partitions: partitionSizes, indexes: indexSizes } = sizeSections;
 
@@ -232,6 +236,7 @@ export async function healthReport(
       });
     }
   }
+  for (const finding of replicationFindings(replication)) add(finding);
   for (const m of backups.brokenManifests) {
     add({
       check: 'backup_manifest',
@@ -316,10 +321,50 @@ export async function healthReport(
     wraparound,
     partitions,
     backups,
+    replication,
   };
 }
 
 export type HealthReport = Awaited<ReturnType<typeof healthReport>>;
+
+/** Replay lag above which a standby's reads are called stale (warning), and far too stale. */
+const REPLICA_LAG_WARNING_MS = 30_000;
+const REPLICA_LAG_CRITICAL_MS = 300_000;
+
+/**
+ * Streaming replication as this server sees it: on a primary, its standbys and their replay lag;
+ * on a standby, its own lag and whether WAL still arrives.
+ */
+async function replicationState(sql: Sql) {
+  const [self, standbys] = await Promise.all([standbyStatus(sql), standbyLags(sql)]);
+  return { role: self.standby ? ('standby' as const) : ('primary' as const), self, standbys };
+}
+
+function replicationFindings(r: Awaited<ReturnType<typeof replicationState>>): Finding[] {
+  const lagging = (name: string, lagMs: number): Finding => ({
+    check: 'replication_lag',
+    severity: lagMs >= REPLICA_LAG_CRITICAL_MS ? 'critical' : 'warning',
+    subject: name,
+    message: `standby ${name} replays WAL ${(lagMs / 1000).toFixed(1)} s behind its primary; reads there (SEARCH_DATABASE_URL) are that stale`,
+    action:
+      'look at the standby (disk, CPU, long queries holding replay back: max_standby_streaming_delay); point SEARCH_DATABASE_URL at the primary meanwhile (docs/scale-out.md)',
+  });
+  const out = r.standbys
+    .filter((s) => s.replayLagMs >= REPLICA_LAG_WARNING_MS)
+    .map((s) => lagging(s.name, s.replayLagMs));
+  if (r.role === 'standby' && r.self.lagMs !== null && r.self.lagMs >= REPLICA_LAG_WARNING_MS)
+    out.push(lagging('this server', r.self.lagMs));
+  if (r.role === 'standby' && r.self.receiving === false)
+    out.push({
+      check: 'replication_stream',
+      severity: 'critical',
+      subject: 'this server',
+      message: 'this standby receives no WAL from its primary: its data stops at the last replayed commit',
+      action:
+        'check the primary and primary_conninfo; if the primary is lost, promote this standby (docs/scale-out.md, failover)',
+    });
+  return out;
+}
 
 function stripOid(b: TableBloat) {
   const { oid: _oid, deadTuples: _d, reusable: _r, ...rest } = b;

@@ -6,6 +6,7 @@ import {
   type Registry,
   type ServiceInstance,
   type ServiceOptions,
+  standbyCheck,
 } from '@spywatcher/service';
 import { OPERATION_IDS } from './operation-ids.ts';
 import { registerProjections } from './projections/index.ts';
@@ -22,6 +23,8 @@ export interface SearchDeps {
    * analytics query runs in a transaction that sets them. Closed with the app.
    */
   analyticsSql?: Sql;
+  /** /ready fails when the read pool's replica is further behind than this (default 30 s). */
+  replicaMaxLagMs?: number;
   nats: NatsConnection;
   auth: Auth;
   metrics: Registry;
@@ -41,10 +44,15 @@ export async function buildApp(deps: SearchDeps): Promise<ServiceInstance> {
     nats: deps.nats,
     metrics: deps.metrics,
     auth: deps.auth,
+    // The read pool may be a replica: /ready shows whether it streams and how far behind it is.
+    readiness: deps.searchSql
+      ? { search_database: standbyCheck(deps.searchSql, deps.replicaMaxLagMs ?? 30_000) }
+      : undefined,
     logger: deps.logger,
     loggerInstance: deps.loggerInstance,
   });
-  await registerProjections(app, deps);
+  // Analytics read models are reads too: they come from the read pool (a replica) when it is set.
+  await registerProjections(app, { ...deps, readSql: deps.searchSql });
   if (deps.searchSql) app.addHook('onClose', async () => deps.searchSql!.end({ timeout: 5 }));
   if (deps.analyticsSql) app.addHook('onClose', async () => deps.analyticsSql!.end({ timeout: 5 }));
   searchRoutes(app, { sql: deps.searchSql ?? deps.sql, auth: deps.auth });

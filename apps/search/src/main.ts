@@ -12,6 +12,7 @@ await startService({
     app: await buildApp({
       ...rt,
       searchSql: createSearchSql(rt.config),
+      replicaMaxLagMs: rt.config.SEARCH_REPLICA_MAX_LAG_MS,
       // Session settings do not pass through PgBouncer: there each query sets them in a transaction.
       analyticsSql: rt.config.DATABASE_PGBOUNCER ? undefined : createAnalyticsSql(rt.config),
       loggerInstance: rt.logger,

@@ -59,4 +59,5 @@ export {
   type UpkeepAction,
   type UpkeepOptions,
 } from './partitions.ts';
+export { type StandbyLag, type StandbyStatus, standbyLags, standbyStatus } from './replication.ts';
 export { isRetryableTransactionError, type TransactionOptions, withTransaction } from './transaction.ts';

@@ -15,12 +15,43 @@ export interface EventStreamOptions {
   maxAgeMs?: number;
   /** Upper bound on the stream's size in bytes (default unlimited, -1). */
   maxBytes?: number;
+  /** Copies of the stream kept by a JetStream cluster: 1 on a single server, 3 in a cluster (default 1). */
+  replicas?: number;
 }
 
 const nanos = (ms: number) => ms * 1_000_000;
 const STREAM_NOT_FOUND = 10059;
+const STREAM_NAME_IN_USE = 10058;
+const REPLICAS_NEED_CLUSTER = 10074;
+const INSUFFICIENT_RESOURCES = 10023;
+
+/** An error naming the replica count and what the server answered, so the setting can be fixed. */
+export class StreamReplicasError extends Error {
+  constructor(stream: string, replicas: number, cause: JetStreamApiError) {
+    const why =
+      cause.code === REPLICAS_NEED_CLUSTER
+        ? 'the NATS server is not part of a JetStream cluster (R1 is the only choice on a single server)'
+        : cause.code === INSUFFICIENT_RESOURCES
+          ? 'the cluster has fewer JetStream servers up than replicas'
+          : cause.message;
+    super(`cannot keep stream ${stream} with ${replicas} replica(s): ${why}`, { cause });
+    this.name = 'StreamReplicasError';
+  }
+}
 
 async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    return await addOrUpdate(jsm, config);
+  } catch (error) {
+    const replicas = config.num_replicas ?? 1;
+    if (error instanceof JetStreamApiError && (replicas > 1 || error.code === REPLICAS_NEED_CLUSTER))
+      throw new StreamReplicasError(config.name, replicas, error);
+    throw error;
+  }
+}
+
+/** Creates the stream, or updates it in place (the server moves it to a new replica count). */
+async function addOrUpdate(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
   try {
     await jsm.streams.info(config.name);
   } catch (error) {
@@ -29,7 +60,7 @@ async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig>
         return await jsm.streams.add(config);
       } catch (addError) {
         // Another instance created it between our info and add: fall through to update.
-        if (!(addError instanceof JetStreamApiError)) throw addError;
+        if (!(addError instanceof JetStreamApiError && addError.code === STREAM_NAME_IN_USE)) throw addError;
       }
     } else {
       throw error;
@@ -60,6 +91,7 @@ export async function ensureEventStream(
     duplicate_window: nanos(Math.min(duplicateWindowMs, maxAgeMs)),
     max_age: nanos(maxAgeMs),
     max_bytes: options.maxBytes ?? -1,
+    num_replicas: options.replicas ?? 1,
     description: 'SpyWatcher activity events published by bots, consumed by ingest',
   });
 }
@@ -74,7 +106,7 @@ export const deadLetterStreamName = (names: NatsNames = DEFAULT_NATS_NAMES) => `
 export async function ensureDeadLetterStream(
   jsm: JetStreamManager,
   names: NatsNames = DEFAULT_NATS_NAMES,
-  options: { maxAgeMs?: number } = {},
+  options: { maxAgeMs?: number; replicas?: number } = {},
 ): Promise<StreamInfo> {
   return upsertStream(jsm, {
     name: deadLetterStreamName(names),
@@ -82,6 +114,7 @@ export async function ensureDeadLetterStream(
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     max_age: nanos(options.maxAgeMs ?? 30 * 24 * 3600 * 1000),
+    num_replicas: options.replicas ?? 1,
     description: 'SpyWatcher events that ingest could not store, with the reason',
   });
 }

@@ -26,7 +26,9 @@ export {
   natsCheck,
   postgresCheck,
   type ReadinessCheck,
+  type ReadinessDetails,
   registerDependencyMetrics,
+  standbyCheck,
   withTimeout,
 } from './readiness.ts';
 export { type RunOptions, runService } from './run.ts';

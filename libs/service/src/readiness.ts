@@ -1,9 +1,13 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Sql } from '@spywatcher/db';
+import { type Sql, standbyStatus } from '@spywatcher/db';
 import { Gauge, type Registry } from 'prom-client';
 
+/** Figures a check reports beside ok/failed (a replica's lag, say); shown in /ready's body. */
+export type ReadinessDetails = Record<string, string | number | boolean | null>;
+
 /** A dependency the service needs to do its work; throws when it is not usable. */
-export type ReadinessCheck = () => Promise<void>;
+// biome-ignore lint/suspicious/noConfusingVoidType: most checks are `async () => { await probe }`, which return void
+export type ReadinessCheck = () => Promise<void | ReadinessDetails>;
 
 /** Rejects when `promise` has not settled within `ms`, naming `what`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -19,6 +23,25 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 export function postgresCheck(sql: Sql, timeoutMs = 2000): ReadinessCheck {
   return async () => {
     await withTimeout(sql`select 1`.execute(), timeoutMs, 'PostgreSQL');
+  };
+}
+
+/**
+ * A read pool that may point at a streaming replica: reports whether it is a standby, whether
+ * WAL arrives and the replay lag, and fails when the lag is above `maxLagMs` (its reads would be
+ * that stale). On a primary (no replica configured, or a promoted one) it only probes.
+ */
+export function standbyCheck(sql: Sql, maxLagMs: number, timeoutMs = 2000): ReadinessCheck {
+  return async () => {
+    const s = await withTimeout(standbyStatus(sql), timeoutMs, 'PostgreSQL (read pool)');
+    if (s.lagMs !== null && s.lagMs > maxLagMs)
+      throw new Error(`the replica is ${s.lagMs} ms behind its primary (more than ${maxLagMs} ms)`);
+    return {
+      standby: s.standby,
+      receiving: s.receiving,
+      replicationLagMs: s.lagMs,
+      replayPendingBytes: s.replayPendingBytes,
+    };
   };
 }
 

@@ -19,7 +19,13 @@ import type { Auth, Principal } from './auth.ts';
 import { errorResponseSchema, installErrorHandling } from './errors.ts';
 import { instrumentHttp } from './metrics.ts';
 import { completeDocument } from './openapi.ts';
-import { natsCheck, postgresCheck, type ReadinessCheck, registerDependencyMetrics } from './readiness.ts';
+import {
+  natsCheck,
+  postgresCheck,
+  type ReadinessCheck,
+  type ReadinessDetails,
+  registerDependencyMetrics,
+} from './readiness.ts';
 
 export type ServiceInstance = FastifyInstance<
   RawServerDefault,
@@ -167,6 +173,11 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
     ok: Type.Boolean(),
     error: Type.Optional(Type.String()),
     ms: Type.Number(),
+    details: Type.Optional(
+      Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), {
+        description: "Figures the check reports, e.g. a replica's replicationLagMs",
+      }),
+    ),
   });
   const Detail = {
     failing: Type.Optional(Type.Array(Type.String())),
@@ -178,9 +189,9 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
       config: { public: true },
       schema: {
         tags: ['operations'],
-        summary: 'Readiness: every dependency (PostgreSQL, NATS) answers',
+        summary: 'Readiness: every dependency (PostgreSQL, NATS, a read replica) answers',
         description:
-          'Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.',
+          'Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks` with error text and figures such as a replica lag, `failing`); the failing checks are logged either way.',
         security: [{}, { bearerAuth: ['metrics:read'] }],
         response: {
           200: Type.Object({ status: Type.Literal('ready'), ...Detail }),
@@ -207,6 +218,7 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
         summary: 'Prometheus metrics (text exposition format)',
         description: 'Needs scope `metrics:read`, unless the service runs with METRICS_PUBLIC=true.',
         produces: ['text/plain'],
+        response: { 200: { description: 'The metrics, one sample a line', type: 'string' } },
       },
     },
     async (_request, reply) => {
@@ -221,13 +233,14 @@ export async function buildService(options: ServiceOptions): Promise<ServiceInst
 /** Runs every readiness check, each timed, none failing the others. */
 async function runChecks(
   readiness: Record<string, ReadinessCheck>,
-): Promise<Record<string, { ok: boolean; error?: string; ms: number }>> {
+): Promise<Record<string, { ok: boolean; error?: string; ms: number; details?: ReadinessDetails }>> {
   const entries = await Promise.all(
     Object.entries(readiness).map(async ([name, check]) => {
       const started = performance.now();
       try {
-        await check();
-        return [name, { ok: true, ms: Math.round(performance.now() - started) }] as const;
+        const details = await check();
+        const ms = Math.round(performance.now() - started);
+        return [name, details ? { ok: true, ms, details } : { ok: true, ms }] as const;
       } catch (error) {
         const ms = Math.round(performance.now() - started);
         return [name, { ok: false, error: (error as Error).message, ms }] as const;

@@ -267,6 +267,8 @@ describe('access control before parsing', () => {
       headers: { authorization: `Bearer ${metricsToken}` },
     });
     expect(scraped.statusCode).toBe(200);
+    // the exposition text as it is, not serialised as a JSON string
+    expect(scraped.body).toMatch(/^# HELP /m);
     const open = await testApp(createAuth([], { metricsPublic: true }));
     expect((await open.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
   });

@@ -39,6 +39,11 @@ export interface NatsServerOptions {
   include?: string[];
   /** Environment of nats-server, e.g. the passwords an included file refers to. */
   env?: Record<string, string>;
+  /**
+   * Start from this config file instead of command-line flags; `env` fills its `$VARIABLES`
+   * (NATS_STORE_DIR is set to the store), and it must make the server listen on `port`.
+   */
+  config?: { file: string; env: Record<string, string> };
 }
 
 /** A config file in `storeDir` with the listen address, the JetStream store and the includes. */
@@ -91,17 +96,23 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (!bin) throw new Error('no nats-server binary (set NATS_SERVER_BIN or put nats-server on PATH)');
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'sw-nats-'));
-  const args = options.include
-    ? ['-c', writeConfig(storeDir, port, options.include)]
-    : ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  const args = options.config
+    ? ['-c', options.config.file]
+    : options.include
+      ? ['-c', writeConfig(storeDir, port, options.include)]
+      : ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  const env = {
+    ...process.env,
+    ...options.env,
+    ...(options.config ? { ...options.config.env, NATS_STORE_DIR: storeDir } : {}),
+  };
   if (options.logFile) args.push('-l', options.logFile);
   let child: ChildProcess | undefined;
 
   const start = async () => {
     if (child && child.exitCode === null) return; // already running: never start a second one
-    const env = options.env ? { ...process.env, ...options.env } : process.env;
     // a config error is printed on stderr before any log file is opened
-    const stdio = options.include ? (['ignore', 'ignore', 'pipe'] as const) : 'ignore';
+    const stdio = options.config || options.include ? (['ignore', 'ignore', 'pipe'] as const) : 'ignore';
     const c = spawn(bin, args, { stdio: stdio as 'ignore', detached: true, env });
     child = c;
     let stderr = '';

@@ -19,11 +19,15 @@ export interface PrivatePostgres {
   close(): Promise<void>;
 }
 
-/** PostgreSQL refuses to run as root: then initdb and pg_ctl run as the system's `postgres` user. */
-async function runAs(): Promise<{ uid: number; gid: number } | undefined> {
+/** PostgreSQL refuses to run as root: then its binaries run as the system's `postgres` user. */
+export async function runAs(): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
-  const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  try {
+    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  } catch {
+    throw new Error('PostgreSQL does not run as root and there is no "postgres" user to run it as');
+  }
 }
 
 /**

@@ -17,7 +17,6 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +39,8 @@ import {
   subjects,
 } from '@spywatcher/events';
 import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
+import { freePort } from '@spywatcher/testing/ports';
+import { startServiceProcess, waitUntil } from '../service-process.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const QUICK = values.quick;
@@ -62,85 +63,14 @@ const tempDirs: string[] = [];
 const extraDatabases: string[] = [];
 let http500s = 0;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 async function tempDir(label: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `sw-drill-ops-${label}-`));
   tempDirs.push(dir);
   return dir;
 }
 
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** A service process (apps/<name>/src/main.ts) on a free port. */
-interface Service {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-  kill9: () => Promise<void>;
-  stop: () => Promise<void>;
-}
-
-async function startService(name: 'ingest' | 'ops', env: Record<string, string>): Promise<Service> {
-  const port = await freePort();
-  let output = '';
-  const child = spawn(process.execPath, [join(root, 'apps', name, 'src', 'main.ts')], {
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      AUTH_TOKENS: JSON.stringify([{ name: 'drill', token: TOKEN, scopes: ['*'] }]),
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d) => {
-    output = (output + d).slice(-20_000);
-  });
-  child.stderr!.on('data', (d) => {
-    output = (output + d).slice(-20_000);
-  });
-  children.push(child);
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(`${name} to be ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited: ${output}`);
-    return (await fetch(`${url}/ready`)).ok ? true : undefined;
-  });
-  const ended = () => child.exitCode !== null || child.signalCode !== null;
-  return {
-    url,
-    child,
-    output: () => output,
-    kill9: async () => {
-      if (ended()) return;
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    },
-    stop: async () => {
-      if (ended()) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await once(child, 'exit');
-      clearTimeout(timer);
-    },
-  };
-}
+const startService = (name: 'ingest' | 'ops', env: Record<string, string>) =>
+  startServiceProcess(name, TOKEN, env, children);
 
 /** An ops HTTP call; every 500 is counted (the drill's target is none). */
 async function call(base: string, method: string, path: string, body?: unknown) {

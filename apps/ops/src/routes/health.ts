@@ -22,7 +22,7 @@ export function healthRoutes(
         tags: ['health'],
         summary: 'Database health report (scope ops:read)',
         description:
-          'Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages. Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).',
+          'Sizes; table and index bloat estimates; unused, duplicate and redundant indexes; long-running queries, idle-in-transaction sessions and blocking locks; connections against max_connections; cache hit ratio; dead tuples and last (auto)vacuum/analyze; transaction-id wraparound age; partition coverage; backup ages; streaming replication (the standbys of a primary and their replay lag, or the lag of this standby). Each finding has a severity and an action. The same figures are Prometheus metrics at /metrics (spywatcher_db_*, spywatcher_backup_*).',
         querystring: Type.Object({
           longQueryMs: Type.Optional(
             Type.Integer({

@@ -495,10 +495,12 @@ export const ANALYTICS_SETTINGS = {
 /** The pool for analytics reads, its sessions set up by ANALYTICS_SETTINGS. */
 export function createAnalyticsSql(config: {
   DATABASE_URL: string;
+  SEARCH_DATABASE_URL?: string;
   DATABASE_STATEMENT_TIMEOUT_MS: number;
 }): Sql {
   return createSql({
-    url: config.DATABASE_URL,
+    // the read models are reads: a replica (SEARCH_DATABASE_URL) serves them when set
+    url: config.SEARCH_DATABASE_URL || config.DATABASE_URL,
     applicationName: 'spywatcher-analytics',
     max: 5,
     statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,

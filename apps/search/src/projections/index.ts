@@ -19,9 +19,9 @@ export const projectionEnv = {
 /** Analytics and projection routes plus the projection status gauges. */
 export async function registerProjections(
   app: ServiceInstance,
-  deps: { sql: Sql; analyticsSql?: Sql; auth: Auth; metrics: Registry },
+  deps: { sql: Sql; analyticsSql?: Sql; readSql?: Sql; auth: Auth; metrics: Registry },
 ): Promise<void> {
   registerProjectionMetrics(deps.metrics, deps.sql);
-  await analyticsRoutes(app, deps);
+  await analyticsRoutes(app, { sql: deps.readSql ?? deps.sql, analyticsSql: deps.analyticsSql });
   await projectionRoutes(app, deps);
 }

@@ -17,6 +17,11 @@ export const searchEnv = {
     },
     true,
   ),
+  SEARCH_REPLICA_MAX_LAG_MS: env.int(
+    'Replay lag of the SEARCH_DATABASE_URL replica above which /ready answers 503 (its reads are that stale)',
+    30_000,
+    { min: 1 },
+  ),
   SEARCH_DATABASE_POOL_MAX: env.int('Connections in the search read pool', 10, { min: 1, max: 500 }),
   SEARCH_STATEMENT_TIMEOUT_MS: env.int('Statement timeout of search reads (0 = none)', 10_000, { min: 0 }),
 };

@@ -50,8 +50,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: every dependency (PostgreSQL, NATS) answers
-         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks`, `failing`, error text); the failing checks are logged either way.
+         * Readiness: every dependency (PostgreSQL, NATS, a read replica) answers
+         * @description Public: answers 200 `ready` or 503 `not_ready`, nothing more. A token with `metrics:read` also gets each check (`checks` with error text and figures such as a replica lag, `failing`); the failing checks are logged either way.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -188,21 +188,41 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A client error (malformed request, body too large or of another type), in the error shape. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Default Response */
+            /** @description The metrics, one sample a line */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Every error has this shape. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Every error has this shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -233,6 +253,10 @@ export interface operations {
                     "application/json": {
                         checks?: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
@@ -253,6 +277,10 @@ export interface operations {
                     "application/json": {
                         checks?: {
                             [key: string]: {
+                                /** @description Figures the check reports, e.g. a replica's replicationLagMs */
+                                details?: {
+                                    [key: string]: string | number | boolean | null;
+                                };
                                 error?: string;
                                 ms: number;
                                 ok: boolean;
