@@ -415,15 +415,23 @@ try {
   await admin.end({ timeout: 5 });
 }
 
-const met =
+const safe =
   report.lost === 0 &&
   report.duplicated === 0 &&
   report.crashes === 0 &&
   report.poison_handled === report.poison_sent &&
   typeof report.resume_after_kill_s === 'number' &&
-  report.resume_after_kill_s <= 10 &&
-  typeof report.max_stall_s === 'number' &&
-  report.max_stall_s <= 15;
+  typeof report.max_stall_s === 'number';
+const met = safe && (report.resume_after_kill_s as number) <= 10 && (report.max_stall_s as number) <= 15;
 const { crash_output, ...rest } = report;
-console.log(JSON.stringify({ ...rest, targets_met: met, ...(crashes.length > 0 ? { crash_output } : {}) }));
-if (!met) process.exitCode = 1;
+console.log(
+  JSON.stringify({
+    ...rest,
+    targets_met: met,
+    safety_met: safe,
+    ...(crashes.length > 0 ? { crash_output } : {}),
+  }),
+);
+// CI runs --quick on a shared, busy machine: there only a safety failure fails the run (no timing
+// assertion in CI), and the timing targets are reported in the JSON; a full run is judged on all.
+if (!(QUICK ? safe : met)) process.exitCode = 1;

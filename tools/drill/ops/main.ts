@@ -513,14 +513,14 @@ try {
   for (const dir of tempDirs) await rm(dir, { recursive: true, force: true }).catch(() => {});
 }
 
-const met =
+const safe =
   report.restore_writes_lost === 0 &&
   report.disk_full_process_alive === true &&
   typeof report.cancel_ms === 'number' &&
-  report.cancel_ms <= 1000 &&
   report.leftover_files === 0 &&
   report.leftover_databases === 0 &&
   report.http_500s === 0;
+const met = safe && (report.cancel_ms as number) <= 1000;
 const ordered = {
   restore_writes_confirmed: report.restore_writes_confirmed ?? null,
   restore_writes_lost: report.restore_writes_lost ?? null,
@@ -531,7 +531,10 @@ const ordered = {
   leftover_databases: report.leftover_databases ?? null,
   http_500s: report.http_500s ?? null,
   targets_met: met,
+  safety_met: safe,
   ...report,
 };
 console.log(JSON.stringify(ordered));
-if (!met) process.exitCode = 1;
+// CI runs --quick on a shared, busy machine: there only a safety failure fails the run (no timing
+// assertion in CI), and the timing targets are reported in the JSON; a full run is judged on all.
+if (!(QUICK ? safe : met)) process.exitCode = 1;

@@ -427,16 +427,16 @@ try {
 
 report.duration_s = Math.round((performance.now() - started) / 1000);
 report.load_avg_1m_end = Number(loadavg()[0]!.toFixed(1));
-const met =
+const safe =
   report.lost === 0 &&
   report.duplicated === 0 &&
   typeof report.leader_kill_stall_s === 'number' &&
-  report.leader_kill_stall_s <= 10 &&
   typeof report.replica_lag_p95_ms === 'number' &&
-  report.replica_lag_p95_ms <= 1000 &&
   report.search_on_replica_ok === true &&
   report.failover_ok === true &&
   report.crashes === 0;
+const met =
+  safe && (report.leader_kill_stall_s as number) <= 10 && (report.replica_lag_p95_ms as number) <= 1000;
 const ordered = {
   published: report.published ?? null,
   stored: report.stored ?? null,
@@ -448,7 +448,10 @@ const ordered = {
   replica_lag_p95_ms: report.replica_lag_p95_ms ?? null,
   search_on_replica_ok: report.search_on_replica_ok ?? null,
   targets_met: met,
+  safety_met: safe,
   ...report,
 };
 console.log(JSON.stringify(ordered));
-if (!met) process.exitCode = 1;
+// CI runs --quick on a shared, busy machine: there only a safety failure fails the run (no timing
+// assertion in CI), and the timing targets are reported in the JSON; a full run is judged on all.
+if (!(QUICK ? safe : met)) process.exitCode = 1;
