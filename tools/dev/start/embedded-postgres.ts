@@ -1,6 +1,16 @@
 import { execFile, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { StartFailure } from './failure.ts';
 
@@ -23,6 +33,38 @@ export async function embeddedBinaries(): Promise<Binaries | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Whether every folder above `path` lets other users through (the postgres user is not root). */
+function othersCanReach(path: string): boolean {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * A clone inside a folder only root may enter (`mktemp -d`, `/root`) hides npm's binaries from
+ * the postgres user, so they then run from a copy in the system's temporary folder, made once
+ * per package version and renamed into place whole.
+ */
+function reachableBinaries(bin: Binaries): Binaries {
+  if (othersCanReach(bin.initdb)) return bin;
+  const native = dirname(dirname(bin.initdb));
+  const { version } = JSON.parse(readFileSync(join(native, '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const copy = join(tmpdir(), `spywatcher-postgres-${process.platform}-${process.arch}-${version}`);
+  if (!existsSync(join(copy, 'bin', basename(bin.pg_ctl)))) {
+    const partial = `${copy}.${process.pid}`;
+    cpSync(native, partial, { recursive: true, verbatimSymlinks: true });
+    try {
+      renameSync(partial, copy);
+    } catch {
+      rmSync(partial, { recursive: true, force: true }); // another start put its copy there first
+    }
+  }
+  return { initdb: join(copy, 'bin', basename(bin.initdb)), pg_ctl: join(copy, 'bin', basename(bin.pg_ctl)) };
 }
 
 /**
@@ -66,6 +108,7 @@ export async function startEmbeddedPostgres(
   options: { dataDir: string; port: number },
 ): Promise<EmbeddedPostgres> {
   const owner = await runAs();
+  if (owner) bin = reachableBinaries(bin);
   const as = owner ? { uid: owner.uid, gid: owner.gid } : {};
   const { dataDir, port } = options;
   const logFile = join(dataDir, 'server.log');
