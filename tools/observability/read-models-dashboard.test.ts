@@ -1,10 +1,9 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createSql, type Sql } from '@spywatcher/db';
+import { rebuildProjections, startProjectionRunner } from '@spywatcher/projections';
 import { buildApp } from '@spywatcher/search/app';
 import { generateEvents, insertEvents } from '@spywatcher/search/fixtures/analytics-seed';
 import { PROJECTIONS } from '@spywatcher/search/projections/definitions';
-import { rebuildProjections } from '@spywatcher/search/projections/rebuild';
-import { startProjectionRunner } from '@spywatcher/search/projections/runner';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
@@ -78,7 +77,7 @@ beforeAll(async () => {
     logger: false,
   });
   await insertEvents(db.sql, generateEvents({ events: 4000, start: '2026-10-01', days: 35 }), 1000);
-  const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+  const runner = startProjectionRunner({ sql: db.sql, projections: PROJECTIONS, pollMs: 600_000 });
   await runner.runUntilCaughtUp(170_000);
   await runner.stop();
   // A rebuild swaps in new tables: the role must still read them afterwards.

@@ -1,7 +1,9 @@
+import { startProjectionRunner } from '@spywatcher/projections';
 import { startService } from '@spywatcher/service';
 import { buildApp } from './app.ts';
 import { createAnalyticsSql } from './projections/analytics.ts';
-import { projectionEnv, startProjectionRunner } from './projections/index.ts';
+import { PROJECTIONS } from './projections/definitions.ts';
+import { projectionEnv } from './projections/index.ts';
 import { createSearchSql, searchEnv } from './search/pool.ts';
 
 await startService({
@@ -21,6 +23,7 @@ await startService({
     stop: rt.config.PROJECTIONS_RUNNER
       ? startProjectionRunner({
           ...rt,
+          projections: PROJECTIONS,
           pollMs: rt.config.PROJECTIONS_POLL_MS,
           batchSize: rt.config.PROJECTIONS_BATCH_SIZE,
         }).stop

@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
 import { createSql, inLanes, redactUrl } from '@spywatcher/db';
-import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
-import { findProjection, PROJECTIONS, type Projection } from './projections/definitions.ts';
 import {
   largestFirst,
+  type Projection,
   RebuildConflictError,
   type RebuildProgress,
   startRebuildJob,
-} from './projections/rebuild.ts';
+} from '@spywatcher/projections';
+import { ConfigError, commonEnv, loadConfig } from '@spywatcher/service';
+import { findProjection, PROJECTIONS } from './projections/definitions.ts';
 
 const USAGE = `usage: nx run search:rebuild -- --projection NAME [--batch-size N] [--concurrency N]
        nx run search:rebuild -- --all [--concurrency N]

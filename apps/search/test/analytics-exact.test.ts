@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { EventType } from '@spywatcher/db';
+import { projectionStatus, startProjectionRunner, startRebuildJob } from '@spywatcher/projections';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
@@ -7,9 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { type AnalyticsParams, FINAL, Params } from '../src/projections/analytics.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
-import { startRebuildJob } from '../src/projections/rebuild.ts';
-import { startProjectionRunner } from '../src/projections/runner.ts';
-import { projectionStatus } from '../src/projections/status.ts';
 import { insertEvents, type SeedEvent } from './analytics-seed.ts';
 
 // The read-model and raw versions of a question share their final step (analytics.test.ts), so
@@ -353,7 +351,12 @@ describe('analytics endpoints on hand-made cases', { timeout: 180_000 }, () => {
     await insertEvents(db.sql, events.slice(0, 200), 10_000);
     await db.sql`analyze`;
     await insertEvents(db.sql, events.slice(200), 10_000);
-    const runner = startProjectionRunner({ sql: db.sql, batchSize: 97, pollMs: 600_000 });
+    const runner = startProjectionRunner({
+      sql: db.sql,
+      projections: PROJECTIONS,
+      batchSize: 97,
+      pollMs: 600_000,
+    });
     await runner.runUntilCaughtUp(170_000);
     await runner.stop();
     await expectAnswers();

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Queryable, Sql } from '@spywatcher/db';
+import { planChunks, rebuildProjections, startProjectionRunner } from '@spywatcher/projections';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
@@ -14,8 +15,6 @@ import {
   splitWindow,
 } from '../src/projections/analytics.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
-import { planChunks, rebuildProjections } from '../src/projections/rebuild.ts';
-import { startProjectionRunner } from '../src/projections/runner.ts';
 import { RAW_QUERIES } from './analytics-raw.ts';
 import { generateEvents, insertEvents } from './analytics-seed.ts';
 
@@ -114,7 +113,12 @@ afterAll(async () => {
 
 describe('analytics endpoints', { timeout: 180_000 }, () => {
   it('answer exactly what the raw event tables answer, after live tailing in small batches', async () => {
-    const runner = startProjectionRunner({ sql: db.sql, batchSize: 173, pollMs: 600_000 });
+    const runner = startProjectionRunner({
+      sql: db.sql,
+      projections: PROJECTIONS,
+      batchSize: 173,
+      pollMs: 600_000,
+    });
     await runner.runUntilCaughtUp(WAIT_MS);
     await runner.stop();
     await expectAllEqualRaw();
@@ -200,7 +204,7 @@ describe('analytics endpoints', { timeout: 180_000 }, () => {
       rows.push(p);
     }
     await insertEvents(db.sql, rows, 100);
-    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    const runner = startProjectionRunner({ sql: db.sql, projections: PROJECTIONS, pollMs: 600_000 });
     await runner.runUntilCaughtUp(WAIT_MS);
     await runner.stop();
     const [week] = await db.sql<{ n: number }[]>`

@@ -1,14 +1,13 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { appendRows, ensurePartitions, type Sql } from '@spywatcher/db';
 import { subjects } from '@spywatcher/events';
+import { RebuildConflictError, rebuildProjection, startProjectionRunner } from '@spywatcher/projections';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsNames, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
-import { findProjection } from '../src/projections/definitions.ts';
-import { RebuildConflictError, rebuildProjection } from '../src/projections/rebuild.ts';
-import { startProjectionRunner } from '../src/projections/runner.ts';
+import { findProjection, PROJECTIONS } from '../src/projections/definitions.ts';
 import { COLUMNS } from './analytics-seed.ts';
 
 const TOKEN = 'projections-writer-token';
@@ -93,7 +92,7 @@ afterAll(async () => {
 
 describe('projection runner', { timeout: 180_000 }, () => {
   it('never skips rows of a transaction that started first and commits last', async () => {
-    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    const runner = startProjectionRunner({ sql: db.sql, projections: PROJECTIONS, pollMs: 600_000 });
     await runner.runOnce();
     let releaseA!: () => void;
     const aMayCommit = new Promise<void>((r) => {
@@ -138,7 +137,13 @@ describe('projection runner', { timeout: 180_000 }, () => {
   });
 
   it('wakes on a stored notification (no poll needed)', async () => {
-    const runner = startProjectionRunner({ sql: db.sql, nats, names, pollMs: 600_000 });
+    const runner = startProjectionRunner({
+      sql: db.sql,
+      projections: PROJECTIONS,
+      nats,
+      names,
+      pollMs: 600_000,
+    });
     await runner.runUntilCaughtUp(WAIT_MS);
     await insertTyping('notified', 3);
     nats.publish(
@@ -162,7 +167,7 @@ describe('projection runner', { timeout: 180_000 }, () => {
     const metrics = await app.inject({ url: '/metrics', headers: asOps });
     expect(metrics.body).toMatch(/projection_events_behind\{projection="activity"[^}]*\} 4/);
 
-    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    const runner = startProjectionRunner({ sql: db.sql, projections: PROJECTIONS, pollMs: 600_000 });
     await runner.runUntilCaughtUp(WAIT_MS);
     await runner.stop();
     const after = (await app.inject({ url: '/v1/projections', headers: asOps })).json();
@@ -234,7 +239,7 @@ describe('rebuild', { timeout: 180_000 }, () => {
     await expect(rebuildProjection(db.sql, projection)).rejects.toBeInstanceOf(RebuildConflictError);
     resume();
     await first;
-    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    const runner = startProjectionRunner({ sql: db.sql, projections: PROJECTIONS, pollMs: 600_000 });
     await runner.runUntilCaughtUp(WAIT_MS);
     await runner.stop();
     const [row] = await db.sql<{ model: number; log: number }[]>`
@@ -275,7 +280,7 @@ describe('rebuild', { timeout: 180_000 }, () => {
   });
 
   it('rebuilds from the log into new tables, swaps them in, and the runner carries on', async () => {
-    const runner = startProjectionRunner({ sql: db.sql, pollMs: 600_000 });
+    const runner = startProjectionRunner({ sql: db.sql, projections: PROJECTIONS, pollMs: 600_000 });
     await runner.runUntilCaughtUp(WAIT_MS);
     const expected = await typingCount(db.sql, 'behind');
     // A read model that drifted (say, a bug fixed since): the rebuild restores it from the log.

@@ -27,6 +27,7 @@ import { createEvent, type SpywatcherEvent, uuidv7 } from '@spywatcher/events';
 import { publishStored } from '@spywatcher/ingest/notify';
 import { storeEvents } from '@spywatcher/ingest/store';
 import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
+import { projectionStatus, rebuildProjections, startProjectionRunner } from '@spywatcher/projections';
 import { buildApp } from '@spywatcher/search/app';
 import { RAW_QUERIES } from '@spywatcher/search/fixtures/analytics-raw';
 import { COLUMNS, generateEvents, type SeedEvent } from '@spywatcher/search/fixtures/analytics-seed';
@@ -37,9 +38,6 @@ import {
   runAnalytics,
 } from '@spywatcher/search/projections/analytics';
 import { PROJECTIONS } from '@spywatcher/search/projections/definitions';
-import { rebuildProjections } from '@spywatcher/search/projections/rebuild';
-import { startProjectionRunner } from '@spywatcher/search/projections/runner';
-import { projectionStatus } from '@spywatcher/search/projections/status';
 import { createAuth } from '@spywatcher/service';
 import { Registry } from 'prom-client';
 import { type Contention, type ContentionStats, startContention } from './contention.ts';
@@ -343,7 +341,7 @@ async function main() {
       // The second writer's events since the rebuild's swap: tail them in before comparing.
       contention.rebuild = await contended.stop();
       contended = undefined;
-      const catchUp = startProjectionRunner({ sql, pollMs: 600_000 });
+      const catchUp = startProjectionRunner({ sql, projections: PROJECTIONS, pollMs: 600_000 });
       await catchUp.runUntilCaughtUp(600_000);
       await catchUp.stop();
     }
@@ -431,6 +429,7 @@ async function main() {
     const runs: { seconds: number; applied: number }[] = [];
     const runner = startProjectionRunner({
       sql,
+      projections: PROJECTIONS,
       nats,
       names,
       pollMs: 5000,
@@ -457,7 +456,7 @@ async function main() {
     let stopSampling = false;
     const sampler = (async () => {
       while (!stopSampling) {
-        const status = await projectionStatus(statusSql);
+        const status = await projectionStatus(statusSql, PROJECTIONS);
         lagSamples.push(Math.max(...status.map((s) => s.secondsBehind)));
         await new Promise((r) => setTimeout(r, 250));
       }

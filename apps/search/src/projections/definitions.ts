@@ -1,66 +1,6 @@
 import type { EventType } from '@spywatcher/db';
 import { CLIENTS } from '@spywatcher/events';
-
-/**
- * A projection declares, per read-model table, its key columns, how each value column merges,
- * and for each event type it reads how a set of events maps to (key, values) groups. From that
- * one declaration the runner derives both statements it needs:
- * - a live batch: per event type, one INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE;
- * - a rebuild: per table, one INSERT of the grouped UNION ALL of every event type into an empty
- *   table (no conflicts to resolve, indexes built afterwards).
- * Every value is a sum/min/max/element-wise sum, so batches may be applied in any order or split,
- * which is what lets the runner keep one checkpoint per event type.
- */
-export type Merge = 'sum' | 'least' | 'greatest' | 'hours';
-
-export interface ValueSpec {
-  merge: Merge;
-  /** The value a source that does not fill this column contributes (SQL). */
-  empty: string;
-}
-
-export interface Source {
-  /** SQL expression per key column, over the event row aliased `s`. */
-  keys: Record<string, string>;
-  /** Aggregate expression per value column filled by this source. */
-  values: Record<string, string>;
-  /** Extra FROM items (joins, laterals) after `src s`. */
-  from?: string;
-  where?: string;
-  /** Replaces the source subquery (e.g. to pre-aggregate before an expensive expression). */
-  prepare?: (src: string) => string;
-}
-
-export interface TableSpec {
-  name: string;
-  keys: readonly string[];
-  values: Record<string, ValueSpec>;
-  sources: Partial<Record<EventType, Source>>;
-  /**
-   * Leading key columns the rebuild writes rows in order of (guild and day): an endpoint's guild
-   * and window is then a few contiguous pages instead of rows scattered in hash order. Left out
-   * where the queries read few rows anyway (the sort costs rebuild time).
-   */
-  clusterBy?: readonly string[];
-  /**
-   * A weekly roll-up of this table: same columns, `day` holding the Monday of the ISO week (UTC).
-   * A window's whole weeks are read from it and only its edge days from the daily table, about
-   * half the rows for a 28-day window. Sum, least and greatest merges only.
-   */
-  weekly?: string;
-  /**
-   * work_mem of this table's rebuild statements, where more than the server's setting pays
-   * (see bulkSettings in rebuild.ts).
-   */
-  bulkWorkMem?: string;
-}
-
-export interface Projection {
-  name: string;
-  description: string;
-  tables: readonly TableSpec[];
-  types: readonly EventType[];
-}
+import type { Projection, Source, ValueSpec } from '@spywatcher/projections';
 
 const SUM: ValueSpec = { merge: 'sum', empty: '0' };
 const HOURS: ValueSpec = { merge: 'hours', empty: 'null::int[]' };
@@ -80,101 +20,6 @@ const CLIENT_SET = `array_to_string(array(select distinct c from unnest(s.client
  * per event.
  */
 const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `coalesce(sum(s.n) filter (where s.h = ${h}), 0)`).join(', ')}]::int[]`;
-
-function mergeSql(table: string, column: string, spec: ValueSpec): string {
-  switch (spec.merge) {
-    case 'sum':
-      return `${column} = ${table}.${column} + excluded.${column}`;
-    case 'hours':
-      return `${column} = sw_hours_add(${table}.${column}, excluded.${column})`;
-    default:
-      return `${column} = ${spec.merge}(${table}.${column}, excluded.${column})`;
-  }
-}
-
-function sourceSelect(spec: TableSpec, source: Source, src: string, fillAll: boolean): string {
-  const values = Object.keys(spec.values)
-    .filter((c) => fillAll || c in source.values)
-    .map((c) => {
-      const value = source.values[c] ?? spec.values[c]!.empty;
-      // The rebuild sums these again across event types: sum() over int keeps a bigint
-      // accumulator, over bigint (what count(*) returns) a numeric one, several times slower and
-      // larger. A count per key within one statement fits an int (a sum of values may not).
-      return fillAll && spec.values[c]!.merge === 'sum' && value.startsWith('count(')
-        ? `(${value})::int as ${c}`
-        : `${value} as ${c}`;
-    });
-  return `select ${[...spec.keys.map((k) => `${source.keys[k]} as ${k}`), ...values].join(', ')}
-from ${source.prepare ? source.prepare(src) : src} s ${source.from ?? ''} ${source.where ? `where ${source.where}` : ''}
-group by ${spec.keys.map((_, i) => i + 1).join(', ')}`;
-}
-
-/** The Monday of the ISO week of a date expression, as a date (no time zone involved). */
-export const mondayOf = (day: string) => `((${day}) - (extract(isodow from (${day}))::int - 1))`;
-
-/** The weekly roll-up of `spec` as a table of its own: the same sources, keyed by week. */
-export function weeklySpec(spec: TableSpec): TableSpec {
-  const sources: TableSpec['sources'] = {};
-  for (const [type, source] of Object.entries(spec.sources) as [EventType, Source][]) {
-    sources[type] = { ...source, keys: { ...source.keys, day: mondayOf(source.keys.day!) } };
-  }
-  return { name: spec.weekly!, keys: spec.keys, values: spec.values, sources, clusterBy: spec.clusterBy };
-}
-
-/** Every table a projection writes: its tables and their weekly roll-ups. */
-export function projectionTables(projection: Projection): string[] {
-  return projection.tables.flatMap((t) => (t.weekly ? [t.name, t.weekly] : [t.name]));
-}
-
-/**
- * The aggregate that combines rows of a value column. 'hours' columns are filled by exactly one
- * event type each, so in a rebuild max() picks that one array (roll-ups have no 'hours' columns).
- */
-const AGGREGATE: Record<Merge, string> = { sum: 'sum', least: 'min', greatest: 'max', hours: 'max' };
-
-/** The ORDER BY writing a rebuilt table's rows in its clusterBy order (empty without one). */
-const clusterOrder = (spec: TableSpec) =>
-  spec.clusterBy ? `order by ${spec.clusterBy.map((k) => spec.keys.indexOf(k) + 1).join(', ')}` : '';
-
-/**
- * The rebuild statement filling an empty weekly roll-up from its daily table (already rebuilt):
- * a few hundred thousand grouped rows instead of the event log once more.
- */
-export function rollupStatement(spec: TableSpec, daily: string, weekly: string): string {
-  const keys = spec.keys.map((k) => (k === 'day' ? `${mondayOf('day')} as day` : k));
-  const values = Object.entries(spec.values).map(([c, v]) => `${AGGREGATE[v.merge]}(${c}) as ${c}`);
-  return `insert into ${weekly} (${[...spec.keys, ...Object.keys(spec.values)].join(', ')})
-select ${[...keys, ...values].join(', ')} from ${daily}
-group by ${spec.keys.map((_, i) => i + 1).join(', ')} ${clusterOrder(spec)}`;
-}
-
-/** The live-batch statement folding events of `type` in `src` into `table` (live or `__next`). */
-export function upsertStatement(spec: TableSpec, type: EventType, src: string, table: string): string {
-  const source = spec.sources[type]!;
-  const columns = [...spec.keys, ...Object.keys(spec.values).filter((c) => c in source.values)];
-  const updates = Object.keys(source.values).map((c) => mergeSql(table, c, spec.values[c]!));
-  return `insert into ${table} as ${table} (${columns.join(', ')})
-${sourceSelect(spec, source, src, false)}
-on conflict (${spec.keys.join(', ')}) do update set ${updates.join(', ')}`;
-}
-
-const finalAgg = (column: string, spec: ValueSpec) => {
-  const fallback = spec.merge === 'hours' ? `array_fill(0, array[24])` : spec.empty;
-  return `coalesce(${AGGREGATE[spec.merge]}(${column}), ${fallback}) as ${column}`;
-};
-
-/** The rebuild statement filling an empty `table` from every event type at once. */
-export function bulkStatement(spec: TableSpec, srcOf: (type: EventType) => string, table: string): string {
-  const parts = (Object.keys(spec.sources) as EventType[]).map((type) =>
-    sourceSelect(spec, spec.sources[type]!, srcOf(type), true),
-  );
-  const values = Object.entries(spec.values).map(([c, v]) => finalAgg(c, v));
-  const keys = spec.keys.map((_, i) => i + 1).join(', ');
-  return `insert into ${table} (${[...spec.keys, ...Object.keys(spec.values)].join(', ')})
-select ${[...spec.keys, ...values].join(', ')}
-from (${parts.join('\nunion all\n')}) u
-group by ${keys} ${clusterOrder(spec)}`;
-}
 
 const userOf = (type: EventType) => (type === 'reaction_time' ? 's.actor_id' : 's.user_id');
 const userDayKeys = (type: EventType) => ({
@@ -405,17 +250,4 @@ export const PROJECTIONS: readonly Projection[] = [activity, heatmap, channels, 
 
 export function findProjection(name: string): Projection | undefined {
   return PROJECTIONS.find((p) => p.name === name);
-}
-
-/** Live-batch statements of a projection for one event type. */
-export function applyStatements(
-  projection: Projection,
-  type: EventType,
-  src: string,
-  tableName: (base: string) => string,
-): string[] {
-  return projection.tables
-    .filter((t) => t.sources[type])
-    .flatMap((t) => (t.weekly ? [t, weeklySpec(t)] : [t]))
-    .map((t) => upsertStatement(t, type, src, tableName(t.name)));
 }

@@ -1,10 +1,9 @@
 import type { Sql } from '@spywatcher/db';
+import { registerProjectionMetrics } from '@spywatcher/projections';
 import { type Auth, env, type Registry, type ServiceInstance } from '@spywatcher/service';
 import { analyticsRoutes } from '../routes/analytics.ts';
 import { projectionRoutes } from '../routes/projections.ts';
-import { registerProjectionMetrics } from './status.ts';
-
-export { type ProjectionRunner, startProjectionRunner } from './runner.ts';
+import { PROJECTIONS } from './definitions.ts';
 
 /** The search service's own variables for the projection runner. */
 export const projectionEnv = {
@@ -21,7 +20,7 @@ export async function registerProjections(
   app: ServiceInstance,
   deps: { sql: Sql; analyticsSql?: Sql; readSql?: Sql; auth: Auth; metrics: Registry },
 ): Promise<void> {
-  registerProjectionMetrics(deps.metrics, deps.sql);
+  registerProjectionMetrics(deps.metrics, deps.sql, PROJECTIONS);
   await analyticsRoutes(app, { sql: deps.readSql ?? deps.sql, analyticsSql: deps.analyticsSql });
   await projectionRoutes(app, deps);
 }

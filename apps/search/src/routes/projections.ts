@@ -1,9 +1,13 @@
 import type { Sql } from '@spywatcher/db';
+import {
+  getRebuildJob,
+  projectionStatus,
+  RebuildConflictError,
+  startRebuildJob,
+} from '@spywatcher/projections';
 import type { Auth } from '@spywatcher/service';
 import { errorResponses, HttpError, httpErrors, type ServiceInstance, Type } from '@spywatcher/service';
 import { findProjection, PROJECTIONS } from '../projections/definitions.ts';
-import { getRebuildJob, RebuildConflictError, startRebuildJob } from '../projections/rebuild.ts';
-import { projectionStatus } from '../projections/status.ts';
 
 const Job = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -81,7 +85,7 @@ export async function projectionRoutes(app: ServiceInstance, deps: { sql: Sql; a
         },
       },
     },
-    async () => ({ projections: await projectionStatus(deps.sql) }),
+    async () => ({ projections: await projectionStatus(deps.sql, PROJECTIONS) }),
   );
 
   app.post(

@@ -1,6 +1,7 @@
 import { type EventType, eventTable, type Queryable } from '@spywatcher/db';
 import { Gauge, type Registry } from '@spywatcher/service';
-import { PROJECTIONS, type Projection, projectionTables } from './definitions.ts';
+import type { Projection } from './projection.ts';
+import { projectionTables } from './statements.ts';
 
 /** Counting events behind stops here, so a status call on a huge backlog stays cheap. */
 export const BEHIND_CAP = 1_000_000;
@@ -31,7 +32,7 @@ export interface ProjectionStatus {
  */
 export async function projectionStatus(
   sql: Queryable,
-  projections: readonly Projection[] = PROJECTIONS,
+  projections: readonly Projection[],
 ): Promise<ProjectionStatus[]> {
   const out: ProjectionStatus[] = [];
   for (const p of projections) {
@@ -72,11 +73,15 @@ export async function projectionStatus(
 }
 
 /** Gauges computed from projectionStatus when Prometheus scrapes /metrics. */
-export function registerProjectionMetrics(registry: Registry, sql: Queryable): void {
+export function registerProjectionMetrics(
+  registry: Registry,
+  sql: Queryable,
+  projections: readonly Projection[],
+): void {
   // One status query per scrape, shared by the three gauges.
   let pending: Promise<ProjectionStatus[]> | undefined;
   const load = () => {
-    pending ??= projectionStatus(sql).finally(() => {
+    pending ??= projectionStatus(sql, projections).finally(() => {
       setTimeout(() => {
         pending = undefined;
       }, 100).unref();

@@ -2,17 +2,22 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Sql } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES, type NatsNames, subjects } from '@spywatcher/events';
 import { Counter, Histogram, type Registry } from '@spywatcher/service';
-import type { FastifyBaseLogger } from 'fastify';
-import { PROJECTIONS, type Projection } from './definitions.ts';
+import type { Projection } from './projection.ts';
 import { catchUp, ensureCheckpoints, liveTarget } from './tail.ts';
+
+/** What the runner logs through (a pino or Fastify logger fits). */
+export interface RunnerLogger {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
 
 export interface RunnerOptions {
   sql: Sql;
   nats?: NatsConnection;
   names?: NatsNames;
   metrics?: Registry;
-  logger?: FastifyBaseLogger;
-  projections?: readonly Projection[];
+  logger?: RunnerLogger;
+  projections: readonly Projection[];
   /** Slow safety-net poll, so a lost `stored` notification only delays. */
   pollMs?: number;
   batchSize?: number;
@@ -42,7 +47,7 @@ export interface ProjectionRunner {
  * per-projection advisory lock and moves the checkpoint compare-and-set.
  */
 export function startProjectionRunner(options: RunnerOptions): ProjectionRunner {
-  const projections = options.projections ?? PROJECTIONS;
+  const projections = options.projections;
   const batchSize = options.batchSize ?? 5000;
   const log = options.logger;
   const registers = options.metrics ? [options.metrics] : [];

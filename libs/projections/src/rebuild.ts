@@ -8,8 +8,9 @@ import {
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
-import { bulkStatement, type Projection, projectionTables, rollupStatement } from './definitions.ts';
 import { copyTablePrivileges } from './grants.ts';
+import type { Projection } from './projection.ts';
+import { bulkStatement, projectionTables, rollupStatement } from './statements.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {

@@ -1,5 +1,6 @@
 import { type EventType, eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
-import { applyStatements, type Projection } from './definitions.ts';
+import type { Projection } from './projection.ts';
+import { applyStatements } from './statements.ts';
 
 /** A position in one event table's log: rows are ordered by (tx, position). */
 export interface Checkpoint {

@@ -1,0 +1,50 @@
+export { copyTablePrivileges } from './grants.ts';
+export type { Merge, Projection, Source, TableSpec, ValueSpec } from './projection.ts';
+export {
+  getRebuildJob,
+  largestFirst,
+  planChunks,
+  RebuildConflictError,
+  type RebuildJob,
+  type RebuildOptions,
+  type RebuildProgress,
+  type RebuildReport,
+  rebuildProjection,
+  rebuildProjections,
+  startRebuildJob,
+} from './rebuild.ts';
+export {
+  type ProjectionRunner,
+  type RunnerLogger,
+  type RunnerOptions,
+  startProjectionRunner,
+} from './runner.ts';
+export {
+  applyStatements,
+  bulkStatement,
+  mondayOf,
+  projectionTables,
+  rollupStatement,
+  upsertStatement,
+  weeklySpec,
+} from './statements.ts';
+export {
+  BEHIND_CAP,
+  type ProjectionStatus,
+  projectionStatus,
+  registerProjectionMetrics,
+  type TypeStatus,
+} from './status.ts';
+export {
+  applyBatchTransaction,
+  applyNextBatch,
+  type Checkpoint,
+  catchUp,
+  ensureCheckpoints,
+  liveTarget,
+  lockKey,
+  nextTarget,
+  readCheckpoint,
+  START,
+  type Target,
+} from './tail.ts';
