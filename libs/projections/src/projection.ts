@@ -69,12 +69,17 @@ export interface Projection {
   name: string;
   description: string;
   /**
-   * The version of the read model: raise it when the rows it holds change meaning (a source
-   * expression, a new event type). A change of the tables' declared shape (columns, types, keys,
-   * indexes, checks) is noticed without it. Either way the runner rebuilds the projection into
-   * fresh tables and swaps them in (see schema.ts).
+   * The version of the read model: raise it with every change to its tables or to what their
+   * rows mean (a source expression, a new event type). A change of the declared shape is noticed
+   * without it too; either way the runner rebuilds the projection into fresh tables and swaps
+   * them in (see schema.ts). Only the version tells an older instance to leave them alone.
    */
   version: number;
+  /**
+   * Roles granted SELECT on the tables the engine creates. A table a rebuild replaces keeps the
+   * privileges of the one before it instead.
+   */
+  readers?: readonly string[];
   tables: readonly TableSpec[];
   types: readonly EventType[];
 }

@@ -8,7 +8,7 @@ import {
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
-import { copyTablePrivileges } from './grants.ts';
+import { copyTablePrivileges, grantSelect } from './grants.ts';
 import type { Projection } from './projection.ts';
 import { createTableStatement, indexStatements, recordVersion } from './schema.ts';
 import { bulkStatement, rollupStatement, tableSpecs } from './statements.ts';
@@ -350,6 +350,7 @@ async function buildAndSwap(
       }
       await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
       if (live?.exists) await tx.unsafe(`drop table ${table}__old`);
+      else await grantSelect(tx, table, projection.readers ?? []);
       // Index (and primary-key) names were made for the __next table; give them their usual names.
       const indexes = await tx<{ name: string }[]>`
         select indexname as name from pg_indexes

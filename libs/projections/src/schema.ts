@@ -1,4 +1,5 @@
 import { type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { grantSelect } from './grants.ts';
 import type { Projection, TableSpec } from './projection.ts';
 import { tableSpecs } from './statements.ts';
 import { lockKey } from './tail.ts';
@@ -146,7 +147,10 @@ export async function prepareTables(sql: Sql, projection: Projection): Promise<T
     const version = await recordedVersion(tx, projection.name);
     if (version !== undefined && version > projection.version) return 'newer';
     if (live.every((t) => t.shape === null)) {
-      for (const spec of specs) await createTable(tx, spec, spec.name);
+      for (const spec of specs) {
+        await createTable(tx, spec, spec.name);
+        await grantSelect(tx, spec.name, projection.readers ?? []);
+      }
       // Positions left from tables that are gone would skip the events they held.
       await tx`delete from projection_checkpoints where projection = ${projection.name}`;
       await recordVersion(tx, projection);

@@ -17,6 +17,16 @@ async function columnType(table: string, column: string) {
   return row?.type;
 }
 
+/** The read-only role migration 0160 creates (roles belong to the server, so it exists here). */
+const READER = 'spywatcher_grafana';
+
+async function readable(table: string) {
+  const [row] = await db.sql<
+    { ok: boolean }[]
+  >`select has_table_privilege(${READER}, ${table}, 'select') as ok`;
+  return row!.ok;
+}
+
 async function jobs(name: string) {
   return db.sql<{ status: string }[]>`select status from projection_rebuilds where projection = ${name}`;
 }
@@ -32,7 +42,7 @@ afterAll(async () => {
 });
 
 describe('a projection owns its tables', { timeout: 180_000 }, () => {
-  const v1 = projection('owned', 1, typingTable('rm_owned'));
+  const v1 = { ...projection('owned', 1, typingTable('rm_owned')), readers: [READER] };
 
   it('creates the tables it declares when they are missing, and tails the log into them', async () => {
     expect(await prepareTables(db.sql, v1)).toBe('created');
@@ -44,6 +54,8 @@ describe('a projection owns its tables', { timeout: 180_000 }, () => {
       { guild_id: '10000000000000001', day: '2026-11-10', user_id: 'u3', typing: 1 },
     ]);
     expect(await rowsOf('rm_owned_weekly')).toHaveLength(4);
+    expect(await readable('rm_owned_daily')).toBe(true);
+    expect(await readable('rm_owned_weekly')).toBe(true);
     expect(await prepareTables(db.sql, v1)).toBe('current');
     expect(await jobs('owned')).toEqual([]);
   });
@@ -76,6 +88,8 @@ describe('a projection owns its tables', { timeout: 180_000 }, () => {
     );
     const leftovers = await db.sql`select relname from pg_class where strpos(relname, '__') > 0`;
     expect(leftovers).toHaveLength(0);
+    // The swapped-in tables keep what was granted on the ones they replace.
+    expect(await readable('rm_owned_daily')).toBe(true);
     expect(await prepareTables(db.sql, v1Bigint)).toBe('current');
 
     // The live tail goes on into the new tables.
@@ -103,6 +117,22 @@ describe('a projection owns its tables', { timeout: 180_000 }, () => {
       select version from projection_schemas where projection = 'owned'
     `;
     expect(recorded?.version).toBe(2);
+  });
+  it('adds a table the previous version did not have, filled from the log and granted to its readers', async () => {
+    const shape = typingTable('rm_owned', {
+      values: { typing: { merge: 'sum', empty: '0', type: 'bigint', default: '0' } },
+      indexes: { day_idx: ['day', 'guild_id'], user_idx: ['user_id'] },
+    });
+    const v3 = {
+      ...projection('owned', 3, shape),
+      tables: [shape, typingTable('rm_owned_extra')],
+      readers: [READER],
+    };
+    expect(await prepareTables(db.sql, v3)).toBe('rebuild');
+    await catchUp(db.sql, v3);
+    expect(await rowsOf('rm_owned_extra_daily')).toEqual(await rowsOf('rm_owned_daily'));
+    expect(await readable('rm_owned_extra_daily')).toBe(true);
+    expect(await readable('rm_owned_extra_weekly')).toBe(true);
   });
 });
 

@@ -15,6 +15,8 @@ const ID = 'text collate "C"';
 const USER_DAY = { guild_id: ID, day: 'date', user_id: ID };
 /** A guild's window read through the day (guild with it: the rows are written per guild and day). */
 const BY_DAY = { day_idx: ['day', 'guild_id'] };
+/** The read-only role Grafana's dashboards log in as (migration 0160). */
+const READERS = ['spywatcher_grafana'];
 export const FAST_REACTION_MS = 3000;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
@@ -52,6 +54,7 @@ const roleChanges: Source = {
 const activity: Projection = {
   name: 'activity',
   version: 1,
+  readers: READERS,
   description:
     'Per user, guild and UTC day: messages, typing, reactions (fast ones too), presences, multi-client presences, role changes (also on their own), deletions. Serves ghosts, lurkers, role-drift, behavior-shifts and suspicion.',
   types: ['message', 'typing', 'reaction_time', 'presence', 'role_change', 'deleted_message'],
@@ -128,6 +131,7 @@ const heatmapSource = (type: EventType) => (src: string) => {
 const heatmap: Projection = {
   name: 'heatmap',
   version: 1,
+  readers: READERS,
   description:
     'Messages, typing and reactions per UTC day and hour (24-slot arrays) for every guild, channel and user. Serves heatmap.',
   types: ['message', 'typing', 'reaction_time'],
@@ -167,6 +171,7 @@ const channelKeys = (type: EventType) => ({
 const channels: Projection = {
   name: 'channels',
   version: 1,
+  readers: READERS,
   description: 'Messages, typing and reactions per user, channel and UTC day. Serves channel-diversity.',
   types: ['message', 'typing', 'reaction_time'],
   tables: [
@@ -190,6 +195,7 @@ const channels: Projection = {
 const clients: Projection = {
   name: 'clients',
   version: 1,
+  readers: READERS,
   description:
     'Presences showing each client (desktop, web, mobile: a column each) and per combination of clients seen at once, per user and UTC day. Serves multi-client and client-drift.',
   types: ['presence'],
@@ -237,6 +243,7 @@ const clients: Projection = {
 const reactions: Projection = {
   name: 'reactions',
   version: 1,
+  readers: READERS,
   description:
     'Per reacting user and UTC day: reactions, fast ones and the sum of deltas, and the deltas as value → count (exact medians). Serves reaction-stats.',
   types: ['reaction_time'],
