@@ -6,6 +6,11 @@ import type { Queryable } from '@spywatcher/db';
  * ones (e.g. SELECT for the read-only role Grafana uses, migration 0160). The names are the
  * projection's own tables, never user input.
  */
+/** Grants SELECT on `table` to each of `roles`. */
+export async function grantSelect(tx: Queryable, table: string, roles: readonly string[]): Promise<void> {
+  for (const role of roles) await tx`grant select on ${tx(table)} to ${tx(role)}`;
+}
+
 export async function copyTablePrivileges(tx: Queryable, from: string, to: string): Promise<void> {
   const grants = await tx<{ grantee: string; privilege: string; grantable: boolean }[]>`
     select case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end as grantee,

@@ -1,4 +1,3 @@
-export { copyTablePrivileges } from './grants.ts';
 export type { Merge, Projection, Source, TableSpec, ValueSpec } from './projection.ts';
 export {
   getRebuildJob,
@@ -19,15 +18,8 @@ export {
   type RunnerOptions,
   startProjectionRunner,
 } from './runner.ts';
-export {
-  applyStatements,
-  bulkStatement,
-  mondayOf,
-  projectionTables,
-  rollupStatement,
-  upsertStatement,
-  weeklySpec,
-} from './statements.ts';
+export { prepareTables, type TablesState } from './schema.ts';
+export { projectionTables, tableSpecs } from './statements.ts';
 export {
   BEHIND_CAP,
   type ProjectionStatus,
@@ -35,16 +27,3 @@ export {
   registerProjectionMetrics,
   type TypeStatus,
 } from './status.ts';
-export {
-  applyBatchTransaction,
-  applyNextBatch,
-  type Checkpoint,
-  catchUp,
-  ensureCheckpoints,
-  liveTarget,
-  lockKey,
-  nextTarget,
-  readCheckpoint,
-  START,
-  type Target,
-} from './tail.ts';

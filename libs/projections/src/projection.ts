@@ -16,6 +16,10 @@ export interface ValueSpec {
   merge: Merge;
   /** The value a source that does not fill this column contributes (SQL). */
   empty: string;
+  /** The column's type (SQL); every column is NOT NULL. */
+  type: string;
+  /** The column's default (SQL), if it has one. */
+  default?: string;
 }
 
 export interface Source {
@@ -32,7 +36,10 @@ export interface Source {
 
 export interface TableSpec {
   name: string;
+  /** The primary key, in this order. */
   keys: readonly string[];
+  /** The type of each key column (SQL, e.g. `text collate "C"`). */
+  keyTypes: Record<string, string>;
   values: Record<string, ValueSpec>;
   sources: Partial<Record<EventType, Source>>;
   /**
@@ -52,11 +59,27 @@ export interface TableSpec {
    * (see bulkSettings in rebuild.ts).
    */
   bulkWorkMem?: string;
+  /** Secondary indexes (btree) by name suffix: `{ day_idx: ['day', 'guild_id'] }` is `<table>_day_idx`. */
+  indexes?: Record<string, readonly string[]>;
+  /** CHECK constraints by name suffix: `{ scope_check: 'scope in (…)' }` is `<table>_scope_check`. */
+  checks?: Record<string, string>;
 }
 
 export interface Projection {
   name: string;
   description: string;
+  /**
+   * The version of the read model: raise it with every change to its tables or to what their
+   * rows mean (a source expression, a new event type). A change of the declared shape is noticed
+   * without it too; either way the runner rebuilds the projection into fresh tables and swaps
+   * them in (see schema.ts). Only the version tells an older instance to leave them alone.
+   */
+  version: number;
+  /**
+   * Roles granted SELECT on the tables the engine creates. A table a rebuild replaces keeps the
+   * privileges of the one before it instead.
+   */
+  readers?: readonly string[];
   tables: readonly TableSpec[];
   types: readonly EventType[];
 }

@@ -8,9 +8,10 @@ import {
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
-import { copyTablePrivileges } from './grants.ts';
+import { copyTablePrivileges, grantSelect } from './grants.ts';
 import type { Projection } from './projection.ts';
-import { bulkStatement, projectionTables, rollupStatement } from './statements.ts';
+import { createTableStatement, indexStatements, recordVersion } from './schema.ts';
+import { bulkStatement, rollupStatement, tableSpecs } from './statements.ts';
 import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {
@@ -51,31 +52,6 @@ export class RebuildConflictError extends Error {
     super(`a rebuild of "${projection}" is already running (job ${id})`);
     this.runningJobId = id;
   }
-}
-
-/**
- * Statements recreating the live table's indexes (primary key included) on its `__next` copy:
- * one list per index, run in order.
- */
-async function indexStatements(sql: Queryable, table: string, next: string): Promise<string[][]> {
-  const indexes = await sql<{ name: string; def: string; primary: boolean }[]>`
-    select i.indexname as name, i.indexdef as def,
-      exists (select 1 from pg_constraint c where c.conindid = (quote_ident(i.indexname))::regclass
-              and c.contype = 'p') as primary
-    from pg_indexes i where i.schemaname = current_schema() and i.tablename = ${table}
-  `;
-  return indexes.map((index) => {
-    const name = `${index.name.replace(/__next$/, '')}__next`;
-    const def = index.def
-      .replace(` INDEX ${index.name} ON `, ` INDEX ${name} ON `)
-      .replace(
-        / ON (\S+\.)?(\S+) USING /,
-        (_m, schema: string | undefined) => ` ON ${schema ?? ''}${next} USING `,
-      );
-    return index.primary
-      ? [def, `alter table ${next} add constraint ${name} primary key using index ${name}`]
-      : [def];
-  });
 }
 
 interface Chunk {
@@ -176,7 +152,8 @@ export interface RebuildOptions {
 
 /**
  * Rebuilds a projection without downtime:
- * 1. creates empty `<table>__next` copies of its tables, without indexes (the live ones keep serving);
+ * 1. creates empty `<table>__next` tables of the declared shape, without indexes (the live ones
+ *    keep serving, whatever their shape);
  * 2. bulk pass: per table and time chunk, one INSERT of the grouped UNION ALL of every event
  *    type it reads, restricted to transactions below the xmin taken at the start (a fixed, fully
  *    committed prefix of the log), `concurrency` at a time; then fills the weekly roll-ups from
@@ -185,7 +162,8 @@ export interface RebuildOptions {
  * 3. tails the log into `__next` in batches until caught up;
  * 4. in one transaction holding the projection's lock (the live runner skips meanwhile): applies
  *    the last batches, renames live → `__old`, `__next` → live, drops `__old` and moves the
- *    checkpoints. Readers see the old tables until that commit and the new ones after it.
+ *    checkpoints and the declared version. Readers see the old tables until that commit and the
+ *    new ones after it.
  */
 export async function rebuildProjection(
   sql: Sql,
@@ -251,14 +229,15 @@ async function buildAndSwap(
   const batchSize = options.batchSize ?? 20_000;
   const target = nextTarget(projection);
   const progress = async (p: RebuildProgress) => options.onProgress?.(p);
-  const tables = projectionTables(projection);
+  const specs = tableSpecs(projection);
+  const tables = specs.map((spec) => spec.name);
 
+  // The new tables have the declared shape, whatever the live ones have (a schema change to a
+  // read model is this rebuild).
   await withTransaction(sql, async (tx) => {
-    for (const table of tables) {
-      await tx.unsafe(`drop table if exists ${target.table(table)}`);
-      await tx.unsafe(
-        `create table ${target.table(table)} (like ${table} including defaults including constraints)`,
-      );
+    for (const spec of specs) {
+      await tx.unsafe(`drop table if exists ${target.table(spec.name)}`);
+      await tx.unsafe(createTableStatement(spec, target.table(spec.name)));
     }
     await tx`delete from projection_checkpoints where projection = ${target.checkpoint}`;
     await ensureCheckpoints(tx, target.checkpoint, projection.types);
@@ -313,9 +292,7 @@ async function buildAndSwap(
   );
   await progress({ phase: 'indexing', eventsDone, eventsTotal });
   // Indexes of one table may be built side by side (CREATE INDEX takes a share lock).
-  const indexes = (
-    await Promise.all(tables.map((table) => indexStatements(sql, table, target.table(table))))
-  ).flat();
+  const indexes = specs.flatMap((spec) => indexStatements(spec, target.table(spec.name), '__next'));
   await inLanes(indexes, lanes, (statements) =>
     sql.begin(async (tx) => {
       await bulkSettings(tx);
@@ -365,10 +342,15 @@ async function buildAndSwap(
       }
     }
     for (const table of tables) {
-      await copyTablePrivileges(tx, table, target.table(table));
-      await tx.unsafe(`alter table ${table} rename to ${table}__old`);
+      // A table the previous version did not have has no live copy to replace.
+      const [live] = await tx<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
+      if (live?.exists) {
+        await copyTablePrivileges(tx, table, target.table(table));
+        await tx.unsafe(`alter table ${table} rename to ${table}__old`);
+      }
       await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
-      await tx.unsafe(`drop table ${table}__old`);
+      if (live?.exists) await tx.unsafe(`drop table ${table}__old`);
+      else await grantSelect(tx, table, projection.readers ?? []);
       // Index (and primary-key) names were made for the __next table; give them their usual names.
       const indexes = await tx<{ name: string }[]>`
         select indexname as name from pg_indexes
@@ -380,6 +362,7 @@ async function buildAndSwap(
     }
     await tx`delete from projection_checkpoints where projection = ${projection.name}`;
     await tx`update projection_checkpoints set projection = ${projection.name} where projection = ${target.checkpoint}`;
+    await recordVersion(tx, projection);
   });
   const swapSeconds = (performance.now() - swapStarted) / 1000;
   eventsDone = [...counted.values()].reduce((a, n) => a + n, 0) + tailEvents;

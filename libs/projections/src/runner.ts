@@ -3,10 +3,13 @@ import type { Sql } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES, type NatsNames, subjects } from '@spywatcher/events';
 import { Counter, Histogram, type Registry } from '@spywatcher/service';
 import type { Projection } from './projection.ts';
+import { RebuildConflictError, startRebuildJob } from './rebuild.ts';
+import { prepareTables, recordedVersion } from './schema.ts';
 import { catchUp, ensureCheckpoints, liveTarget } from './tail.ts';
 
 /** What the runner logs through (a pino or Fastify logger fits). */
 export interface RunnerLogger {
+  info(details: object, message: string): void;
   warn(details: object, message: string): void;
   error(details: object, message: string): void;
 }
@@ -44,7 +47,9 @@ export interface ProjectionRunner {
  * Starts the runner: listens on `<prefix>.stored.>` and polls every `pollMs`; each wake-up
  * applies batches of every projection until nothing is left below the oldest in-flight
  * transaction. Several runners (several search instances) are safe: each batch takes a
- * per-projection advisory lock and moves the checkpoint compare-and-set.
+ * per-projection advisory lock and moves the checkpoint compare-and-set. Before a projection's
+ * first batch its tables are checked against the declaration (prepareTables): created when
+ * missing, adopted when a migration made them, rebuilt when their shape or version differs.
  */
 export function startProjectionRunner(options: RunnerOptions): ProjectionRunner {
   const projections = options.projections;
@@ -74,10 +79,84 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
   let stopped = false;
   let running: Promise<number> | undefined;
   let again = false;
-  let initialised = false;
   let blocked = false;
   let retry: NodeJS.Timeout | undefined;
   const retryMs = options.retryMs ?? 200;
+  const pollMs = options.pollMs ?? 5000;
+  // Projections whose tables have their declared shape (tailed), those waiting for a rebuild, and
+  // those whose tables a newer declaration owns (looked at again after a poll interval).
+  const ready = new Set<Projection>();
+  const rebuilding = new Map<Projection, Promise<void>>();
+  const newerUntil = new Map<Projection, number>();
+  let versionsCheckedAt = performance.now();
+
+  /**
+   * Whether `p`'s tables are ready to tail; starts the rebuild they need otherwise. Returns
+   * `waiting` while a rebuild runs (the caller is not caught up yet) and `skipped` when a newer
+   * declaration owns the tables.
+   */
+  async function prepare(p: Projection): Promise<'ready' | 'waiting' | 'skipped'> {
+    if (ready.has(p)) return 'ready';
+    if (rebuilding.has(p)) return 'waiting';
+    if ((newerUntil.get(p) ?? 0) > performance.now()) return 'skipped';
+    const state = await prepareTables(options.sql, p);
+    if (state === 'rebuild') {
+      rebuilding.set(p, rebuildTables(p));
+      return 'waiting';
+    }
+    if (state === 'newer') {
+      log?.warn(
+        { projection: p.name, version: p.version },
+        'read-model tables belong to a newer version of this projection; not tailing them',
+      );
+      newerUntil.set(p, performance.now() + pollMs);
+      return 'skipped';
+    }
+    if (state !== 'current')
+      log?.info({ projection: p.name, version: p.version }, `read-model tables ${state}`);
+    await ensureCheckpoints(options.sql, p.name, p.types);
+    ready.add(p);
+    return 'ready';
+  }
+
+  /**
+   * Once per poll interval: a projection another process has rebuilt at another version since
+   * is prepared again before its next batch (so an older instance stops tailing it).
+   */
+  async function checkVersions(): Promise<void> {
+    if (performance.now() - versionsCheckedAt < pollMs) return;
+    versionsCheckedAt = performance.now();
+    for (const p of ready) {
+      if ((await recordedVersion(options.sql, p.name)) !== p.version) ready.delete(p);
+    }
+  }
+
+  /**
+   * Rebuilds `p` into tables of its declared shape and version (a recorded job, like one started
+   * over HTTP). After a failure, or while another process rebuilds it, waits a poll interval
+   * before looking again. The live tables keep serving meanwhile; they are not tailed, since
+   * the declaration's statements may not fit them.
+   */
+  async function rebuildTables(p: Projection): Promise<void> {
+    try {
+      log?.warn(
+        { projection: p.name, version: p.version },
+        'read-model tables differ from the declaration; rebuilding',
+      );
+      const { done } = await startRebuildJob(options.sql, p);
+      const job = await done;
+      if (job.status !== 'succeeded') throw new Error(`rebuild job ${job.id} failed: ${job.error}`);
+    } catch (error) {
+      if (!(error instanceof RebuildConflictError)) {
+        failures.inc({ projection: p.name });
+        log?.error({ err: error, projection: p.name }, 'projection rebuild failed; retrying later');
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs).unref());
+    } finally {
+      rebuilding.delete(p);
+      wake();
+    }
+  }
 
   async function runAll(): Promise<number> {
     const started = performance.now();
@@ -90,18 +169,20 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
 
   let lastApplied = 0;
   async function runProjections(): Promise<number> {
-    if (!initialised) {
-      for (const p of projections) await ensureCheckpoints(options.sql, p.name, p.types);
-      initialised = true;
-    }
     let total = 0;
     blocked = false;
+    await checkVersions();
     // Projections are independent (own tables, own checkpoints, own lock): run them side by side
     // so one wake-up costs the slowest projection's time, not the sum.
     await Promise.all(
       projections.map(async (p) => {
         if (stopped) return;
         try {
+          const standing = await prepare(p);
+          if (standing !== 'ready') {
+            blocked ||= standing === 'waiting';
+            return;
+          }
           const result = await catchUp(options.sql, p, liveTarget(p), batchSize, (_type, n, s) => {
             applied.inc({ projection: p.name }, n);
             batchSeconds.observe({ projection: p.name }, s);
@@ -160,7 +241,7 @@ export function startProjectionRunner(options: RunnerOptions): ProjectionRunner 
       },
     });
   }
-  const timer = setInterval(wake, options.pollMs ?? 5000);
+  const timer = setInterval(wake, pollMs);
   timer.unref();
   wake();
 

@@ -38,12 +38,18 @@ export function weeklySpec(spec: TableSpec): TableSpec {
   for (const [type, source] of Object.entries(spec.sources) as [EventType, Source][]) {
     sources[type] = { ...source, keys: { ...source.keys, day: mondayOf(source.keys.day!) } };
   }
-  return { name: spec.weekly!, keys: spec.keys, values: spec.values, sources, clusterBy: spec.clusterBy };
+  // Same columns, key, indexes and checks; filled from the daily table in a rebuild.
+  return { ...spec, name: spec.weekly!, sources, weekly: undefined, bulkWorkMem: undefined };
 }
 
 /** Every table a projection writes: its tables and their weekly roll-ups. */
+export function tableSpecs(projection: Projection): TableSpec[] {
+  return projection.tables.flatMap((t) => (t.weekly ? [t, weeklySpec(t)] : [t]));
+}
+
+/** The names of every table a projection writes. */
 export function projectionTables(projection: Projection): string[] {
-  return projection.tables.flatMap((t) => (t.weekly ? [t.name, t.weekly] : [t.name]));
+  return tableSpecs(projection).map((t) => t.name);
 }
 
 /**
@@ -103,8 +109,7 @@ export function applyStatements(
   src: string,
   tableName: (base: string) => string,
 ): string[] {
-  return projection.tables
+  return tableSpecs(projection)
     .filter((t) => t.sources[type])
-    .flatMap((t) => (t.weekly ? [t, weeklySpec(t)] : [t]))
     .map((t) => upsertStatement(t, type, src, tableName(t.name)));
 }

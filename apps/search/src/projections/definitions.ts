@@ -2,8 +2,21 @@ import type { EventType } from '@spywatcher/db';
 import { CLIENTS } from '@spywatcher/events';
 import type { Projection, Source, ValueSpec } from '@spywatcher/projections';
 
-const SUM: ValueSpec = { merge: 'sum', empty: '0' };
-const HOURS: ValueSpec = { merge: 'hours', empty: 'null::int[]' };
+// Counts are int: sum(int) adds into a bigint where sum(bigint) returns numeric (migration 0090).
+const SUM: ValueSpec = { merge: 'sum', empty: '0', type: 'int', default: '0' };
+const HOURS: ValueSpec = {
+  merge: 'hours',
+  empty: 'null::int[]',
+  type: 'int[]',
+  default: 'array_fill(0, array[24])',
+};
+/** Discord ids compare by bytes (migration 0080): sorting and index builds cost half. */
+const ID = 'text collate "C"';
+const USER_DAY = { guild_id: ID, day: 'date', user_id: ID };
+/** A guild's window read through the day (guild with it: the rows are written per guild and day). */
+const BY_DAY = { day_idx: ['day', 'guild_id'] };
+/** The read-only role Grafana's dashboards log in as (migration 0160). */
+const READERS = ['spywatcher_grafana'];
 export const FAST_REACTION_MS = 3000;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
@@ -40,6 +53,8 @@ const roleChanges: Source = {
 
 const activity: Projection = {
   name: 'activity',
+  version: 1,
+  readers: READERS,
   description:
     'Per user, guild and UTC day: messages, typing, reactions (fast ones too), presences, multi-client presences, role changes (also on their own), deletions. Serves ghosts, lurkers, role-drift, behavior-shifts and suspicion.',
   types: ['message', 'typing', 'reaction_time', 'presence', 'role_change', 'deleted_message'],
@@ -49,6 +64,8 @@ const activity: Projection = {
       weekly: 'rm_user_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id'],
+      keyTypes: USER_DAY,
+      indexes: BY_DAY,
       values: {
         messages: SUM,
         typing: SUM,
@@ -85,6 +102,8 @@ const activity: Projection = {
       name: 'rm_role_daily',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id'],
+      keyTypes: USER_DAY,
+      indexes: BY_DAY,
       values: { role_changes: SUM, roles_added: SUM, roles_removed: SUM },
       sources: {
         role_change: roleChanges,
@@ -111,6 +130,8 @@ const heatmapSource = (type: EventType) => (src: string) => {
 
 const heatmap: Projection = {
   name: 'heatmap',
+  version: 1,
+  readers: READERS,
   description:
     'Messages, typing and reactions per UTC day and hour (24-slot arrays) for every guild, channel and user. Serves heatmap.',
   types: ['message', 'typing', 'reaction_time'],
@@ -118,6 +139,8 @@ const heatmap: Projection = {
     {
       name: 'rm_heatmap_daily',
       keys: ['scope', 'key', 'guild_id', 'day'],
+      keyTypes: { scope: ID, key: ID, guild_id: ID, day: 'date' },
+      checks: { scope_check: `scope in ('guild', 'channel', 'user')` },
       // Its grouping sets fill three hash tables per chunk whose groups are most of the
       // table's rows; spilled, each batch is grouped again. At 5,000,000 events: 15.2 backend
       // CPU-s with 4 MB, 11.6-12.0 with 64 MB, 11.1-11.6 with 128 MB, 11.0-11.4 with 1 GB (no
@@ -147,6 +170,8 @@ const channelKeys = (type: EventType) => ({
 
 const channels: Projection = {
   name: 'channels',
+  version: 1,
+  readers: READERS,
   description: 'Messages, typing and reactions per user, channel and UTC day. Serves channel-diversity.',
   types: ['message', 'typing', 'reaction_time'],
   tables: [
@@ -155,6 +180,8 @@ const channels: Projection = {
       weekly: 'rm_user_channel_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id', 'channel_id'],
+      keyTypes: { ...USER_DAY, channel_id: ID },
+      indexes: BY_DAY,
       values: { events: SUM },
       sources: {
         message: { keys: channelKeys('message'), values: { events: 'count(*)' } },
@@ -167,6 +194,8 @@ const channels: Projection = {
 
 const clients: Projection = {
   name: 'clients',
+  version: 1,
+  readers: READERS,
   description:
     'Presences showing each client (desktop, web, mobile: a column each) and per combination of clients seen at once, per user and UTC day. Serves multi-client and client-drift.',
   types: ['presence'],
@@ -177,6 +206,8 @@ const clients: Projection = {
       weekly: 'rm_client_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id'],
+      keyTypes: USER_DAY,
+      indexes: BY_DAY,
       values: Object.fromEntries(CLIENTS.map((c) => [c, SUM])),
       sources: {
         presence: {
@@ -191,10 +222,12 @@ const clients: Projection = {
       name: 'rm_multi_client_daily',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id', 'clients'],
+      keyTypes: { ...USER_DAY, clients: ID },
+      indexes: BY_DAY,
       values: {
         events: SUM,
-        first_at: { merge: 'least', empty: 'null::timestamptz' },
-        last_at: { merge: 'greatest', empty: 'null::timestamptz' },
+        first_at: { merge: 'least', empty: 'null::timestamptz', type: 'timestamptz' },
+        last_at: { merge: 'greatest', empty: 'null::timestamptz', type: 'timestamptz' },
       },
       sources: {
         presence: {
@@ -209,6 +242,8 @@ const clients: Projection = {
 
 const reactions: Projection = {
   name: 'reactions',
+  version: 1,
+  readers: READERS,
   description:
     'Per reacting user and UTC day: reactions, fast ones and the sum of deltas, and the deltas as value → count (exact medians). Serves reaction-stats.',
   types: ['reaction_time'],
@@ -218,7 +253,10 @@ const reactions: Projection = {
       weekly: 'rm_reaction_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id'],
-      values: { reactions: SUM, fast_reactions: SUM, delta_ms_sum: SUM },
+      keyTypes: USER_DAY,
+      indexes: BY_DAY,
+      // A sum of milliseconds may pass 2^31: bigint.
+      values: { reactions: SUM, fast_reactions: SUM, delta_ms_sum: { ...SUM, type: 'bigint' } },
       sources: {
         reaction_time: {
           keys: { guild_id: 's.guild_id', day: DAY, user_id: 's.actor_id' },
@@ -235,6 +273,7 @@ const reactions: Projection = {
       name: 'rm_reaction_deltas',
       clusterBy: ['user_id', 'guild_id'],
       keys: ['user_id', 'guild_id', 'day', 'delta_ms'],
+      keyTypes: { ...USER_DAY, delta_ms: 'integer' },
       values: { reactions: SUM },
       sources: {
         reaction_time: {
