@@ -23,6 +23,8 @@ export interface MigratorDeps {
   importDir?: string;
   /** Encrypts the legacy OAuth tokens imports store (TOKEN_ENCRYPTION_KEYS); null: not imported. */
   tokens?: TokenCipher | null;
+  /** Import runs' heartbeat and abandon threshold (IMPORT_JOB_HEARTBEAT_MS, IMPORT_JOB_ABANDON_AFTER_MS). */
+  importJobs?: { heartbeatMs: number; abandonAfterMs: number };
 }
 
 /** Builds the migrator service from its dependencies; no I/O happens here. */
@@ -47,6 +49,8 @@ export async function buildApp(deps: MigratorDeps): Promise<ServiceInstance> {
     auth: deps.auth,
     importDir: deps.importDir,
     tokens: deps.tokens ?? null,
+    jobHeartbeatMs: deps.importJobs?.heartbeatMs,
+    jobAbandonAfterMs: deps.importJobs?.abandonAfterMs,
   });
   return app;
 }

@@ -3,7 +3,14 @@ import { parseArgs } from 'node:util';
 import { createSql, type Sql } from '@spywatcher/db';
 import cliProgress from 'cli-progress';
 import { type ImportReport, type ProgressEvent, runImport } from './import/importer.ts';
-import { createRun, finishRun, markRunning, progressRecorder } from './import/runs.ts';
+import {
+  createRun,
+  finishRun,
+  importHeartbeat,
+  importRuns,
+  markRunning,
+  progressRecorder,
+} from './import/runs.ts';
 import { ImportError, openLegacySource } from './import/source.ts';
 import { createTokenCipher, parseTokenKeys, type TokenCipher } from './import/token-cipher.ts';
 
@@ -213,6 +220,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const bars = progressBars();
   const runId = randomUUID();
+  const runs = sql ? importRuns(sql) : null;
+  // started once the run is recorded; it also fails other instances' runs whose heartbeat stopped
+  const heartbeat = runs ? importHeartbeat(runs, () => [runId]) : null;
   let recorder: ReturnType<typeof progressRecorder> | undefined;
   try {
     const options = {
@@ -230,18 +240,19 @@ async function main(argv: string[]): Promise<number> {
     try {
       // The file's problems come before the target's: check it first.
       openLegacySource(values.from).close();
-      if (sql && !values['verify-only']) {
+      if (runs && !values['verify-only']) {
         // Record the run like an API job; a failure to reach the target surfaces here.
         const { checkTarget } = await import('./import/importer.ts');
-        await checkTarget(sql);
-        await createRun(sql, {
+        await checkTarget(runs.sql);
+        await createRun(runs, {
           id: runId,
           sourcePath: values.from,
           dryRun,
           options: { ...options, via: 'cli' },
         });
-        await markRunning(sql, runId);
-        recorder = progressRecorder(sql, runId, 2000);
+        await markRunning(runs, runId);
+        recorder = progressRecorder(runs, runId, 2000);
+        heartbeat?.start();
       }
       report = await runImport(sql, {
         ...options,
@@ -255,17 +266,18 @@ async function main(argv: string[]): Promise<number> {
     } finally {
       bars.stop();
     }
-    if (recorder && sql) {
+    if (recorder && runs) {
       await recorder.flush();
-      await finishRun(sql, runId, { report });
+      await finishRun(runs, runId, { report });
     }
     printSummary(report);
     if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     return report.exitCode;
   } catch (error) {
-    if (recorder && sql) await finishRun(sql, runId, { error: (error as Error).message }).catch(() => {});
+    if (recorder && runs) await finishRun(runs, runId, { error: (error as Error).message }).catch(() => {});
     throw error;
   } finally {
+    await heartbeat?.stop();
     await sql?.end({ timeout: 5 });
   }
 }

@@ -1,8 +1,8 @@
-import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jsonb, type Sql } from '@spywatcher/db';
 import { DEFAULT_NATS_NAMES, type NatsNames, subjects, uuidv7 } from '@spywatcher/events';
-import { abandonStaleJobs, heartbeatJobs, leftoverScratch, type Scratch } from './job-lease.ts';
+import { JobHeartbeat, JobTable } from '@spywatcher/jobs';
+import { type LeasedJobRow, leftoverScratch, type Scratch } from './job-lease.ts';
 
 export type JobStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type JobTrigger = 'http' | 'nats' | 'schedule' | 'cli' | 'internal';
@@ -107,12 +107,34 @@ export class JobRunner {
   private readonly opts: JobRunnerOptions;
   readonly instance: string;
   private stopping = false;
-  private timer: NodeJS.Timeout | null = null;
-  private beating: Promise<unknown> = Promise.resolve();
+  /** The lifecycle and abandon rule shared with import runs and projection rebuilds. */
+  private readonly heartbeat: JobHeartbeat<LeasedJobRow>;
+  private cleaned = 0;
 
   constructor(opts: JobRunnerOptions) {
     this.opts = opts;
-    this.instance = opts.instance ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+    const jobs = new JobTable({ sql: opts.sql, table: 'ops_jobs', label: 'ops', owner: opts.instance });
+    this.instance = jobs.owner;
+    this.heartbeat = new JobHeartbeat<LeasedJobRow>({
+      jobs,
+      running: () => this.runningIds(),
+      everyMs: opts.heartbeatMs,
+      abandonAfterMs: opts.abandonAfterMs,
+      onCancelRequested: (id) => {
+        if (!this.running.get(id)?.cancelReason) void this.cancel(id);
+      },
+      cleanup: (job) => this.removeLeftovers(job),
+      // leftovers a finished job could not remove itself, or a cleanup that failed: tried again
+      afterSweep: async () => {
+        for (const job of await leftoverScratch(opts.sql)) {
+          await this.removeLeftovers(job).catch((error) => opts.onError?.(fromRow(job), error));
+        }
+      },
+      onError: (error, job) => {
+        // a beat that failed (the database away, or swapped by a restore) is retried at the next
+        if (job) opts.onError?.(fromRow(job), error);
+      },
+    });
   }
 
   /**
@@ -120,37 +142,21 @@ export class JobRunner {
    * host that no longer exists) and removes their leftovers. Safe to run from every instance.
    */
   async sweep(): Promise<{ abandoned: string[]; cleaned: number }> {
-    const abandoned = await abandonStaleJobs(this.opts.sql, {
-      staleMs: this.opts.abandonAfterMs ?? 60_000,
-      exceptIds: this.runningIds(),
-      host: hostname(),
-    });
-    let cleaned = 0;
-    for (const job of await leftoverScratch(this.opts.sql)) {
-      try {
-        await this.opts.cleanup?.(job.scratch);
-        await this.opts.sql`update ops_jobs set scratch = '[]' where id = ${job.id}`;
-        cleaned += job.scratch.length;
-      } catch (error) {
-        this.opts.onError?.(fromRow(job), error);
-      }
-    }
-    return { abandoned, cleaned };
+    const before = this.cleaned;
+    const abandoned = await this.heartbeat.sweep();
+    return { abandoned: abandoned.map((job) => job.id), cleaned: this.cleaned - before };
   }
 
   /** Renews the heartbeat of this process's jobs and sweeps abandoned ones, every heartbeatMs. */
   startHeartbeat(): void {
-    if (this.timer) return;
-    const every = this.opts.heartbeatMs ?? 5000;
-    this.timer = setInterval(() => {
-      this.beating = this.beating
-        .then(() => heartbeatJobs(this.opts.sql, this.runningIds()))
-        .then(() => this.sweep())
-        .catch(() => {
-          // the database may be away (or being swapped by a restore); the next beat tries again
-        });
-    }, every);
-    this.timer.unref();
+    this.heartbeat.start();
+  }
+
+  private async removeLeftovers(job: LeasedJobRow): Promise<void> {
+    if (job.scratch.length === 0) return;
+    await this.opts.cleanup?.(job.scratch);
+    await this.opts.sql`update ops_jobs set scratch = '[]' where id = ${job.id}`;
+    this.cleaned += job.scratch.length;
   }
 
   async start<R>(
@@ -339,9 +345,7 @@ export class JobRunner {
   /** Cancels what still runs (recorded as cancelled by the shutdown) and waits for it. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.beating;
+    await this.heartbeat.stop();
     const entries = [...this.running.values()];
     await Promise.all(
       entries.map((e) => this.cancel(e.job.id, 'cancelled: the ops service was shutting down')),

@@ -6,6 +6,7 @@ import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s
 import { headers } from '@nats-io/transport-node';
 import { createSql } from '@spywatcher/db';
 import { subjects } from '@spywatcher/events';
+import { JobTable } from '@spywatcher/jobs';
 import { adminDatabaseUrl } from '@spywatcher/testing';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -229,6 +230,24 @@ describe('schedule and restarts', () => {
     expect(n).toBe(0);
     await expect(stat(partial)).rejects.toThrow(/ENOENT/);
     await expect(stat('/etc/hostname')).resolves.toBeTruthy();
+  });
+
+  it('a cancel requested on the row (by any instance) reaches the owner at its next heartbeat', async () => {
+    const ops = await h.variant({ OPS_JOB_HEARTBEAT_MS: '100' });
+    ops.runner.startHeartbeat();
+    try {
+      const { job, done } = await ops.runner.start(
+        { kind: 'partitions', trigger: 'internal' },
+        (ctx) =>
+          new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
+      );
+      const other = new JobTable({ sql: h.db.sql, table: 'ops_jobs', label: 'ops' });
+      expect(await other.requestCancel(job.id)).toBe(true);
+      expect(await done).toMatchObject({ status: 'cancelled', error: 'cancelled on request' });
+      expect((await ops.runner.get(job.id))!.status).toBe('cancelled');
+    } finally {
+      await ops.runner.stop();
+    }
   });
 });
 

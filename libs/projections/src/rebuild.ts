@@ -8,6 +8,7 @@ import {
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
+import { type JobColumns, JobHeartbeat, JobTable } from '@spywatcher/jobs';
 import { copyTablePrivileges, grantSelect } from './grants.ts';
 import type { Projection } from './projection.ts';
 import { createTableStatement, indexStatements, recordVersion } from './schema.ts';
@@ -425,41 +426,49 @@ export async function getRebuildJob(sql: Sql, id: string): Promise<RebuildJob | 
   return row ? toJob(row) : undefined;
 }
 
-/** A running job that has not reported progress for this long belongs to a process that died. */
-const ABANDONED_AFTER_S = 60;
+/** Rebuild jobs as rows of projection_rebuilds, with the job lifecycle of libs/jobs. */
+function rebuildJobs(sql: Sql): JobTable {
+  return new JobTable({ sql, table: 'projection_rebuilds', label: 'rebuild' });
+}
+
+export interface RebuildJobOptions extends Omit<RebuildOptions, 'onProgress'> {
+  onProgress?: (p: RebuildProgress) => void;
+  /** How often the running rebuild renews its heartbeat (default 5 s). */
+  heartbeatMs?: number;
+  /** A rebuild whose heartbeat is older than this is failed as abandoned (default 60 s). */
+  abandonAfterMs?: number;
+}
 
 /**
  * Records a rebuild job and runs it in the background of this process. Returns the job and a
- * promise of its end (the CLI awaits it; the HTTP API answers 202 right away).
+ * promise of its end (the CLI awaits it; the HTTP API answers 202 right away). While it runs its
+ * heartbeat is renewed; a rebuild whose process died is failed as abandoned by the next start.
  */
 export async function startRebuildJob(
   sql: Sql,
   projection: Projection,
-  options: Omit<RebuildOptions, 'onProgress'> & { onProgress?: (p: RebuildProgress) => void } = {},
+  options: RebuildJobOptions = {},
 ): Promise<{ job: RebuildJob; done: Promise<RebuildJob> }> {
   const id = randomUUID();
-  const row = await withTransaction(sql, async (tx) => {
-    await tx`
-      update projection_rebuilds set status = 'failed', finished_at = now(),
-        error = ${`abandoned: no progress for ${ABANDONED_AFTER_S} s`}
-      where projection = ${projection.name} and status = 'running'
-        and updated_at < now() - make_interval(secs => ${ABANDONED_AFTER_S})
-    `;
-    const [running] = await tx<{ id: string }[]>`
-      select id from projection_rebuilds where projection = ${projection.name} and status = 'running'
-    `;
-    if (running) throw new RebuildConflictError(projection.name, running.id);
-    const [created] = await tx<JobRow[]>`
-      insert into projection_rebuilds (id, projection, status, phase)
-      values (${id}, ${projection.name}, 'running', 'starting') returning *
-    `;
-    return created!;
-  }).catch((error) => {
-    if ((error as { code?: string }).code === '23505') {
-      throw new RebuildConflictError(projection.name, 'unknown');
-    }
-    throw error;
+  const jobs = rebuildJobs(sql);
+  const heartbeat = new JobHeartbeat({
+    jobs,
+    running: () => [id],
+    everyMs: options.heartbeatMs,
+    abandonAfterMs: options.abandonAfterMs,
   });
+  // a rebuild whose process died must not block this one
+  await heartbeat.sweep();
+  const row = await jobs
+    .create<JobRow & JobColumns>({ id, projection: projection.name, status: 'running', phase: 'starting' })
+    .catch(async (error) => {
+      if ((error as { code?: string }).code !== '23505') throw error;
+      const [running] = await sql<{ id: string }[]>`
+        select id from projection_rebuilds where projection = ${projection.name} and status = 'running'
+      `;
+      throw new RebuildConflictError(projection.name, running?.id ?? 'unknown');
+    });
+  heartbeat.start();
 
   const done = (async () => {
     try {
@@ -468,24 +477,14 @@ export async function startRebuildJob(
         concurrency: options.concurrency,
         onProgress: async (p) => {
           options.onProgress?.(p);
-          await sql`
-            update projection_rebuilds set phase = ${p.phase}, events_done = ${p.eventsDone},
-              events_total = ${p.eventsTotal}, updated_at = now()
-            where id = ${id}
-          `;
+          await jobs.progress(id, { phase: p.phase, events_done: p.eventsDone, events_total: p.eventsTotal });
         },
       });
-      await sql`
-        update projection_rebuilds set status = 'succeeded', phase = 'done', finished_at = now(),
-          updated_at = now(), report = ${jsonb(sql, report)}
-        where id = ${id}
-      `;
+      await jobs.finish(id, { status: 'succeeded', set: { phase: 'done', report: jsonb(sql, report) } });
     } catch (error) {
-      await sql`
-        update projection_rebuilds set status = 'failed', finished_at = now(), updated_at = now(),
-          error = ${(error as Error).message}
-        where id = ${id}
-      `.catch(() => {});
+      await jobs.finish(id, { status: 'failed', error: (error as Error).message }).catch(() => {});
+    } finally {
+      await heartbeat.stop();
     }
     return (await getRebuildJob(sql, id))!;
   })();

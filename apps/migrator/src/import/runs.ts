@@ -1,4 +1,5 @@
 import { jsonb, type Sql } from '@spywatcher/db';
+import { JobHeartbeat, JobTable } from '@spywatcher/jobs';
 import type { ImportReport, ProgressEvent } from './importer.ts';
 
 /** Import jobs as rows of import_runs, so any instance can answer GET /v1/imports/{id}. */
@@ -25,39 +26,53 @@ export interface TableProgress {
   rowsPerSecond: number;
 }
 
-export async function createRun(
-  sql: Sql,
-  run: { id: string; sourcePath: string; dryRun: boolean; options: Record<string, unknown> },
-): Promise<void> {
-  await sql`
-    insert into import_runs (id, source_path, dry_run, options)
-    values (${run.id}, ${run.sourcePath}, ${run.dryRun}, ${jsonb(sql, run.options)})
-  `;
+/** import_runs as a job table: this instance's runs, their heartbeat and the abandon rule. */
+export function importRuns(sql: Sql): JobTable {
+  return new JobTable({ sql, table: 'import_runs', label: 'import' });
 }
 
-export async function markRunning(sql: Sql, id: string): Promise<void> {
-  await sql`update import_runs set status = 'running', started_at = now(), updated_at = now() where id = ${id}`;
+/**
+ * Renews the heartbeat of the runs this instance executes and fails other instances' runs whose
+ * heartbeat stopped (a killed import), every `everyMs`.
+ */
+export function importHeartbeat(
+  runs: JobTable,
+  running: () => string[],
+  settings: { everyMs?: number; abandonAfterMs?: number } = {},
+): JobHeartbeat {
+  return new JobHeartbeat({ jobs: runs, running, ...settings });
+}
+
+export async function createRun(
+  runs: JobTable,
+  run: { id: string; sourcePath: string; dryRun: boolean; options: Record<string, unknown> },
+): Promise<void> {
+  await runs.create({
+    id: run.id,
+    source_path: run.sourcePath,
+    dry_run: run.dryRun,
+    options: jsonb(runs.sql, run.options),
+  });
+}
+
+export async function markRunning(runs: JobTable, id: string): Promise<void> {
+  await runs.claim(id);
 }
 
 export async function finishRun(
-  sql: Sql,
+  runs: JobTable,
   id: string,
   outcome: { report: ImportReport } | { error: string },
 ): Promise<void> {
   if ('report' in outcome) {
     const ok = outcome.report.exitCode === 0;
-    await sql`
-      update import_runs set status = ${ok ? 'succeeded' : 'failed'}, source_key = ${outcome.report.sourceKey},
-        report = ${jsonb(sql, outcome.report)},
-        error = ${ok ? null : outcome.report.exitCode === 4 ? 'verification failed' : 'too many rejected rows'},
-        finished_at = now(), updated_at = now()
-      where id = ${id}
-    `;
+    await runs.finish(id, {
+      status: ok ? 'succeeded' : 'failed',
+      error: ok ? null : outcome.report.exitCode === 4 ? 'verification failed' : 'too many rejected rows',
+      set: { source_key: outcome.report.sourceKey, report: jsonb(runs.sql, outcome.report) },
+    });
   } else {
-    await sql`
-      update import_runs set status = 'failed', error = ${outcome.error}, finished_at = now(), updated_at = now()
-      where id = ${id}
-    `;
+    await runs.finish(id, { status: 'failed', error: outcome.error });
   }
 }
 
@@ -65,7 +80,7 @@ export async function finishRun(
  * Collects progress events and writes them to the run at most once per `intervalMs`, so a
  * fast import does not spend its time updating its own progress row.
  */
-export function progressRecorder(sql: Sql, id: string, intervalMs = 1000) {
+export function progressRecorder(runs: JobTable, id: string, intervalMs = 1000) {
   const progress: Record<string, TableProgress> = {};
   const startedAt = new Map<string, number>();
   let lastWrite = 0;
@@ -73,12 +88,7 @@ export function progressRecorder(sql: Sql, id: string, intervalMs = 1000) {
   const write = () => {
     lastWrite = Date.now();
     const snapshot = structuredClone(progress);
-    writing = writing
-      .then(
-        () =>
-          sql`update import_runs set progress = ${jsonb(sql, snapshot)}, updated_at = now() where id = ${id}`,
-      )
-      .catch(() => {});
+    writing = writing.then(() => runs.progress(id, { progress: jsonb(runs.sql, snapshot) })).catch(() => {});
   };
   return {
     onProgress(e: ProgressEvent) {

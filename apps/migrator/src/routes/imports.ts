@@ -2,9 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Sql } from '@spywatcher/db';
+import type { JobTable } from '@spywatcher/jobs';
 import { type Auth, errorResponses, httpErrors, type ServiceInstance, Type } from '@spywatcher/service';
 import { runImport } from '../import/importer.ts';
-import { createRun, finishRun, getRun, markRunning, progressRecorder } from '../import/runs.ts';
+import {
+  createRun,
+  finishRun,
+  getRun,
+  importHeartbeat,
+  importRuns,
+  markRunning,
+  progressRecorder,
+} from '../import/runs.ts';
 import { ImportError } from '../import/source.ts';
 import type { TokenCipher } from '../import/token-cipher.ts';
 
@@ -18,6 +27,10 @@ export interface ImportRouteDeps {
   importDir?: string;
   /** Encrypts the legacy OAuth tokens (TOKEN_ENCRYPTION_KEYS); null: they are not imported. */
   tokens: TokenCipher | null;
+  /** How often a running import renews its heartbeat in import_runs (IMPORT_JOB_HEARTBEAT_MS). */
+  jobHeartbeatMs?: number;
+  /** A run whose heartbeat is older than this is failed as abandoned (IMPORT_JOB_ABANDON_AFTER_MS). */
+  jobAbandonAfterMs?: number;
 }
 
 const TableProgress = Type.Object({
@@ -91,14 +104,22 @@ function relativeToImportDir(dir: string): { text: (s: string) => string; report
 /**
  * Import jobs: POST starts one in this process and answers 202 with its URL; the run, its
  * progress and its report live in import_runs, so GET works from any instance. A job killed
- * with its process is resumed by posting the same file again (checkpoints make it continue).
+ * with its process is failed as abandoned by the next instance whose heartbeat looks, and is
+ * resumed by posting the same file again (checkpoints make it continue).
  */
 export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void {
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const runs = importRuns(deps.sql);
+  const heartbeat = importHeartbeat(runs, () => [...running.keys()], {
+    everyMs: deps.jobHeartbeatMs,
+    abandonAfterMs: deps.jobAbandonAfterMs,
+  });
+  app.addHook('onReady', async () => heartbeat.start());
   // Stop jobs at their next batch boundary and let them record why, before the pool closes.
   app.addHook('onClose', async () => {
     for (const job of running.values()) job.controller.abort();
     await Promise.allSettled([...running.values()].map((job) => job.done));
+    await heartbeat.stop();
   });
 
   app.post(
@@ -153,10 +174,10 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
         verify: body.verify ?? true,
         maxRejects: body.maxRejects ?? 0,
       };
-      await createRun(deps.sql, { id, sourcePath: body.path, dryRun: options.dryRun, options });
+      await createRun(runs, { id, sourcePath: body.path, dryRun: options.dryRun, options });
       const controller = new AbortController();
       const done = execute(
-        deps.sql,
+        runs,
         id,
         { from: file, rejectFile, signal: controller.signal, tokens: deps.tokens, ...options },
         request.log,
@@ -194,26 +215,26 @@ export function importRoutes(app: ServiceInstance, deps: ImportRouteDeps): void 
 }
 
 async function execute(
-  sql: Sql,
+  runs: JobTable,
   id: string,
   options: Parameters<typeof runImport>[1],
   log: { error: (o: object, m: string) => void },
   paths: ReturnType<typeof relativeToImportDir>,
 ): Promise<void> {
-  const recorder = progressRecorder(sql, id);
+  const recorder = progressRecorder(runs, id);
   try {
-    await markRunning(sql, id);
-    const report = await runImport(options.dryRun ? null : sql, {
+    await markRunning(runs, id);
+    const report = await runImport(options.dryRun ? null : runs.sql, {
       ...options,
       onProgress: recorder.onProgress,
     });
     await recorder.flush();
-    await finishRun(sql, id, { report: paths.report(report) });
+    await finishRun(runs, id, { report: paths.report(report) });
   } catch (error) {
     await recorder.flush();
     const message =
       error instanceof ImportError ? error.message : `import failed: ${(error as Error).message}`;
     if (!(error instanceof ImportError)) log.error({ err: error, importId: id }, 'import failed');
-    await finishRun(sql, id, { error: paths.text(message) }).catch(() => {});
+    await finishRun(runs, id, { error: paths.text(message) }).catch(() => {});
   }
 }
