@@ -118,16 +118,23 @@ export function splitWindow(from: string, to: string, subtract = false): WindowP
  * days of the week where the parts meet, which one part's week row adds and the other's
  * subtracts, are one read that carries both signs (client-drift at 5,000,000 events: ~7% fewer
  * rows and no FILTER aggregates, 15.7 -> 14.9 ms).
+ *
+ * A column `{ daysOf, as }` counts days from a weekday-bits column (a `bit_or` of 1 << (ISO
+ * weekday - 1)): each row gives the number of its days inside the window, a week row's days
+ * outside it masked off and a subtracted day row 0. Summed per user within one guild, where every
+ * day is on one row, that is the number of days of the window with a bit set.
  */
 export function windowRows(
   sql: Queryable,
   a: WindowParams,
   daily: string,
-  columns: readonly (string | [alias: string, expression: Fragment])[],
+  columns: readonly (string | [alias: string, expression: Fragment] | { daysOf: string; as: string })[],
   options: { splitRecent?: boolean; subtract?: boolean } = {},
 ): Fragment {
   const spec = PROJECTIONS.flatMap((p) => p.tables).find((t) => t.name === daily);
   if (!spec?.weekly) throw new Error(`${daily} is not a read model with a weekly roll-up`);
+  const countsDays = columns.some((c) => typeof c === 'object' && !Array.isArray(c));
+  if (countsDays && options.splitRecent) throw new Error('days are counted over the whole window only');
   const toMs = Date.parse(`${a.to}T00:00:00Z`);
   const recentMs = Math.max(Date.parse(`${a.from}T00:00:00Z`), toMs - 6 * DAY_MS);
   // Part 0 is the whole window, or with splitRecent the earlier days; part 1 the last 7 days.
@@ -162,10 +169,30 @@ export function windowRows(
     mark(dayCoefficients, plan.minus, DAY_MS, part, -1);
     mark(weekCoefficients, plan.weeks, 7 * DAY_MS, part, 1);
   });
+  // A week's days inside the window as weekday bits, after its signs: weeks with other days
+  // inside are other ranges.
+  const fromMs = Date.parse(`${a.from}T00:00:00Z`);
+  for (const [monday, coefficients] of countsDays ? weekCoefficients : []) {
+    let inside = 0;
+    for (let d = 0; d < 7; d++) {
+      const t = monday + d * DAY_MS;
+      if (t >= fromMs && t <= toMs) inside |= 1 << d;
+    }
+    coefficients.push(inside);
+  }
   const signed = (value: Fragment, sign: number) =>
     sign === 1 ? value : sign === -1 ? sql`-${value}` : sql`0`;
-  const select = (table: string, lo: number, hi: number, coefficients: number[]) => {
+  const select = (table: string, lo: number, hi: number, coefficients: number[], week: boolean) => {
     const list = columns.flatMap((column) => {
+      if (typeof column === 'object' && !Array.isArray(column)) {
+        const bits = sql(column.daysOf);
+        const days = week
+          ? sql`bit_count((${bits} & ${coefficients[parts.length]!}::int)::bit(7))::int`
+          : coefficients[0] === 1
+            ? sql`bit_count(${bits}::bit(7))::int`
+            : sql`0`;
+        return [sql`${days} as ${sql(column.as)}`];
+      }
       if (typeof column === 'string' && !(column in spec.values)) return [sql`${sql(column)}`];
       const [c, value] =
         typeof column === 'string' ? [column, sql`${sql(column)}`] : [column[0], sql`(${column[1]})`];
@@ -181,6 +208,7 @@ export function windowRows(
   const branches: Fragment[] = [];
   // Consecutive days (weeks) with the same signs are one range.
   const emit = (table: string, from: Map<number, number[]>, step: number) => {
+    const week = step !== DAY_MS;
     const keys = [...from.keys()].sort((x, y) => x - y);
     let lo = 0;
     for (let i = 0; i < keys.length; i++) {
@@ -188,7 +216,7 @@ export function windowRows(
       if (i === 0 || keys[i]! - keys[i - 1]! !== step || !same(i - 1)) lo = keys[i]!;
       const last = i === keys.length - 1 || keys[i + 1]! - keys[i]! !== step || !same(i + 1);
       if (last && from.get(keys[i]!)!.some((x) => x !== 0))
-        branches.push(select(table, lo, keys[i]!, from.get(keys[i]!)!));
+        branches.push(select(table, lo, keys[i]!, from.get(keys[i]!)!, week));
     }
   };
   emit(daily, dayCoefficients, DAY_MS);
@@ -397,23 +425,39 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
       from ${windowRows(sql, a, 'rm_user_daily', ['user_id', 'typing', 'messages'], { subtract: true })}
       group by user_id
     ) ${FINAL.ghosts(sql, a)}`,
-  // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
-  // rather than count(distinct) (sorted); across guilds the rows are first summed per day.
-  lurkers: (sql, a) => sql`
+  // Within one guild every day of a user is on one row, daily or weekly: whole weeks come from the
+  // roll-up, their presence days counted from its weekday bits. Across guilds one day may be on
+  // several rows (a guild each): the daily rows are summed per day, then counted.
+  lurkers: (sql, a) =>
+    a.guildId === undefined
+      ? sql`
     with d as (
-      ${
-        a.guildId === undefined
-          ? sql`select user_id, day, sum(presences)::bigint as presences,
+      select user_id, day, sum(presences)::bigint as presences,
         sum(messages + typing + reactions)::bigint as active
       from rm_user_daily where ${dayWindow(sql, a)}
-      group by user_id, day`
-          : sql`select user_id, presences, messages + typing + reactions as active
-      from rm_user_daily where ${dayWindow(sql, a)} ${guildFilter(sql, a)}`
-      }
+      group by user_id, day
     ), t as (
       select user_id, sum(presences)::bigint as presences,
         count(*) filter (where presences > 0) as presence_days, sum(active)::bigint as active
       from d group by user_id
+    ) ${FINAL.lurkers(sql, a)}`
+      : sql`
+    with t as (
+      select user_id, sum(presences)::bigint as presences, sum(presence_days)::bigint as presence_days,
+        sum(active)::bigint as active
+      from ${windowRows(
+        sql,
+        a,
+        'rm_user_daily',
+        [
+          'user_id',
+          'presences',
+          ['active', sql`messages + typing + reactions`],
+          { daysOf: 'presence_weekdays', as: 'presence_days' },
+        ],
+        { subtract: true },
+      )}
+      group by user_id
     ) ${FINAL.lurkers(sql, a)}`,
   heatmap: (sql, a) => {
     const scope = a.userId !== undefined ? 'user' : a.channelId !== undefined ? 'channel' : 'guild';
@@ -428,12 +472,15 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
       group by 1, 2
     ) ${FINAL.heatmap(sql, a)}`;
   },
-  // Per user and channel first, then count them: hashed instead of a sorted count(distinct).
+  // Per user and channel first, then count them: hashed instead of a sorted count(distinct). A
+  // week mostly inside the window is its roll-up row minus the days outside (fewer rows than its
+  // days), so a channel counts where its sum in the window is not zero.
   'channel-diversity': (sql, a) => sql`
     with c as (
       select user_id, channel_id, sum(events) as events
-      from ${windowRows(sql, a, 'rm_user_channel_daily', ['user_id', 'channel_id', 'events'])}
+      from ${windowRows(sql, a, 'rm_user_channel_daily', ['user_id', 'channel_id', 'events'], { subtract: true })}
       group by user_id, channel_id
+      having sum(events) > 0
     ), t as (
       select user_id, count(*) as channels, sum(events) as events from c group by user_id
     ) ${FINAL.channelDiversity(sql, a)}`,
@@ -470,13 +517,34 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
       u.fast::int as "fastReactions"
     from u
     order by u.fast desc, u.total desc, u.user_id`,
-  // Within one guild a user has one row per day with changes: its days are count(*) (hashed),
-  // not a sorted count(distinct day).
-  'role-drift': (sql, a) => sql`
+  // Within one guild whole weeks come from the roll-up, their days with changes counted from its
+  // weekday bits. Across guilds a day may have changes in several: a sorted count(distinct day).
+  'role-drift': (sql, a) =>
+    a.guildId === undefined
+      ? sql`
     with t as (
       select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
-        ${a.guildId === undefined ? sql`count(distinct day)` : sql`count(*)`} as change_days
-      from rm_role_daily where ${dayWindow(sql, a)} ${guildFilter(sql, a)}
+        count(distinct day) as change_days
+      from rm_role_daily where ${dayWindow(sql, a)}
+      group by user_id
+    ) ${FINAL.roleDrift(sql, a)}`
+      : sql`
+    with t as (
+      select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
+        sum(change_days) as change_days
+      from ${windowRows(
+        sql,
+        a,
+        'rm_role_daily',
+        [
+          'user_id',
+          'role_changes',
+          'roles_added',
+          'roles_removed',
+          { daysOf: 'change_weekdays', as: 'change_days' },
+        ],
+        { subtract: true },
+      )}
       group by user_id
     ) ${FINAL.roleDrift(sql, a)}`,
   'behavior-shifts': (sql, a) => sql`
