@@ -123,13 +123,18 @@ export function splitWindow(from: string, to: string, subtract = false): WindowP
  * weekday - 1)): each row gives the number of its days inside the window, a week row's days
  * outside it masked off and a subtracted day row 0. Summed per user within one guild, where every
  * day is on one row, that is the number of days of the window with a bit set.
+ *
+ * With `nonzero`, rows whose value columns are all zero are left out: a query whose answer
+ * cannot list a user with no events among them (ghosts, behavior-shifts, client-drift, lurkers)
+ * then groups fewer rows (a third fewer for ghosts, whose visitors' week rows often hold only
+ * presences).
  */
 export function windowRows(
   sql: Queryable,
   a: WindowParams,
   daily: string,
   columns: readonly (string | [alias: string, expression: Fragment] | { daysOf: string; as: string })[],
-  options: { splitRecent?: boolean; subtract?: boolean } = {},
+  options: { splitRecent?: boolean; subtract?: boolean; nonzero?: boolean } = {},
 ): Fragment {
   const spec = PROJECTIONS.flatMap((p) => p.tables).find((t) => t.name === daily);
   if (!spec?.weekly) throw new Error(`${daily} is not a read model with a weekly roll-up`);
@@ -180,6 +185,16 @@ export function windowRows(
     }
     coefficients.push(inside);
   }
+  const values = columns.flatMap((column) =>
+    typeof column === 'string'
+      ? column in spec.values
+        ? [sql`${sql(column)} <> 0`]
+        : []
+      : Array.isArray(column)
+        ? [sql`(${column[1]}) <> 0`]
+        : [sql`${sql(column.daysOf)} <> 0`],
+  );
+  const nonzero = options.nonzero ? sql`and (${join(sql, values, sql` or `)})` : sql``;
   const signed = (value: Fragment, sign: number) =>
     sign === 1 ? value : sign === -1 ? sql`-${value}` : sql`0`;
   const select = (table: string, lo: number, hi: number, coefficients: number[], week: boolean) => {
@@ -203,7 +218,7 @@ export function windowRows(
       ];
     });
     return sql`select ${join(sql, list)} from ${sql(table)}
-      where day between ${isoDay(lo)}::date and ${isoDay(hi)}::date ${guildFilter(sql, a)}`;
+      where day between ${isoDay(lo)}::date and ${isoDay(hi)}::date ${guildFilter(sql, a)} ${nonzero}`;
   };
   const branches: Fragment[] = [];
   // Consecutive days (weeks) with the same signs are one range.
@@ -287,14 +302,22 @@ export const FINAL = {
   channelDiversity: (sql: Queryable, a: AnalyticsParams) => sql`
     select user_id as "userId", channels::int as channels, events::int as events
     from t order by channels desc, events desc, user_id limit ${a.limit}::int`,
-  /** t(user_id, clients, events, first_at, last_at): one row per user and client combination */
+  /**
+   * t(user_id, clients, events, first_at, last_at): one row per user and client combination. The
+   * page's users are ranked first and their times and combinations (JSON) built for them alone.
+   */
   multiClient: (sql: Queryable, a: AnalyticsParams) => sql`
-    select user_id as "userId", sum(events)::int as events,
-      ${iso(sql, sql`min(first_at)`)} as "firstAt", ${iso(sql, sql`max(last_at)`)} as "lastAt",
-      json_agg(json_build_object('clients', clients, 'events', events::int,
-        'firstAt', ${iso(sql, sql`first_at`)}, 'lastAt', ${iso(sql, sql`last_at`)}) order by clients) as combinations
-    from t group by user_id
-    order by events desc, user_id limit ${a.limit}::int`,
+    , page as (
+      select user_id, sum(events) as events from t group by user_id
+      order by events desc, user_id limit ${a.limit}::int
+    )
+    select p.user_id as "userId", p.events::int as events,
+      ${iso(sql, sql`min(t.first_at)`)} as "firstAt", ${iso(sql, sql`max(t.last_at)`)} as "lastAt",
+      json_agg(json_build_object('clients', t.clients, 'events', t.events::int,
+        'firstAt', ${iso(sql, sql`t.first_at`)}, 'lastAt', ${iso(sql, sql`t.last_at`)}) order by t.clients) as combinations
+    from page p join t on t.user_id = p.user_id
+    group by p.user_id, p.events
+    order by p.events desc, p.user_id`,
   /** t(user_id, delta_ms, n): how many reactions of each delta */
   reactionStats: (sql: Queryable, a: AnalyticsParams) => sql`
     , c as (
@@ -422,7 +445,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
   ghosts: (sql, a) => sql`
     with t as (
       select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
-      from ${windowRows(sql, a, 'rm_user_daily', ['user_id', 'typing', 'messages'], { subtract: true })}
+      from ${windowRows(sql, a, 'rm_user_daily', ['user_id', 'typing', 'messages'], { subtract: true, nonzero: true })}
       group by user_id
     ) ${FINAL.ghosts(sql, a)}`,
   // Within one guild every day of a user is on one row, daily or weekly: whole weeks come from the
@@ -455,7 +478,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
           ['active', sql`messages + typing + reactions`],
           { daysOf: 'presence_weekdays', as: 'presence_days' },
         ],
-        { subtract: true },
+        { subtract: true, nonzero: true },
       )}
       group by user_id
     ) ${FINAL.lurkers(sql, a)}`,
@@ -480,14 +503,15 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
       select user_id, channel_id, sum(events) as events
       from ${windowRows(sql, a, 'rm_user_channel_daily', ['user_id', 'channel_id', 'events'], { subtract: true })}
       group by user_id, channel_id
-      having sum(events) > 0
     ), t as (
-      select user_id, count(*) as channels, sum(events) as events from c group by user_id
+      select user_id, count(*) filter (where events > 0) as channels, sum(events) as events
+      from c group by user_id having sum(events) > 0
     ) ${FINAL.channelDiversity(sql, a)}`,
+  // First and last times are not differences: no week is read as its roll-up minus days.
   'multi-client': (sql, a) => sql`
     with t as (
       select user_id, clients, sum(events) as events, min(first_at) as first_at, max(last_at) as last_at
-      from rm_multi_client_daily where ${dayWindow(sql, a)} ${guildFilter(sql, a)}
+      from ${windowRows(sql, a, 'rm_multi_client_daily', ['user_id', 'clients', 'events', 'first_at', 'last_at'])}
       group by user_id, clients
     ) ${FINAL.multiClient(sql, a)}`,
   // Ranking needs only counts, fast counts and delta sums (rm_reaction_daily); the exact median
@@ -555,10 +579,7 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
         a,
         'rm_user_daily',
         ['user_id', ['activity', sql`messages + typing + reactions`]],
-        {
-          splitRecent: true,
-          subtract: true,
-        },
+        { splitRecent: true, subtract: true, nonzero: true },
       )}
       group by user_id
     ) ${FINAL.behaviorShifts(sql, a)}`,
@@ -566,7 +587,11 @@ export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
   'client-drift': (sql, a) => sql`
     with t as (
       select user_id, ${CLIENT_SUMS(sql)}
-      from ${windowRows(sql, a, 'rm_client_daily', ['user_id', ...CLIENTS], { splitRecent: true, subtract: true })}
+      from ${windowRows(sql, a, 'rm_client_daily', ['user_id', ...CLIENTS], {
+        splitRecent: true,
+        subtract: true,
+        nonzero: true,
+      })}
       group by user_id
     ) ${FINAL.clientDrift(sql, a)}`,
   suspicion: (sql, a) => sql`

@@ -233,6 +233,7 @@ const clients: Projection = {
     },
     {
       name: 'rm_multi_client_daily',
+      weekly: 'rm_multi_client_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id', 'clients'],
       keyTypes: { ...USER_DAY, clients: ID },
