@@ -1,13 +1,14 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { EventType } from '@spywatcher/db';
+import type { EventType, Queryable } from '@spywatcher/db';
 import { projectionStatus, startProjectionRunner, startRebuildJob } from '@spywatcher/projections';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
-import { type AnalyticsParams, FINAL, Params } from '../src/projections/analytics.ts';
+import { type AnalyticsParams, FINAL } from '../src/projections/analytics.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
+import { type Fragment, join } from '../src/search/sql.ts';
 import { insertEvents, type SeedEvent } from './analytics-seed.ts';
 
 // The read-model and raw versions of a question share their final step (analytics.test.ts), so
@@ -55,22 +56,25 @@ let app: ServiceInstance;
 
 /** Runs a FINAL step over literal rows of `t` (one VALUES list, columns named). */
 async function final(
-  step: (q: Params, a: AnalyticsParams) => string,
+  step: (sql: Queryable, a: AnalyticsParams) => Fragment,
   columns: string[],
   rows: (string | number)[][],
   params: Partial<AnalyticsParams>,
 ) {
-  const q = new Params();
-  const values = rows
-    .map(
-      (r) => `(${r.map((v) => (typeof v === 'string' ? q.p(v, '::text') : q.p(v, '::bigint'))).join(', ')})`,
-    )
-    .join(', ');
-  const text = step(q, { from: '2026-10-01', to: '2026-10-28', limit: 100_000, ...params });
-  const result = await db.sql.unsafe(
-    `with t(${columns.join(', ')}) as (values ${values}) ${text}`,
-    q.values as never[],
+  const sql = db.sql;
+  const values = rows.map(
+    (r) =>
+      sql`(${join(
+        sql,
+        r.map((v) => (typeof v === 'string' ? sql`${v}::text` : sql`${v}::bigint`)),
+      )})`,
   );
+  const result = await sql`
+    with t(${join(
+      sql,
+      columns.map((c) => sql(c)),
+    )}) as (values ${join(sql, values)})
+    ${step(sql, { from: '2026-10-01', to: '2026-10-28', limit: 100_000, ...params })}`;
   return JSON.parse(JSON.stringify([...result]));
 }
 

@@ -172,7 +172,7 @@ describe('rebuild', { timeout: 180_000 }, () => {
     }, 'the rebuild to finish');
     expect(status.status, status.error).toBe('succeeded');
     expect(status.phase).toBe('done');
-    expect(status.report.tables).toBe(3); // rm_user_daily, its weekly roll-up, rm_role_daily
+    expect(status.report.tables).toBe(4); // rm_user_daily and rm_role_daily, each with its weekly roll-up
     expect(await typingCount(db.sql, 'behind')).toBe(expected);
     const leftovers = await db.sql`select relname from pg_class where strpos(relname, '__') > 0`;
     expect(leftovers).toHaveLength(0);

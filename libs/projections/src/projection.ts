@@ -7,10 +7,10 @@ import type { EventType } from '@spywatcher/db';
  * - a live batch: per event type, one INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE;
  * - a rebuild: per table, one INSERT of the grouped UNION ALL of every event type into an empty
  *   table (no conflicts to resolve, indexes built afterwards).
- * Every value is a sum/min/max/element-wise sum, so batches may be applied in any order or split,
+ * Every value is a sum/min/max/element-wise sum/bitwise or, so batches may be applied in any order or split,
  * which is what lets the runner keep one checkpoint per event type.
  */
-export type Merge = 'sum' | 'least' | 'greatest' | 'hours';
+export type Merge = 'sum' | 'least' | 'greatest' | 'hours' | 'bit_or';
 
 export interface ValueSpec {
   merge: Merge;
@@ -51,7 +51,7 @@ export interface TableSpec {
   /**
    * A weekly roll-up of this table: same columns, `day` holding the Monday of the ISO week (UTC).
    * A window's whole weeks are read from it and only its edge days from the daily table, about
-   * half the rows for a 28-day window. Sum, least and greatest merges only.
+   * half the rows for a 28-day window. Sum, least, greatest and bit_or merges only.
    */
   weekly?: string;
   /**

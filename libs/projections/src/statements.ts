@@ -7,6 +7,8 @@ function mergeSql(table: string, column: string, spec: ValueSpec): string {
       return `${column} = ${table}.${column} + excluded.${column}`;
     case 'hours':
       return `${column} = sw_hours_add(${table}.${column}, excluded.${column})`;
+    case 'bit_or':
+      return `${column} = ${table}.${column} | excluded.${column}`;
     default:
       return `${column} = ${spec.merge}(${table}.${column}, excluded.${column})`;
   }
@@ -56,7 +58,13 @@ export function projectionTables(projection: Projection): string[] {
  * The aggregate that combines rows of a value column. 'hours' columns are filled by exactly one
  * event type each, so in a rebuild max() picks that one array (roll-ups have no 'hours' columns).
  */
-const AGGREGATE: Record<Merge, string> = { sum: 'sum', least: 'min', greatest: 'max', hours: 'max' };
+const AGGREGATE: Record<Merge, string> = {
+  sum: 'sum',
+  least: 'min',
+  greatest: 'max',
+  hours: 'max',
+  bit_or: 'bit_or',
+};
 
 /** The ORDER BY writing a rebuilt table's rows in its clusterBy order (empty without one). */
 const clusterOrder = (spec: TableSpec) =>

@@ -1,19 +1,36 @@
-import { FINAL, Params } from '@spywatcher/search/projections/analytics';
+import { type Queryable, quoteIdent } from '@spywatcher/db';
+import { FINAL } from '@spywatcher/search/projections/analytics';
 import { type DashboardSpec, READ_MODELS } from './grafana.ts';
 
-/**
- * Builds the final SELECTs of the analytics endpoints with their numeric parameters written
- * into the text: a Grafana panel sends its SQL as is, without bind parameters.
- */
-class InlineParams extends Params {
-  override p(value: unknown, cast = ''): string {
-    if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new Error(`only numbers are written into a panel's SQL, not ${JSON.stringify(value)}`);
-    }
-    this.values.push(value);
-    return `${value}${cast}`;
+/** SQL text built by `inline`: a fragment whose parameters are already written in. */
+class Inlined {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
   }
 }
+
+const write = (value: unknown): string => {
+  if (value instanceof Inlined) return value.text;
+  // postgres.js writes a list of fragments one after another, space-separated.
+  if (Array.isArray(value)) return value.map(write).join(' ');
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new Error(`only numbers are written into a panel's SQL, not ${JSON.stringify(value)}`);
+  }
+  return String(value);
+};
+
+/**
+ * Stands in for postgres.js's `sql` while the final SELECTs of the analytics endpoints are built,
+ * writing their numeric parameters into the text: a Grafana panel sends its SQL as is, without bind
+ * parameters. It supports what those SELECTs use: tagged fragments and `sql(identifier)`.
+ */
+function inlineTag(first: TemplateStringsArray | string, ...args: unknown[]): Inlined {
+  if (typeof first === 'string') return new Inlined(quoteIdent(first));
+  return new Inlined(first.reduce((text, s, i) => text + (i === 0 ? '' : write(args[i - 1])) + s, ''));
+}
+const inline = inlineTag as unknown as Queryable;
+const text = (fragment: unknown) => write(fragment);
 
 /** Grafana's guild variable as a quoted SQL string, and the dashboard's time range as whole UTC days. */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, filled in by Grafana
@@ -30,7 +47,7 @@ export const lurkersSql = `with t as (
     sum(messages + typing + reactions)::bigint as active
   from rm_user_daily where guild_id = ${GUILD} and ${WINDOW}
   group by user_id
-) ${FINAL.lurkers(new InlineParams(), window)}`;
+) ${text(FINAL.lurkers(inline, window))}`;
 
 export const suspicionSql = `with t as (
   select user_id, sum(messages)::bigint as messages, sum(typing)::bigint as typing,
@@ -38,7 +55,7 @@ export const suspicionSql = `with t as (
     sum(role_changes)::bigint as roles, sum(deleted_messages)::bigint as deleted
   from rm_user_daily where guild_id = ${GUILD} and ${WINDOW}
   group by user_id
-) ${FINAL.suspicion(new InlineParams(), window)}`;
+) ${text(FINAL.suspicion(inline, window))}`;
 
 const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 const hour = (h: number) => String(h).padStart(2, '0');
@@ -50,7 +67,7 @@ export const heatmapSql = `with t as (
   from rm_heatmap_daily cross join generate_series(1, 24) h
   where scope = 'guild' and key = ${GUILD} and guild_id = ${GUILD} and ${WINDOW}
   group by 1, 2
-), cells as (${FINAL.heatmap(new InlineParams(), { ...window, limit: 168 })})
+), cells as (${text(FINAL.heatmap(inline, { ...window, limit: 168 }))})
 select d.name as weekday,
   ${Array.from({ length: 24 }, (_, h) => `coalesce(max(c.total) filter (where c.hour = ${h}), 0) as "${hour(h)}"`).join(',\n  ')}
 from (values ${WEEKDAYS.map((name, i) => `(${i}, ${(i + 1) % 7}, '${name}')`).join(', ')}) d(ord, dow, name)

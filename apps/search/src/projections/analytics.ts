@@ -1,5 +1,6 @@
 import { createSql, type Queryable, type Sql, type TransactionSql } from '@spywatcher/db';
 import { CLIENTS } from '@spywatcher/events';
+import { type Fragment, join } from '../search/sql.ts';
 import { FAST_REACTION_MS, PROJECTIONS } from './definitions.ts';
 
 /**
@@ -30,15 +31,6 @@ export interface AnalyticsParams extends WindowParams {
   minScore?: number;
 }
 
-/** Positional parameters collected while a query's text is assembled (values never go in the text). */
-export class Params {
-  readonly values: unknown[] = [];
-  p(value: unknown, cast = ''): string {
-    this.values.push(value);
-    return `$${this.values.length}${cast}`;
-  }
-}
-
 export type AnalyticsName =
   | 'ghosts'
   | 'lurkers'
@@ -51,18 +43,23 @@ export type AnalyticsName =
   | 'client-drift'
   | 'suspicion';
 
-export const ISO = (col: string) => `to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+/** A query (or a part of one) built for its parameters. */
+export type QueryPart = (sql: Queryable, a: AnalyticsParams) => Fragment;
+
+/** A timestamptz as ISO 8601 text in UTC, milliseconds. */
+export const iso = (sql: Queryable, col: Fragment) =>
+  sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** Condition on a day column for the window. */
-export const dayWindow = (q: Params, a: WindowParams, col = 'day') =>
-  `${col} between ${q.p(a.from, '::date')} and ${q.p(a.to, '::date')}`;
+export const dayWindow = (sql: Queryable, a: WindowParams, col: Fragment = sql`day`) =>
+  sql`${col} between ${a.from}::date and ${a.to}::date`;
 
 /** Condition on a timestamptz column for the window (index-friendly). */
-export const timeWindow = (q: Params, a: WindowParams, col = 'occurred_at') =>
-  `${col} >= ${q.p(a.from, '::date')}::timestamp at time zone 'UTC' and ${col} < (${q.p(a.to, '::date')} + 1)::timestamp at time zone 'UTC'`;
+export const timeWindow = (sql: Queryable, a: WindowParams, col: Fragment = sql`occurred_at`) =>
+  sql`${col} >= ${a.from}::date::timestamp at time zone 'UTC' and ${col} < (${a.to}::date + 1)::timestamp at time zone 'UTC'`;
 
-export const guildFilter = (q: Params, a: WindowParams, col = 'guild_id') =>
-  a.guildId === undefined ? '' : `and ${col} = ${q.p(a.guildId)}`;
+export const guildFilter = (sql: Queryable, a: WindowParams, col: Fragment = sql`guild_id`) =>
+  a.guildId === undefined ? sql`` : sql`and ${col} = ${a.guildId}`;
 
 const DAY_MS = 86_400_000;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -121,16 +118,28 @@ export function splitWindow(from: string, to: string, subtract = false): WindowP
  * days of the week where the parts meet, which one part's week row adds and the other's
  * subtracts, are one read that carries both signs (client-drift at 5,000,000 events: ~7% fewer
  * rows and no FILTER aggregates, 15.7 -> 14.9 ms).
+ *
+ * A column `{ daysOf, as }` counts days from a weekday-bits column (a `bit_or` of 1 << (ISO
+ * weekday - 1)): each row gives the number of its days inside the window, a week row's days
+ * outside it masked off and a subtracted day row 0. Summed per user within one guild, where every
+ * day is on one row, that is the number of days of the window with a bit set.
+ *
+ * With `nonzero`, rows whose value columns are all zero are left out: a query whose answer
+ * cannot list a user with no events among them (ghosts, behavior-shifts, client-drift, lurkers)
+ * then groups fewer rows (a third fewer for ghosts, whose visitors' week rows often hold only
+ * presences).
  */
 export function windowRows(
-  q: Params,
+  sql: Queryable,
   a: WindowParams,
   daily: string,
-  columns: readonly (string | [alias: string, expression: string])[],
-  options: { splitRecent?: boolean; subtract?: boolean } = {},
-): string {
+  columns: readonly (string | [alias: string, expression: Fragment] | { daysOf: string; as: string })[],
+  options: { splitRecent?: boolean; subtract?: boolean; nonzero?: boolean } = {},
+): Fragment {
   const spec = PROJECTIONS.flatMap((p) => p.tables).find((t) => t.name === daily);
   if (!spec?.weekly) throw new Error(`${daily} is not a read model with a weekly roll-up`);
+  const countsDays = columns.some((c) => typeof c === 'object' && !Array.isArray(c));
+  if (countsDays && options.splitRecent) throw new Error('days are counted over the whole window only');
   const toMs = Date.parse(`${a.to}T00:00:00Z`);
   const recentMs = Math.max(Date.parse(`${a.from}T00:00:00Z`), toMs - 6 * DAY_MS);
   // Part 0 is the whole window, or with splitRecent the earlier days; part 1 the last 7 days.
@@ -165,22 +174,56 @@ export function windowRows(
     mark(dayCoefficients, plan.minus, DAY_MS, part, -1);
     mark(weekCoefficients, plan.weeks, 7 * DAY_MS, part, 1);
   });
-  const signed = (c: string, sign: number) => (sign === 1 ? c : sign === -1 ? `-${c}` : '0');
-  const select = (table: string, lo: number, hi: number, coefficients: number[]) => {
+  // A week's days inside the window as weekday bits, after its signs: weeks with other days
+  // inside are other ranges.
+  const fromMs = Date.parse(`${a.from}T00:00:00Z`);
+  for (const [monday, coefficients] of countsDays ? weekCoefficients : []) {
+    let inside = 0;
+    for (let d = 0; d < 7; d++) {
+      const t = monday + d * DAY_MS;
+      if (t >= fromMs && t <= toMs) inside |= 1 << d;
+    }
+    coefficients.push(inside);
+  }
+  const values = columns.flatMap((column) =>
+    typeof column === 'string'
+      ? column in spec.values
+        ? [sql`${sql(column)} <> 0`]
+        : []
+      : Array.isArray(column)
+        ? [sql`(${column[1]}) <> 0`]
+        : [sql`${sql(column.daysOf)} <> 0`],
+  );
+  const nonzero = options.nonzero ? sql`and (${join(sql, values, sql` or `)})` : sql``;
+  const signed = (value: Fragment, sign: number) =>
+    sign === 1 ? value : sign === -1 ? sql`-${value}` : sql`0`;
+  const select = (table: string, lo: number, hi: number, coefficients: number[], week: boolean) => {
     const list = columns.flatMap((column) => {
-      if (typeof column === 'string' && !(column in spec.values)) return [column];
-      const [c, value] = typeof column === 'string' ? [column, column] : [column[0], `(${column[1]})`];
-      if (!options.splitRecent) return [`${signed(value, coefficients[0]!)} as ${c}`];
+      if (typeof column === 'object' && !Array.isArray(column)) {
+        const bits = sql(column.daysOf);
+        const days = week
+          ? sql`bit_count((${bits} & ${coefficients[parts.length]!}::int)::bit(7))::int`
+          : coefficients[0] === 1
+            ? sql`bit_count(${bits}::bit(7))::int`
+            : sql`0`;
+        return [sql`${days} as ${sql(column.as)}`];
+      }
+      if (typeof column === 'string' && !(column in spec.values)) return [sql`${sql(column)}`];
+      const [c, value] =
+        typeof column === 'string' ? [column, sql`${sql(column)}`] : [column[0], sql`(${column[1]})`];
+      if (!options.splitRecent) return [sql`${signed(value, coefficients[0]!)} as ${sql(c)}`];
       return [
-        `${signed(value, coefficients[1]!)} as recent_${c}`,
-        `${signed(value, coefficients[0]!)} as earlier_${c}`,
+        sql`${signed(value, coefficients[1]!)} as ${sql(`recent_${c}`)}`,
+        sql`${signed(value, coefficients[0]!)} as ${sql(`earlier_${c}`)}`,
       ];
     });
-    return `select ${list.join(', ')} from ${table} where day between ${q.p(isoDay(lo), '::date')} and ${q.p(isoDay(hi), '::date')} ${guildFilter(q, a)}`;
+    return sql`select ${join(sql, list)} from ${sql(table)}
+      where day between ${isoDay(lo)}::date and ${isoDay(hi)}::date ${guildFilter(sql, a)} ${nonzero}`;
   };
-  const branches: string[] = [];
+  const branches: Fragment[] = [];
   // Consecutive days (weeks) with the same signs are one range.
   const emit = (table: string, from: Map<number, number[]>, step: number) => {
+    const week = step !== DAY_MS;
     const keys = [...from.keys()].sort((x, y) => x - y);
     let lo = 0;
     for (let i = 0; i < keys.length; i++) {
@@ -188,19 +231,19 @@ export function windowRows(
       if (i === 0 || keys[i]! - keys[i - 1]! !== step || !same(i - 1)) lo = keys[i]!;
       const last = i === keys.length - 1 || keys[i + 1]! - keys[i]! !== step || !same(i + 1);
       if (last && from.get(keys[i]!)!.some((x) => x !== 0))
-        branches.push(select(table, lo, keys[i]!, from.get(keys[i]!)!));
+        branches.push(select(table, lo, keys[i]!, from.get(keys[i]!)!, week));
     }
   };
   emit(daily, dayCoefficients, DAY_MS);
   emit(spec.weekly, weekCoefficients, 7 * DAY_MS);
-  return `(${branches.join('\n      union all ')}) r`;
+  return sql`(${join(sql, branches, sql` union all `)}) r`;
 }
 
 /** First day of the "this week" part of a shift window: the last 7 days up to `to`. */
-export const recentStart = (q: Params, a: WindowParams) => `(${q.p(a.to, '::date')} - 6)`;
+export const recentStart = (sql: Queryable, a: WindowParams) => sql`(${a.to}::date - 6)`;
 /** Number of days before the recent 7, as an integer. */
-export const earlierDays = (q: Params, a: WindowParams) =>
-  `(${q.p(a.to, '::date')} - ${q.p(a.from, '::date')} + 1 - 7)`;
+export const earlierDays = (sql: Queryable, a: WindowParams) =>
+  sql`(${a.to}::date - ${a.from}::date + 1 - 7)`;
 
 /**
  * SQL for n / d rounded half up, in integer arithmetic, for integer expressions n >= 0 and d > 0:
@@ -208,14 +251,15 @@ export const earlierDays = (q: Params, a: WindowParams) =>
  * counts (in bigint thousandths, tenths or hundredths), which is numeric round(n / d, k)
  * exactly, rounded once, and costs no numeric division per user.
  */
-const divRoundHalfUp = (n: string, d: string) => `((2 * (${n}) + (${d})) / (2 * (${d})))`;
+const divRoundHalfUp = (sql: Queryable, n: Fragment, d: Fragment) =>
+  sql`((2 * (${n}) + (${d})) / (2 * (${d})))`;
 
 /** divRoundHalfUp for an n of either sign: half away from zero, as numeric round() does. */
-const divRound = (n: string, d: string) =>
-  `(case when (${n}) < 0 then -${divRoundHalfUp(`-(${n})`, d)} else ${divRoundHalfUp(n, d)} end)`;
+const divRound = (sql: Queryable, n: Fragment, d: Fragment) =>
+  sql`(case when (${n}) < 0 then -${divRoundHalfUp(sql, sql`-(${n})`, d)} else ${divRoundHalfUp(sql, n, d)} end)`;
 
 /** The mean n / d in tenths, rounded once (imported legacy deltas may be negative). */
-const avgTenths = (n: string, d: string) => divRound(`10 * ${n}`, d);
+const avgTenths = (sql: Queryable, n: Fragment, d: Fragment) => divRound(sql, sql`10 * ${n}`, d);
 
 /**
  * An ORDER BY key of the exact value n / d (integer expressions, n >= 0, d > 0): n / d scaled
@@ -223,49 +267,59 @@ const avgTenths = (n: string, d: string) => divRound(`10 * ${n}`, d);
  * 10^-30, so the key orders them as the exact values and ties only equal values, where ordering
  * by the rounded value (or a float8) ties or swaps values that differ in a later digit.
  */
-const exactKey = (n: string, d: string) => `div((${n})::numeric * 1e30, ${d})`;
+const exactKey = (sql: Queryable, n: Fragment, d: Fragment) => sql`div((${n})::numeric * 1e30, ${d})`;
 
-/** A JSON number with `k` decimals from an integer count of 10^-k (numeric: no float digits). */
-const decimals = (units: string, k: number) => `(${units}) * 1e-${k}`;
+/** A JSON number with 2 or 3 decimals from an integer count of 10^-k (numeric: no float digits). */
+const decimals = (sql: Queryable, units: Fragment, k: 2 | 3) =>
+  k === 2 ? sql`(${units}) * 1e-2` : sql`(${units}) * 1e-3`;
 
 /**
- * Final SELECTs, each over a CTE `t` whose columns the comment names. `$limit` and other
- * parameters are appended by the caller through `q`. Every number is computed from the exact
- * counts and rounded once, at the end; filters and orders compare exact values, and ties go
- * to the smaller user id, so `limit` cuts the same list every time.
+ * Final SELECTs, each over a CTE `t` whose columns the comment names (`with t as (…)` comes
+ * first; reaction-stats, behavior-shifts, client-drift and suspicion add CTEs of their own, so
+ * theirs start with a comma). Every number is computed from the exact counts and rounded once,
+ * at the end; filters and orders compare exact values, and ties go to the smaller user id, so
+ * `limit` cuts the same list every time.
  */
 export const FINAL = {
   /** t(user_id, typing, messages) */
-  ghosts: (q: Params, a: AnalyticsParams) => `
+  ghosts: (sql: Queryable, a: AnalyticsParams) => sql`
     select user_id as "userId", typing::int as typing, messages::int as messages,
-      ${divRoundHalfUp('1000 * typing', 'greatest(messages, 1)')}::float8 / 1000 as ratio
-    from t where typing >= ${q.p(a.minTyping ?? 10, '::int')} and typing > messages
-    order by ${exactKey('typing', 'greatest(messages, 1)')} desc, user_id limit ${q.p(a.limit, '::int')}`,
+      ${divRoundHalfUp(sql, sql`1000 * typing`, sql`greatest(messages, 1)`)}::float8 / 1000 as ratio
+    from t where typing >= ${a.minTyping ?? 10}::int and typing > messages
+    order by ${exactKey(sql, sql`typing`, sql`greatest(messages, 1)`)} desc, user_id limit ${a.limit}::int`,
   /** t(user_id, presences, presence_days, active) */
-  lurkers: (q: Params, a: AnalyticsParams) => `
+  lurkers: (sql: Queryable, a: AnalyticsParams) => sql`
     select user_id as "userId", presences::int as presences, presence_days::int as "presenceDays"
     from t where presences > 0 and active = 0
-    order by presences desc, user_id limit ${q.p(a.limit, '::int')}`,
+    order by presences desc, user_id limit ${a.limit}::int`,
   /** t(weekday, hour, messages, typing, reactions) summed already; empty cells are left out */
-  heatmap: (q: Params, a: AnalyticsParams) => `
+  heatmap: (sql: Queryable, a: AnalyticsParams) => sql`
     select weekday::int as weekday, hour::int as hour, messages::int as messages, typing::int as typing,
       reactions::int as reactions, (messages + typing + reactions)::int as total
     from t where messages + typing + reactions > 0
-    order by weekday, hour limit ${q.p(a.limit, '::int')}`,
+    order by weekday, hour limit ${a.limit}::int`,
   /** t(user_id, channels, events) */
-  channelDiversity: (q: Params, a: AnalyticsParams) => `
+  channelDiversity: (sql: Queryable, a: AnalyticsParams) => sql`
     select user_id as "userId", channels::int as channels, events::int as events
-    from t order by channels desc, events desc, user_id limit ${q.p(a.limit, '::int')}`,
-  /** t(user_id, clients, events, first_at, last_at): one row per user and client combination */
-  multiClient: (q: Params, a: AnalyticsParams) => `
-    select user_id as "userId", sum(events)::int as events,
-      ${ISO('min(first_at)')} as "firstAt", ${ISO('max(last_at)')} as "lastAt",
-      json_agg(json_build_object('clients', clients, 'events', events::int,
-        'firstAt', ${ISO('first_at')}, 'lastAt', ${ISO('last_at')}) order by clients) as combinations
-    from t group by user_id
-    order by events desc, user_id limit ${q.p(a.limit, '::int')}`,
+    from t order by channels desc, events desc, user_id limit ${a.limit}::int`,
+  /**
+   * t(user_id, clients, events, first_at, last_at): one row per user and client combination. The
+   * page's users are ranked first and their times and combinations (JSON) built for them alone.
+   */
+  multiClient: (sql: Queryable, a: AnalyticsParams) => sql`
+    , page as (
+      select user_id, sum(events) as events from t group by user_id
+      order by events desc, user_id limit ${a.limit}::int
+    )
+    select p.user_id as "userId", p.events::int as events,
+      ${iso(sql, sql`min(t.first_at)`)} as "firstAt", ${iso(sql, sql`max(t.last_at)`)} as "lastAt",
+      json_agg(json_build_object('clients', t.clients, 'events', t.events::int,
+        'firstAt', ${iso(sql, sql`t.first_at`)}, 'lastAt', ${iso(sql, sql`t.last_at`)}) order by t.clients) as combinations
+    from page p join t on t.user_id = p.user_id
+    group by p.user_id, p.events
+    order by p.events desc, p.user_id`,
   /** t(user_id, delta_ms, n): how many reactions of each delta */
-  reactionStats: (q: Params, a: AnalyticsParams) => `
+  reactionStats: (sql: Queryable, a: AnalyticsParams) => sql`
     , c as (
       select user_id, delta_ms, n,
         sum(n) over (partition by user_id order by delta_ms) as cum,
@@ -273,18 +327,18 @@ export const FINAL = {
       from t
     )
     select user_id as "userId", total::int as reactions,
-      ${avgTenths('sum(delta_ms::bigint * n)::bigint', 'total::bigint')}::float8 / 10 as "avgMs",
+      ${avgTenths(sql, sql`sum(delta_ms::bigint * n)::bigint`, sql`total::bigint`)}::float8 / 10 as "avgMs",
       min(delta_ms) filter (where cum * 2 >= total) as "medianMs",
-      coalesce(sum(n) filter (where delta_ms < ${FAST_REACTION_MS}), 0)::int as "fastReactions"
+      coalesce(sum(n) filter (where delta_ms < ${FAST_REACTION_MS}::int), 0)::int as "fastReactions"
     from c group by user_id, total
-    having total >= ${q.p(a.minReactions ?? 1, '::int')}
-    order by "fastReactions" desc, reactions desc, user_id limit ${q.p(a.limit, '::int')}`,
+    having total >= ${a.minReactions ?? 1}::int
+    order by "fastReactions" desc, reactions desc, user_id limit ${a.limit}::int`,
   /** t(user_id, changes, added, removed, change_days) */
-  roleDrift: (q: Params, a: AnalyticsParams) => `
+  roleDrift: (sql: Queryable, a: AnalyticsParams) => sql`
     select user_id as "userId", changes::int as changes, added::int as "rolesAdded",
       removed::int as "rolesRemoved", change_days::int as "changeDays"
     from t where changes > 0
-    order by changes desc, user_id limit ${q.p(a.limit, '::int')}`,
+    order by changes desc, user_id limit ${a.limit}::int`,
   /**
    * t(user_id, recent, earlier): activity in the last 7 days and before. With D the days before
    * the last 7, the weekly average is 7·earlier / D and change = (recent − avg) / max(avg, 1)
@@ -292,20 +346,20 @@ export const FINAL = {
    * rounded from the exact value (not from the rounded average), the threshold compares
    * |n| >= threshold·m and the order uses the exact |change|. direction is the exact sign.
    */
-  behaviorShifts: (q: Params, a: AnalyticsParams) => `
+  behaviorShifts: (sql: Queryable, a: AnalyticsParams) => sql`
     , w as (
       select user_id, coalesce(recent, 0)::bigint as recent, 7 * coalesce(earlier, 0)::bigint as e7,
-        ${earlierDays(q, a)}::bigint as days
+        ${earlierDays(sql, a)}::bigint as days
       from t where coalesce(recent, 0) + coalesce(earlier, 0) > 0
     ), x as (
       select user_id, recent, e7, days, recent * days - e7 as n, greatest(e7, days) as m from w
     )
     select user_id as "userId", recent::int as "thisWeek",
-      ${divRoundHalfUp('1000 * e7', 'days')}::float8 / 1000 as "previousWeeklyAverage",
-      ${divRound('1000 * n', 'm')}::float8 / 1000 as change,
+      ${divRoundHalfUp(sql, sql`1000 * e7`, sql`days`)}::float8 / 1000 as "previousWeeklyAverage",
+      ${divRound(sql, sql`1000 * n`, sql`m`)}::float8 / 1000 as change,
       case when n >= 0 then 'up' else 'down' end as direction
-    from x where abs(n) >= ${q.p(a.threshold ?? 1, '::numeric')} * m
-    order by ${exactKey('abs(n)', 'm')} desc, user_id limit ${q.p(a.limit, '::int')}`,
+    from x where abs(n) >= ${a.threshold ?? 1}::numeric * m
+    order by ${exactKey(sql, sql`abs(n)`, sql`m`)} desc, user_id limit ${a.limit}::int`,
   /**
    * t(user_id, recent_<client>, earlier_<client> for each of CLIENTS): presences showing each
    * client in the last 7 days and before. distance = sum |r/rt - e/et| / 2 over the clients
@@ -314,27 +368,41 @@ export const FINAL = {
    * the shares. The mixes (JSON) are built for the page's users only, listing the clients seen
    * in the window.
    */
-  clientDrift: (q: Params, a: AnalyticsParams) => {
-    const sum = (part: string) => CLIENTS.map((c) => `${part}_${c}`).join(' + ');
-    const mix = (part: 'recent' | 'earlier', total: string) => `(
-        select json_object_agg(c, ${decimals(divRoundHalfUp(`1000 * ${part === 'recent' ? 'r' : 'e'}`, total), 3)} order by c)
-        from (values ${CLIENTS.map((c) => `('${c}', recent_${c}, earlier_${c})`).join(', ')}) v(c, r, e)
+  clientDrift: (sql: Queryable, a: AnalyticsParams) => {
+    const column = (part: 'recent' | 'earlier', c: string) => sql(`${part}_${c}`);
+    const sum = (part: 'recent' | 'earlier') =>
+      join(
+        sql,
+        CLIENTS.map((c) => column(part, c)),
+        sql` + `,
+      );
+    const mix = (part: 'recent' | 'earlier', total: Fragment) => sql`(
+        select json_object_agg(c, ${decimals(sql, divRoundHalfUp(sql, part === 'recent' ? sql`1000 * r` : sql`1000 * e`, total), 3)} order by c)
+        from (values ${join(
+          sql,
+          CLIENTS.map((c) => sql`(${c}::text, ${column('recent', c)}, ${column('earlier', c)})`),
+        )}) v(c, r, e)
         where r + e > 0)`;
-    return `
+    const key = exactKey(sql, sql`s`, sql`m`);
+    return sql`
     , u as (
       select *, ${sum('recent')} as rt, ${sum('earlier')} as et from t
     ), d as (
-      select *, ${CLIENTS.map((c) => `abs(recent_${c} * et - earlier_${c} * rt)`).join(' + ')} as s,
+      select *, ${join(
+        sql,
+        CLIENTS.map((c) => sql`abs(${column('recent', c)} * et - ${column('earlier', c)} * rt)`),
+        sql` + `,
+      )} as s,
         2 * rt * et as m
       from u where rt > 0 and et > 0
     ), page as (
-      select * from d where s >= ${q.p(a.threshold ?? 0.5, '::numeric')} * m
-      order by ${exactKey('s', 'm')} desc, user_id limit ${q.p(a.limit, '::int')}
+      select * from d where s >= ${a.threshold ?? 0.5}::numeric * m
+      order by ${key} desc, user_id limit ${a.limit}::int
     )
-    select user_id as "userId", ${divRoundHalfUp('1000 * s', 'm')}::float8 / 1000 as distance,
-      ${mix('recent', 'rt')} as "thisWeek",
-      ${mix('earlier', 'et')} as "previousWeeks"
-    from page order by ${exactKey('s', 'm')} desc, user_id`;
+    select user_id as "userId", ${divRoundHalfUp(sql, sql`1000 * s`, sql`m`)}::float8 / 1000 as distance,
+      ${mix('recent', sql`rt`)} as "thisWeek",
+      ${mix('earlier', sql`et`)} as "previousWeeks"
+    from page order by ${key} desc, user_id`;
   },
   /**
    * t(user_id, messages, typing, fast, multi, roles, deleted). In hundredths of a point, with
@@ -342,7 +410,7 @@ export const FINAL = {
    * and the other three are whole hundredths; the score is their exact sum n / (100·M), rounded
    * once (each component's points are rounded on their own for display).
    */
-  suspicion: (q: Params, a: AnalyticsParams) => `
+  suspicion: (sql: Queryable, a: AnalyticsParams) => sql`
     , s as (
       select *, messages + 1 as mm, least(30 * (messages + 1), 3 * typing) as g,
         least(10 * (messages + 1), 10 * deleted) as dl,
@@ -351,134 +419,189 @@ export const FINAL = {
     ), d as (
       select *, 100 * (g + dl) + (h_fast + h_multi + h_roles) * mm as n, 100 * mm as m from s
     )
-    select user_id as "userId", ${divRoundHalfUp('n', 'mm')}::float8 / 100 as score,
+    select user_id as "userId", ${divRoundHalfUp(sql, sql`n`, sql`mm`)}::float8 / 100 as score,
       json_build_object(
-        'ghost', json_build_object('points', ${decimals(divRoundHalfUp('100 * g', 'mm'), 2)}, 'typing', typing, 'messages', messages),
-        'fastReactions', json_build_object('points', ${decimals('h_fast', 2)}, 'count', fast),
-        'multiClient', json_build_object('points', ${decimals('h_multi', 2)}, 'count', multi),
-        'roleChurn', json_build_object('points', ${decimals('h_roles', 2)}, 'count', roles),
-        'deletions', json_build_object('points', ${decimals(divRoundHalfUp('100 * dl', 'mm'), 2)}, 'count', deleted, 'messages', messages)
+        'ghost', json_build_object('points', ${decimals(sql, divRoundHalfUp(sql, sql`100 * g`, sql`mm`), 2)}, 'typing', typing, 'messages', messages),
+        'fastReactions', json_build_object('points', ${decimals(sql, sql`h_fast`, 2)}, 'count', fast),
+        'multiClient', json_build_object('points', ${decimals(sql, sql`h_multi`, 2)}, 'count', multi),
+        'roleChurn', json_build_object('points', ${decimals(sql, sql`h_roles`, 2)}, 'count', roles),
+        'deletions', json_build_object('points', ${decimals(sql, divRoundHalfUp(sql, sql`100 * dl`, sql`mm`), 2)}, 'count', deleted, 'messages', messages)
       ) as components
-    from d where n >= ${q.p(a.minScore ?? 0, '::numeric')} * m
-    order by ${exactKey('n', 'm')} desc, user_id limit ${q.p(a.limit, '::int')}`,
+    from d where n >= ${a.minScore ?? 0}::numeric * m
+    order by ${exactKey(sql, sql`n`, sql`m`)} desc, user_id limit ${a.limit}::int`,
 };
 
-type Query = (q: Params, a: AnalyticsParams) => string;
+const CLIENT_SUMS = (sql: Queryable) =>
+  join(
+    sql,
+    CLIENTS.flatMap((c) => [
+      sql`sum(${sql(`recent_${c}`)}) as ${sql(`recent_${c}`)}`,
+      sql`sum(${sql(`earlier_${c}`)}) as ${sql(`earlier_${c}`)}`,
+    ]),
+  );
 
 /** Read-model versions: the per-user totals come from the aggregates. */
-export const READ_MODEL_QUERIES: Record<AnalyticsName, Query> = {
-  ghosts: (q, a) => `
+export const READ_MODEL_QUERIES: Record<AnalyticsName, QueryPart> = {
+  ghosts: (sql, a) => sql`
     with t as (
       select user_id, sum(typing)::bigint as typing, sum(messages)::bigint as messages
-      from ${windowRows(q, a, 'rm_user_daily', ['user_id', 'typing', 'messages'], { subtract: true })}
+      from ${windowRows(sql, a, 'rm_user_daily', ['user_id', 'typing', 'messages'], { subtract: true, nonzero: true })}
       group by user_id
-    ) ${FINAL.ghosts(q, a)}`,
-  // Within one guild a user has one row per day, so its days are counted by count(*) (hashed)
-  // rather than count(distinct) (sorted); across guilds the rows are first summed per day.
-  lurkers: (q, a) => `
+    ) ${FINAL.ghosts(sql, a)}`,
+  // Within one guild every day of a user is on one row, daily or weekly: whole weeks come from the
+  // roll-up, their presence days counted from its weekday bits. Across guilds one day may be on
+  // several rows (a guild each): the daily rows are summed per day, then counted.
+  lurkers: (sql, a) =>
+    a.guildId === undefined
+      ? sql`
     with d as (
-      ${
-        a.guildId === undefined
-          ? `select user_id, day, sum(presences)::bigint as presences,
+      select user_id, day, sum(presences)::bigint as presences,
         sum(messages + typing + reactions)::bigint as active
-      from rm_user_daily where ${dayWindow(q, a)}
-      group by user_id, day`
-          : `select user_id, presences, messages + typing + reactions as active
-      from rm_user_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}`
-      }
+      from rm_user_daily where ${dayWindow(sql, a)}
+      group by user_id, day
     ), t as (
       select user_id, sum(presences)::bigint as presences,
         count(*) filter (where presences > 0) as presence_days, sum(active)::bigint as active
       from d group by user_id
-    ) ${FINAL.lurkers(q, a)}`,
-  heatmap: (q, a) => {
+    ) ${FINAL.lurkers(sql, a)}`
+      : sql`
+    with t as (
+      select user_id, sum(presences)::bigint as presences, sum(presence_days)::bigint as presence_days,
+        sum(active)::bigint as active
+      from ${windowRows(
+        sql,
+        a,
+        'rm_user_daily',
+        [
+          'user_id',
+          'presences',
+          ['active', sql`messages + typing + reactions`],
+          { daysOf: 'presence_weekdays', as: 'presence_days' },
+        ],
+        { subtract: true, nonzero: true },
+      )}
+      group by user_id
+    ) ${FINAL.lurkers(sql, a)}`,
+  heatmap: (sql, a) => {
     const scope = a.userId !== undefined ? 'user' : a.channelId !== undefined ? 'channel' : 'guild';
     const key = a.userId ?? a.channelId ?? a.guildId;
-    return `
+    return sql`
     with t as (
       select extract(dow from day) as weekday, h - 1 as hour,
         sum(messages[h]) as messages, sum(typing[h]) as typing, sum(reactions[h]) as reactions
       from rm_heatmap_daily cross join generate_series(1, 24) h
-      where scope = '${scope}' ${key === undefined ? '' : `and key = ${q.p(key)}`} ${guildFilter(q, a)}
-        and ${dayWindow(q, a)}
+      where scope = ${scope} ${key === undefined ? sql`` : sql`and key = ${key}`} ${guildFilter(sql, a)}
+        and ${dayWindow(sql, a)}
       group by 1, 2
-    ) ${FINAL.heatmap(q, a)}`;
+    ) ${FINAL.heatmap(sql, a)}`;
   },
-  // Per user and channel first, then count them: hashed instead of a sorted count(distinct).
-  'channel-diversity': (q, a) => `
+  // Per user and channel first, then count them: hashed instead of a sorted count(distinct). A
+  // week mostly inside the window is its roll-up row minus the days outside (fewer rows than its
+  // days), so a channel counts where its sum in the window is not zero.
+  'channel-diversity': (sql, a) => sql`
     with c as (
       select user_id, channel_id, sum(events) as events
-      from ${windowRows(q, a, 'rm_user_channel_daily', ['user_id', 'channel_id', 'events'])}
+      from ${windowRows(sql, a, 'rm_user_channel_daily', ['user_id', 'channel_id', 'events'], { subtract: true })}
       group by user_id, channel_id
     ), t as (
-      select user_id, count(*) as channels, sum(events) as events from c group by user_id
-    ) ${FINAL.channelDiversity(q, a)}`,
-  'multi-client': (q, a) => `
+      select user_id, count(*) filter (where events > 0) as channels, sum(events) as events
+      from c group by user_id having sum(events) > 0
+    ) ${FINAL.channelDiversity(sql, a)}`,
+  // First and last times are not differences: no week is read as its roll-up minus days.
+  'multi-client': (sql, a) => sql`
     with t as (
       select user_id, clients, sum(events) as events, min(first_at) as first_at, max(last_at) as last_at
-      from rm_multi_client_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+      from ${windowRows(sql, a, 'rm_multi_client_daily', ['user_id', 'clients', 'events', 'first_at', 'last_at'])}
       group by user_id, clients
-    ) ${FINAL.multiClient(q, a)}`,
+    ) ${FINAL.multiClient(sql, a)}`,
   // Ranking needs only counts, fast counts and delta sums (rm_reaction_daily); the exact median
   // needs every delta, read for the page's users alone. Same answer as FINAL.reactionStats over
   // all deltas (the tests compare), without sorting the deltas of users who are not shown. Each
   // user's median is its own subquery: its deltas grouped and summed in delta order up to the
   // first that reaches half of the user's reactions (the total ranked by, from the same events).
-  // One join, sort and two window passes over all 50 users' deltas took twice as long (the guild
-  // of the fast reactors at 5,000,000 events: ~20 -> ~10 ms).
-  'reaction-stats': (q, a) => `
+  // One join, sort and two window passes over all 50 users' deltas took twice as long.
+  'reaction-stats': (sql, a) => sql`
     with u as (
       select user_id, sum(reactions) as total, sum(fast_reactions) as fast, sum(delta_ms_sum) as dsum
-      from ${windowRows(q, a, 'rm_reaction_daily', ['user_id', 'reactions', 'fast_reactions', 'delta_ms_sum'])}
+      from ${windowRows(sql, a, 'rm_reaction_daily', ['user_id', 'reactions', 'fast_reactions', 'delta_ms_sum'])}
       group by user_id
-      having sum(reactions) >= ${q.p(a.minReactions ?? 1, '::int')}
-      order by fast desc, total desc, user_id limit ${q.p(a.limit, '::int')}
+      having sum(reactions) >= ${a.minReactions ?? 1}::int
+      order by fast desc, total desc, user_id limit ${a.limit}::int
     )
-    select u.user_id as "userId", u.total::int as reactions, ${avgTenths('u.dsum::bigint', 'u.total')}::float8 / 10 as "avgMs",
+    select u.user_id as "userId", u.total::int as reactions,
+      ${avgTenths(sql, sql`u.dsum::bigint`, sql`u.total`)}::float8 / 10 as "avgMs",
       (
         select x.delta_ms from (
           select d.delta_ms, sum(sum(d.reactions)) over (order by d.delta_ms) as cum
           from rm_reaction_deltas d
-          where d.user_id = u.user_id and ${dayWindow(q, a, 'd.day')} ${guildFilter(q, a, 'd.guild_id')}
+          where d.user_id = u.user_id and ${dayWindow(sql, a, sql`d.day`)} ${guildFilter(sql, a, sql`d.guild_id`)}
           group by d.delta_ms
         ) x where x.cum * 2 >= u.total order by x.delta_ms limit 1
       ) as "medianMs",
       u.fast::int as "fastReactions"
     from u
     order by u.fast desc, u.total desc, u.user_id`,
-  // Within one guild a user has one row per day with changes: its days are count(*) (hashed),
-  // not a sorted count(distinct day).
-  'role-drift': (q, a) => `
+  // Within one guild whole weeks come from the roll-up, their days with changes counted from its
+  // weekday bits. Across guilds a day may have changes in several: a sorted count(distinct day).
+  'role-drift': (sql, a) =>
+    a.guildId === undefined
+      ? sql`
     with t as (
       select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
-        ${a.guildId === undefined ? 'count(distinct day)' : 'count(*)'} as change_days
-      from rm_role_daily where ${dayWindow(q, a)} ${guildFilter(q, a)}
+        count(distinct day) as change_days
+      from rm_role_daily where ${dayWindow(sql, a)}
       group by user_id
-    ) ${FINAL.roleDrift(q, a)}`,
-  'behavior-shifts': (q, a) => `
+    ) ${FINAL.roleDrift(sql, a)}`
+      : sql`
+    with t as (
+      select user_id, sum(role_changes) as changes, sum(roles_added) as added, sum(roles_removed) as removed,
+        sum(change_days) as change_days
+      from ${windowRows(
+        sql,
+        a,
+        'rm_role_daily',
+        [
+          'user_id',
+          'role_changes',
+          'roles_added',
+          'roles_removed',
+          { daysOf: 'change_weekdays', as: 'change_days' },
+        ],
+        { subtract: true },
+      )}
+      group by user_id
+    ) ${FINAL.roleDrift(sql, a)}`,
+  'behavior-shifts': (sql, a) => sql`
     with t as (
       select user_id, sum(recent_activity) as recent, sum(earlier_activity) as earlier
-      from ${windowRows(q, a, 'rm_user_daily', ['user_id', ['activity', 'messages + typing + reactions']], {
+      from ${windowRows(
+        sql,
+        a,
+        'rm_user_daily',
+        ['user_id', ['activity', sql`messages + typing + reactions`]],
+        { splitRecent: true, subtract: true, nonzero: true },
+      )}
+      group by user_id
+    ) ${FINAL.behaviorShifts(sql, a)}`,
+  // A row per user and day (week) with a column per client: one grouping by user.
+  'client-drift': (sql, a) => sql`
+    with t as (
+      select user_id, ${CLIENT_SUMS(sql)}
+      from ${windowRows(sql, a, 'rm_client_daily', ['user_id', ...CLIENTS], {
         splitRecent: true,
         subtract: true,
+        nonzero: true,
       })}
       group by user_id
-    ) ${FINAL.behaviorShifts(q, a)}`,
-  // A row per user and day (week) with a column per client: one grouping by user.
-  'client-drift': (q, a) => `
-    with t as (
-      select user_id, ${CLIENTS.map((c) => `sum(recent_${c}) as recent_${c}, sum(earlier_${c}) as earlier_${c}`).join(', ')}
-      from ${windowRows(q, a, 'rm_client_daily', ['user_id', ...CLIENTS], { splitRecent: true, subtract: true })}
-      group by user_id
-    ) ${FINAL.clientDrift(q, a)}`,
-  suspicion: (q, a) => `
+    ) ${FINAL.clientDrift(sql, a)}`,
+  suspicion: (sql, a) => sql`
     with t as (
       select user_id, sum(messages)::bigint as messages, sum(typing)::bigint as typing,
         sum(fast_reactions)::bigint as fast, sum(multi_client)::bigint as multi,
         sum(role_changes)::bigint as roles, sum(deleted_messages)::bigint as deleted
-      from ${windowRows(q, a, 'rm_user_daily', ['user_id', 'messages', 'typing', 'fast_reactions', 'multi_client', 'role_changes', 'deleted_messages'])}
+      from ${windowRows(sql, a, 'rm_user_daily', ['user_id', 'messages', 'typing', 'fast_reactions', 'multi_client', 'role_changes', 'deleted_messages'])}
       group by user_id
-    ) ${FINAL.suspicion(q, a)}`,
+    ) ${FINAL.suspicion(sql, a)}`,
 };
 
 /**
@@ -510,15 +633,13 @@ export function createAnalyticsSql(config: {
 
 export async function runAnalytics(
   sql: Queryable,
-  queries: Record<AnalyticsName, Query>,
+  queries: Record<AnalyticsName, QueryPart>,
   name: AnalyticsName,
   params: AnalyticsParams,
   options: { sessionReady?: boolean } = {},
 ): Promise<Record<string, unknown>[]> {
-  const q = new Params();
-  const text = queries[name](q, params);
-  if (options.sessionReady)
-    return [...(await sql.unsafe<Record<string, unknown>[]>(text, q.values as never[]))];
+  const query = queries[name];
+  if (options.sessionReady) return [...(await sql<Record<string, unknown>[]>`${query(sql, params)}`)];
   // At a few million events these aggregates cost enough for the planner to JIT-compile them,
   // which takes longer (tens of ms) than running them. And a cached generic plan cannot see how
   // narrow the window or the guild is: plan each call for its own parameters (planning is < 1 ms).
@@ -532,7 +653,7 @@ export async function runAnalytics(
     // One round trip for all of them.
     await tx`select set_config(name, value, true)
       from unnest(${Object.keys(settings)}::text[], ${Object.values(settings)}::text[]) as s(name, value)`;
-    return [...(await tx.unsafe<Record<string, unknown>[]>(text, q.values as never[]))];
+    return [...(await tx<Record<string, unknown>[]>`${query(tx, params)}`)];
   };
   return 'savepoint' in sql ? run(sql) : sql.begin(run);
 }

@@ -17,6 +17,13 @@ const USER_DAY = { guild_id: ID, day: 'date', user_id: ID };
 const BY_DAY = { day_idx: ['day', 'guild_id'] };
 /** The read-only role Grafana's dashboards log in as (migration 0160). */
 const READERS = ['spywatcher_grafana'];
+/**
+ * The weekdays with at least one event, as bits (bit d - 1 for ISO weekday d): one bit on a daily
+ * row, up to seven on a weekly one. A query counts the days of a window from week rows by masking
+ * the days outside it, where a count of rows would need every daily row.
+ */
+const WEEKDAYS: ValueSpec = { merge: 'bit_or', empty: '0', type: 'int', default: '0' };
+const WEEKDAY_BIT = `bit_or(1 << (extract(isodow from s.occurred_at at time zone 'UTC')::int - 1))`;
 export const FAST_REACTION_MS = 3000;
 const DAY = `(s.occurred_at at time zone 'UTC')::date`;
 const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
@@ -77,6 +84,7 @@ const activity: Projection = {
         roles_added: SUM,
         roles_removed: SUM,
         deleted_messages: SUM,
+        presence_weekdays: WEEKDAYS,
       },
       sources: {
         message: { keys: userDayKeys('message'), values: { messages: 'count(*)' } },
@@ -90,7 +98,11 @@ const activity: Projection = {
         },
         presence: {
           keys: userDayKeys('presence'),
-          values: { presences: 'count(*)', multi_client: `count(*) filter (where ${MULTI_CLIENT})` },
+          values: {
+            presences: 'count(*)',
+            multi_client: `count(*) filter (where ${MULTI_CLIENT})`,
+            presence_weekdays: WEEKDAY_BIT,
+          },
         },
         role_change: roleChanges,
         deleted_message: { keys: userDayKeys('deleted_message'), values: { deleted_messages: 'count(*)' } },
@@ -100,13 +112,14 @@ const activity: Projection = {
       // Role changes are sparse (a few per user and month): role-drift reads these narrow rows
       // instead of picking them out of the wide per-day activity rows.
       name: 'rm_role_daily',
+      weekly: 'rm_role_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id'],
       keyTypes: USER_DAY,
       indexes: BY_DAY,
-      values: { role_changes: SUM, roles_added: SUM, roles_removed: SUM },
+      values: { role_changes: SUM, roles_added: SUM, roles_removed: SUM, change_weekdays: WEEKDAYS },
       sources: {
-        role_change: roleChanges,
+        role_change: { ...roleChanges, values: { ...roleChanges.values, change_weekdays: WEEKDAY_BIT } },
       },
     },
   ],
@@ -220,6 +233,7 @@ const clients: Projection = {
     },
     {
       name: 'rm_multi_client_daily',
+      weekly: 'rm_multi_client_weekly',
       clusterBy: ['guild_id', 'day'],
       keys: ['guild_id', 'day', 'user_id', 'clients'],
       keyTypes: { ...USER_DAY, clients: ID },

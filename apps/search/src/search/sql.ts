@@ -9,6 +9,21 @@ export function and(sql: Queryable, parts: Fragment[]): Fragment {
   return parts.reduce((acc, p) => sql`${acc} and ${p}`);
 }
 
+/**
+ * The parts (fragments or identifiers, `sql(name)`) one after another with `separator` between
+ * them (`, ` for a list).
+ */
+export function join(
+  sql: Queryable,
+  parts: readonly (Fragment | postgres.Helper<string, []>)[],
+  separator: Fragment = sql`, `,
+): Fragment {
+  // postgres.js joins an array of fragments (only fragments) with spaces, so each part is one;
+  // an empty array would be sent as a parameter.
+  if (parts.length === 0) return sql``;
+  return sql`${parts.flatMap((p, i) => (i === 0 ? [sql`${p}`] : [separator, sql`${p}`]))}`;
+}
+
 /** occurred_at as exact text (microseconds, UTC) for cursors and responses. */
 export const timeText = (sql: Queryable, column: Fragment) =>
   sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
