@@ -250,7 +250,7 @@ describe('report (pure)', () => {
       totalRejected: 1,
       oldest: '2024-01-01T00:00:00.000Z',
     });
-    applyTotals(reports, new Map([...earlier, ['Guild#x', { ...emptyCheckpoint(), imported: 2n }]]));
+    applyTotals(reports, new Map([...earlier, ['GuildX', { ...emptyCheckpoint(), imported: 2n }]]));
     expect(reports.find((r) => r.table === 'Guild')?.totalImported).toBe(3);
     applyTotals(reports, new Map([['Guild', { ...emptyCheckpoint(), imported: 5n }]]));
     expect(reports.find((r) => r.table === 'Guild')).toMatchObject({
