@@ -5,7 +5,7 @@ import { PartitionCache, type PartitionPolicy, type TransactionSql } from '@spyw
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSummary, writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';
-import type { Batch, RejectLine } from '../src/import/batch.ts';
+import { type Batch, emptyBatch, type RejectLine } from '../src/import/batch.ts';
 import { importTarget } from '../src/import/bulk.ts';
 import {
   advance,
@@ -49,21 +49,7 @@ afterAll(async () => {
 
 const spec = (legacy: string) => TABLE_SPECS.find((s) => s.legacy === legacy)!;
 
-function batch(over: Partial<Batch> = {}): Batch {
-  return {
-    copy: Buffer.alloc(0),
-    rows: 0,
-    rejects: [],
-    lastKey: null,
-    hash: 0n,
-    findings: {},
-    days: [],
-    minMs: null,
-    readMs: 0,
-    convertMs: 0,
-    ...over,
-  };
-}
+const batch = (over: Partial<Batch> = {}): Batch => ({ ...emptyBatch(), ...over });
 
 const reject = (id: number): RejectLine => ({
   table: 'MessageEvent',

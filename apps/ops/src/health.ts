@@ -120,59 +120,34 @@ export interface HealthReport {
   replication: ReplicationState;
 }
 
+/** Awaits an object of promises at once, into the object of their values. */
+async function allOf<T extends object>(parts: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const entries = await Promise.all(Object.entries(parts).map(async ([k, p]) => [k, await p] as const));
+  return Object.fromEntries(entries) as T;
+}
+
 /** Reads every section at once, each collector on its own. */
-async function collect(
+function collect(
   sql: Sql,
   catalogue: BackupCatalogue | null,
   thresholds: HealthThresholds,
 ): Promise<HealthData> {
-  const [
-    db,
-    sizes,
-    tableBloat,
-    indexBloat,
-    unused,
-    duplicates,
-    activity,
-    blocking,
-    connections,
-    vacuum,
-    wraparound,
-    partitions,
-    backups,
-    replication,
-  ] = await Promise.all([
-    databaseFacts(sql),
-    sizesWithoutWaiting(sql),
-    estimateTableBloat(sql),
-    estimateIndexBloat(sql),
-    unusedIndexes(sql),
-    duplicateIndexes(sql),
-    sessions(sql, thresholds),
-    blockingLocks(sql),
-    connectionStats(sql),
-    vacuumStats(sql),
-    wraparoundAge(sql),
-    partitionCoverage(sql),
-    backupAges(catalogue, sql),
-    replicationState(sql),
-  ]);
-  return {
-    db,
-    sizes,
-    tableBloat,
-    indexBloat,
-    unused,
-    duplicates,
-    activity,
-    blocking,
-    connections,
-    vacuum,
-    wraparound,
-    partitions,
-    backups,
-    replication,
-  };
+  return allOf<HealthData>({
+    db: databaseFacts(sql),
+    sizes: sizesWithoutWaiting(sql),
+    tableBloat: estimateTableBloat(sql),
+    indexBloat: estimateIndexBloat(sql),
+    unused: unusedIndexes(sql),
+    duplicates: duplicateIndexes(sql),
+    activity: sessions(sql, thresholds),
+    blocking: blockingLocks(sql),
+    connections: connectionStats(sql),
+    vacuum: vacuumStats(sql),
+    wraparound: wraparoundAge(sql),
+    partitions: partitionCoverage(sql),
+    backups: backupAges(catalogue, sql),
+    replication: replicationState(sql),
+  });
 }
 
 /** Every rule over the data, worst first; the backup age rules only with a backup catalogue. */
