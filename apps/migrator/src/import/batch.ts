@@ -61,6 +61,22 @@ function rejectOf(spec: TableSpec, row: Row, p: Problem): RejectLine {
   };
 }
 
+/** A batch of no rows: what ends a unit's batches. */
+export function emptyBatch(): Batch {
+  return {
+    copy: Buffer.alloc(0),
+    rows: 0,
+    rejects: [],
+    lastKey: null,
+    hash: 0n,
+    findings: {},
+    days: [],
+    minMs: null,
+    readMs: 0,
+    convertMs: 0,
+  };
+}
+
 /**
  * Reads up to `limit` rows and converts each: a reject with its reason, or the row's COPY line
  * and its canonical text added to the batch's content hash. Runs in a conversion worker for
@@ -74,18 +90,7 @@ export function buildBatch(
   withCopy: boolean,
 ): Batch {
   const copy = new CopyBuffer();
-  const b: Batch = {
-    copy: Buffer.alloc(0),
-    rows: 0,
-    rejects: [],
-    lastKey: null,
-    hash: 0n,
-    findings: {},
-    days: [],
-    minMs: null,
-    readMs: 0,
-    convertMs: 0,
-  };
+  const b = emptyBatch();
   const hash = new ContentHash();
   let lastDay = Number.NaN;
   const days = new Set<number>();

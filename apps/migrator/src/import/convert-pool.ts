@@ -49,8 +49,13 @@ export class ConvertPool {
   constructor(setup: WorkerSetup, size: number) {
     const url = new URL('./convert-worker.ts', import.meta.url);
     this.workers = Array.from({ length: Math.max(1, size) }, () => {
-      // a worker holds at most two batches of one unit at a time: a small heap keeps RSS bounded
-      const w = new Worker(url, { workerData: setup, resourceLimits: { maxOldGenerationSizeMb: 48 } });
+      // A worker holds at most two batches of one unit at a time: a small heap keeps RSS bounded.
+      // The young generation is capped too: V8 grows it when many objects survive a scavenge, and
+      // uncapped it became most of the import's peak RSS; a row's objects die young either way.
+      const w = new Worker(url, {
+        workerData: setup,
+        resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 },
+      });
       w.on('message', (m: FromWorker) => this.receive(m));
       w.on('error', (e) => this.fail(e));
       w.on('exit', (code) => {
