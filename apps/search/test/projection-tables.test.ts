@@ -14,14 +14,25 @@ afterAll(async () => {
 });
 
 describe('search read-model tables', () => {
-  it('made by the migrations are adopted by the declarations as they are, rows kept, no rebuild', async () => {
+  it('made by the migrations are adopted as they are where the declaration is still version 1, rows kept, no rebuild', async () => {
     await db.sql`
-      insert into rm_user_daily (guild_id, day, user_id, typing) values ('10000000000000001', '2026-11-02', 'kept', 3)
+      insert into rm_user_channel_daily (guild_id, day, user_id, channel_id, events)
+      values ('10000000000000001', '2026-11-02', 'kept', '20000000000000001', 3)
     `;
-    for (const p of PROJECTIONS) expect(await prepareTables(db.sql, p), p.name).toBe('adopted');
-    for (const p of PROJECTIONS) expect(await prepareTables(db.sql, p), p.name).toBe('current');
-    const [row] = await db.sql<{ typing: number }[]>`select typing from rm_user_daily where user_id = 'kept'`;
-    expect(row?.typing).toBe(3);
+    for (const p of PROJECTIONS.filter((p) => p.version === 1)) {
+      expect(await prepareTables(db.sql, p), p.name).toBe('adopted');
+      expect(await prepareTables(db.sql, p), p.name).toBe('current');
+    }
+    const [row] = await db.sql<{ events: number }[]>`select events from rm_user_channel_daily where user_id = 'kept'`;
+    expect(row?.events).toBe(3);
     expect(await db.sql`select 1 from projection_rebuilds`).toHaveLength(0);
+  });
+
+  it('changed since the migrations (a raised version) are rebuilt, not migrated', async () => {
+    const changed = PROJECTIONS.filter((p) => p.version > 1).map((p) => p.name);
+    expect(changed).toEqual(['activity', 'clients']);
+    for (const p of PROJECTIONS.filter((p) => p.version > 1)) {
+      expect(await prepareTables(db.sql, p), p.name).toBe('rebuild');
+    }
   });
 });

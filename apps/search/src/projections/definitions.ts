@@ -60,7 +60,7 @@ const roleChanges: Source = {
 
 const activity: Projection = {
   name: 'activity',
-  version: 1,
+  version: 2,
   readers: READERS,
   description:
     'Per user, guild and UTC day: messages, typing, reactions (fast ones too), presences, multi-client presences, role changes (also on their own), deletions. Serves ghosts, lurkers, role-drift, behavior-shifts and suspicion.',
@@ -207,7 +207,7 @@ const channels: Projection = {
 
 const clients: Projection = {
   name: 'clients',
-  version: 1,
+  version: 2,
   readers: READERS,
   description:
     'Presences showing each client (desktop, web, mobile: a column each) and per combination of clients seen at once, per user and UTC day. Serves multi-client and client-drift.',
