@@ -23,7 +23,9 @@ describe('search read-model tables', () => {
       expect(await prepareTables(db.sql, p), p.name).toBe('adopted');
       expect(await prepareTables(db.sql, p), p.name).toBe('current');
     }
-    const [row] = await db.sql<{ events: number }[]>`select events from rm_user_channel_daily where user_id = 'kept'`;
+    const [row] = await db.sql<
+      { events: number }[]
+    >`select events from rm_user_channel_daily where user_id = 'kept'`;
     expect(row?.events).toBe(3);
     expect(await db.sql`select 1 from projection_rebuilds`).toHaveLength(0);
   });
