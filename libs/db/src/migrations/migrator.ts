@@ -305,11 +305,15 @@ async function applyRepeatables(
     );
   }
   const due = new Set(toApply(await repeatableStatus(deps)).map((r) => r.name));
+  if (due.size === 0) return [];
+  // Read once (a catalog-wide query): a repeatable that changed one of these is refused, so the
+  // set and their definitions stay the same through the run.
+  const stored = await storedFunctions(conn);
   const applied: MigrateResult['repeatables'] = [];
   for (const file of files.filter((f) => due.has(f.name))) {
     const started = performance.now();
     log(`applying ${file.file}`);
-    await applyRepeatable(conn, file, by, started, lockTimeoutMs);
+    await applyRepeatable(conn, file, stored, by, started, lockTimeoutMs);
     const durationMs = Math.round(performance.now() - started);
     applied.push({ name: file.name, file: file.file, durationMs });
     log(`applied ${file.file} in ${durationMs} ms`);
@@ -329,6 +333,7 @@ class StoredDataWouldGoStale extends Error {
 async function applyRepeatable(
   conn: Reserved,
   file: RepeatableFile,
+  stored: StoredFunction[],
   by: string,
   started: number,
   lockTimeoutMs: number,
@@ -337,7 +342,6 @@ async function applyRepeatable(
     await conn.unsafe('begin');
     try {
       await conn`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
-      const stored = await storedFunctions(conn);
       await conn.unsafe(file.sql);
       const changed = await changedStoredFunctions(conn, stored);
       if (changed.length > 0) throw new StoredDataWouldGoStale(changed);
