@@ -93,7 +93,7 @@ describe('repeatable migrations', () => {
     expect((await repeatableStatus({ sql, dir: MIGRATIONS_DIR })).map((r) => r.state)).toEqual(
       files.map(() => 'applied'),
     );
-  }, 240_000);
+  });
 
   it('adopt a database at the old head without changing a function or a stored row', async () => {
     const { sql } = await emptyDb();
@@ -126,7 +126,7 @@ describe('repeatable migrations', () => {
     expect((await migrationStatus({ sql, dir: MIGRATIONS_DIR })).every((r) => r.state === 'applied')).toBe(
       true,
     );
-  }, 240_000);
+  });
 
   it('re-applies a changed file once, recording each application', async () => {
     const sql = await migratedDb();
@@ -250,5 +250,5 @@ describe('repeatable migrations', () => {
     const names = (await history(a)).map((h) => h.name);
     expect(new Set(names).size).toBe(files);
     expect(names).toHaveLength(files);
-  }, 240_000);
+  });
 });
