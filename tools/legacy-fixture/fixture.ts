@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
-import { mulberry32 } from '../loadgen/random.ts';
+import { mulberry32 } from '@spywatcher/testing/random';
 
 /**
  * Writes a SQLite file shaped like SpyWatcher's Prisma-era database: the same tables and

@@ -1,5 +1,4 @@
-import type { EventType } from '@spywatcher/db';
-import { CLIENTS, type EventByType, type SpywatcherEvent } from '@spywatcher/events';
+import { CLIENTS, type EventByType, type EventType, type SpywatcherEvent } from '@spywatcher/events';
 import { createRng, type Rng } from './random.ts';
 import { messageText } from './text.ts';
 

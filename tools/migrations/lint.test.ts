@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ afterEach(async () => {
 async function migrations(files: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'sw-lint-migrations-'));
   dirs.push(dir);
+  await mkdir(join(dir, 'repeatable'));
   for (const [name, sql] of Object.entries(files)) await writeFile(join(dir, name), sql);
   return dir;
 }
@@ -53,5 +54,24 @@ describe('lintMigrations', () => {
     expect(result.problems).toEqual([
       '0021_unexplained.sql:1: "-- squawk-ignore require-concurrent-index-creation" needs the reason on the comment line above it',
     ]);
+  });
+
+  it('lints every repeatable file, whatever the baseline, and refuses a statement that cannot run twice', async () => {
+    const dir = await migrations({
+      '0001_old.sql': 'create table notes (id bigint primary key, body text);\n',
+      'repeatable/R__notes_body.sql':
+        '-- the body of a note\ncreate or replace function notes_body(n bigint) returns text\nlanguage sql stable\nas $$ select body from notes where id = n $$;\n',
+      'repeatable/R__notes_more.sql':
+        'create or replace function notes_count() returns bigint language sql stable as $$ select count(*) from notes $$;\n' +
+        'alter table notes add column tag text;\ncreate index notes_tag on notes (tag);\n',
+    });
+    const result = lintMigrations(dir, 1);
+    expect(result.files).toEqual(['repeatable/R__notes_body.sql', 'repeatable/R__notes_more.sql']);
+    const problems = result.problems.join('\n');
+    expect(problems).not.toMatch(/R__notes_body/);
+    expect(problems).toMatch(
+      /R__notes_more\.sql: a repeatable migration .* move "alter table notes add column tag text"/,
+    );
+    expect(problems).toMatch(/R__notes_more\.sql.*require-concurrent-index-creation/);
   });
 });

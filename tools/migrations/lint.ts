@@ -1,11 +1,13 @@
 /**
- * Lints the migrations newer than the baseline with squawk, and refuses a `-- squawk-ignore`
- * exemption that does not say why on the comment line right above it.
+ * Lints the migrations newer than the baseline and every repeatable migration with squawk,
+ * refuses a `-- squawk-ignore` exemption that does not say why on the comment line right above
+ * it, and a repeatable statement that could not run twice.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPEATABLE_DIR, splitStatements } from '@spywatcher/db';
 
 /** Files up to this version were applied everywhere before the linter; they are never edited again. */
 export const BASELINE_VERSION = 160;
@@ -22,6 +24,30 @@ export function filesAbove(dir: string, baseline: number): string[] {
   return readdirSync(dir)
     .filter((f) => /^\d{4}_.+\.sql$/.test(f) && Number(f.slice(0, 4)) > baseline)
     .sort();
+}
+
+/** Every repeatable migration (`repeatable/R__name.sql`), relative to `dir`, sorted. */
+export function repeatableFiles(dir: string): string[] {
+  const folder = join(dir, REPEATABLE_DIR);
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((f) => `${REPEATABLE_DIR}/${f}`);
+}
+
+/** What a repeatable file may hold: statements that give the same result when run again. */
+const RERUNNABLE =
+  /^(create\s+or\s+replace\s+(function|procedure|view|trigger)\b|comment\s+on\b|grant\b|revoke\b)/i;
+
+/** Statements of a repeatable migration that would fail or change something when it runs again. */
+export function unrepeatableStatements(file: string, sql: string): string[] {
+  return splitStatements(sql)
+    .filter((statement) => !RERUNNABLE.test(statement))
+    .map(
+      (statement) =>
+        `${file}: a repeatable migration runs again whenever it changes, so it holds only CREATE OR REPLACE (function, procedure, view, trigger), COMMENT, GRANT and REVOKE; move "${statement.split('\n')[0]}" to a versioned migration`,
+    );
 }
 
 /** `-- squawk-ignore` lines without a reason on the comment line above them. */
@@ -67,8 +93,13 @@ function squawk(dir: string, files: string[]): string[] {
 }
 
 export function lintMigrations(dir: string, baseline = BASELINE_VERSION): LintResult {
-  const files = filesAbove(dir, baseline);
-  const problems = files.flatMap((f) => unexplainedExemptions(f, readFileSync(join(dir, f), 'utf8')));
+  const repeatables = repeatableFiles(dir);
+  const files = [...filesAbove(dir, baseline), ...repeatables];
+  const text = (f: string) => readFileSync(join(dir, f), 'utf8');
+  const problems = [
+    ...files.flatMap((f) => unexplainedExemptions(f, text(f))),
+    ...repeatables.flatMap((f) => unrepeatableStatements(f, text(f))),
+  ];
   if (files.length > 0) problems.push(...squawk(dir, files));
   return { files, problems };
 }

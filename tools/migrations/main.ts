@@ -1,5 +1,6 @@
 /**
- * npm run lint:migrations [-- --dir DIR] [--baseline N]: squawk on the migrations above the baseline.
+ * npm run lint:migrations [-- --dir DIR] [--baseline N]: squawk on the migrations above the
+ * baseline and on the repeatable ones.
  */
 import { parseArgs } from 'node:util';
 import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
@@ -17,7 +18,7 @@ function main(): number {
   const result = lintMigrations(values.dir ?? MIGRATIONS_DIR, baseline);
   for (const p of result.problems) process.stdout.write(`${p}\n`);
   process.stdout.write(
-    `lint:migrations: ${result.files.length} file(s) above ${String(baseline).padStart(4, '0')}, ${result.problems.length} problem(s)\n`,
+    `lint:migrations: ${result.files.length} file(s) (above ${String(baseline).padStart(4, '0')}, and repeatable), ${result.problems.length} problem(s)\n`,
   );
   return result.problems.length === 0 ? 0 : 1;
 }

@@ -9,11 +9,12 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isEventType, type PartitionCache, type Sql } from '@spywatcher/db';
+import type { PartitionCache, Sql } from '@spywatcher/db';
 import {
   decodeEventPayload,
   describeErrors,
   type EventFieldError,
+  isEventType,
   type NatsNames,
   type SpywatcherEvent,
   subjects,

@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createSql, EVENT_TYPES, eventTable, PartitionCache, type Sql } from '@spywatcher/db';
+import { createSql, PartitionCache, type Sql } from '@spywatcher/db';
 import type { NatsNames } from '@spywatcher/events';
+import { EVENT_TYPES, eventTable } from '@spywatcher/events';
 import { createAuth, createMetricsRegistry, type ServiceInstance } from '@spywatcher/service';
 import { testNatsNames, testNatsUrl } from '@spywatcher/testing';
 import { pino } from 'pino';

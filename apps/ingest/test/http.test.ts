@@ -1,5 +1,4 @@
-import { EVENT_TYPES } from '@spywatcher/db';
-import { createEvent, type SpywatcherEvent } from '@spywatcher/events';
+import { createEvent, EVENT_TYPES, type SpywatcherEvent } from '@spywatcher/events';
 import { sampleEvents } from '@spywatcher/events/fixtures';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

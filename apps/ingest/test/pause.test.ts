@@ -1,8 +1,10 @@
 import { hostname } from 'node:os';
-import { databaseNameOf, EVENT_TYPES, eventTable } from '@spywatcher/db';
+import { databaseNameOf } from '@spywatcher/db';
 import {
   createEvent,
   createPublisher,
+  EVENT_TYPES,
+  eventTable,
   type PauseReply,
   type ReplayReply,
   type SpywatcherEvent,

@@ -13,6 +13,7 @@ import {
   partitionUpkeep,
   RetentionError,
   redactUrl,
+  repeatableStatus,
   type Sql,
   setRetention,
 } from '@spywatcher/db';
@@ -24,8 +25,10 @@ import { MIGRATIONS_DIR } from './migrations-dir.ts';
 const USAGE = `usage: node src/cli.ts <command> [options]
 
 commands:
-  migrate [--dry-run]          apply pending migrations (--dry-run prints the plan)
-  status [--json]              list applied, pending, changed and missing migrations
+  migrate [--dry-run]          apply pending migrations, then new or changed repeatable ones
+                               (--dry-run prints the plan)
+  status [--json]              list applied, pending, changed and missing migrations, and the
+                               repeatable ones (applied, pending, changed, removed)
   partitions [--dry-run] [--ahead N] [--no-retention]
                                create partitions ahead and drop expired ones (never one
                                holding imported rows, unless its table allows it)
@@ -121,14 +124,17 @@ async function main(argv: string[]): Promise<number> {
         lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
       });
       if (values['dry-run']) {
-        if (result.planned.length === 0) log('nothing to apply');
+        if (result.planned.length + result.plannedRepeatables.length === 0) log('nothing to apply');
         for (const p of result.planned) {
           log(
             `would apply ${pad(p.version)}_${p.name}.sql${p.noTransaction ? ' (outside a transaction)' : ''}`,
           );
         }
+        for (const r of result.plannedRepeatables) log(`would apply ${r.file} (${r.state})`);
       } else {
-        log(`${result.applied.length} migration(s) applied`);
+        log(
+          `${result.applied.length} migration(s) and ${result.repeatables.length} repeatable migration(s) applied`,
+        );
       }
     } else if (command === 'tokens' && cipher) {
       const r = await rotateTokens(sql, cipher);
@@ -148,13 +154,16 @@ async function main(argv: string[]): Promise<number> {
       );
     } else if (command === 'status') {
       const rows = await migrationStatus({ sql, dir: MIGRATIONS_DIR });
-      if (values.json) log(JSON.stringify(rows, null, 2));
+      const repeatables = await repeatableStatus({ sql, dir: MIGRATIONS_DIR });
+      if (values.json) log(JSON.stringify({ migrations: rows, repeatables }, null, 2));
       else {
-        for (const r of rows) {
-          log(
-            `${r.state.padEnd(8)} ${pad(r.version)}_${r.name}.sql${r.appliedAt ? `  applied ${r.appliedAt} by ${r.appliedBy} in ${r.durationMs} ms` : ''}`,
-          );
-        }
+        const applied = (r: {
+          appliedAt: string | null;
+          appliedBy: string | null;
+          durationMs: number | null;
+        }) => (r.appliedAt ? `  applied ${r.appliedAt} by ${r.appliedBy} in ${r.durationMs} ms` : '');
+        for (const r of rows) log(`${r.state.padEnd(8)} ${pad(r.version)}_${r.name}.sql${applied(r)}`);
+        for (const r of repeatables) log(`${r.state.padEnd(8)} ${r.file}${applied(r)}`);
         const bad = rows.filter((r) => r.state === 'changed' || r.state === 'missing');
         if (bad.length > 0) return 1;
       }

@@ -13,11 +13,12 @@ it('0100 registers every stored id once and lists rows that shared an id, keepin
   const later = await mkdtemp(join(tmpdir(), 'sw-migrations-later-'));
   try {
     await cp(MIGRATIONS_DIR, dir, { recursive: true });
-    // Everything from 0100 on waits, so rows can be written the way they were before it.
+    // Everything from 0100 on waits (the repeatable migrations too: they define today's
+    // functions), so rows can be written the way they were before it.
     for (const f of await readdir(dir)) {
       if (f >= '0100') {
-        await cp(join(dir, f), join(later, f));
-        await rm(join(dir, f));
+        await cp(join(dir, f), join(later, f), { recursive: true });
+        await rm(join(dir, f), { recursive: true });
       }
     }
     await migrate({ sql, dir });
@@ -35,7 +36,7 @@ it('0100 registers every stored id once and lists rows that shared an id, keepin
     await sql`
       insert into join_events (id, occurred_at, recorded_at, user_id, username, guild_id, account_age_days)
       values (${shared}, '2026-01-05T00:00:00Z', '2026-02-01T00:00:00Z', '1', 'u', '3', 4)`;
-    for (const f of await readdir(later)) await cp(join(later, f), join(dir, f));
+    for (const f of await readdir(later)) await cp(join(later, f), join(dir, f), { recursive: true });
     await migrate({ sql, dir });
 
     const ids = await sql`select id::text, type, occurred_at from event_ids order by id`;

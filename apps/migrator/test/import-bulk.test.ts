@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EVENT_TYPES, ensurePartitions, eventTable, PartitionCache } from '@spywatcher/db';
+import { ensurePartitions, PartitionCache } from '@spywatcher/db';
+import { EVENT_TYPES, eventTable } from '@spywatcher/events';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLegacyFixture } from '../../../tools/legacy-fixture/fixture.ts';

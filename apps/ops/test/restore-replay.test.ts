@@ -5,8 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createSql, EVENT_TYPES, eventTable, type Sql } from '@spywatcher/db';
-import { createEvent, createPublisher, type SpywatcherEvent } from '@spywatcher/events';
+import { createSql, type Sql } from '@spywatcher/db';
+import {
+  createEvent,
+  createPublisher,
+  EVENT_TYPES,
+  eventTable,
+  type SpywatcherEvent,
+} from '@spywatcher/events';
 import { loadConfig } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsNames, testNatsUrl } from '@spywatcher/testing';
 import { freePort } from '@spywatcher/testing/service-contract';

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { EventType, Queryable } from '@spywatcher/db';
+import type { Queryable } from '@spywatcher/db';
+import type { EventType } from '@spywatcher/events';
 import { projectionStatus, startProjectionRunner, startRebuildJob } from '@spywatcher/projections';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';

@@ -1,13 +1,13 @@
 import {
   appendRows,
   type CopyValue,
-  type EventType,
   ensurePartitions,
-  eventTable,
   PartitionCache,
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
+import { type EventType, eventTable } from '@spywatcher/events';
+import { mulberry32 } from '@spywatcher/testing/random';
 
 /**
  * Deterministic SpyWatcher events for the analytics tests and the projections benchmark. Users
@@ -69,17 +69,6 @@ export interface SeedEvent {
   type: EventType;
   occurredAt: Date;
   row: CopyValue[];
-}
-
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const WORDS = ['gg', 'hello', 'lol', 'anyone', 'raid', 'tonight', 'patch', 'notes', 'nice', 'ok'];

@@ -3,18 +3,8 @@
  * known, so a query can be answered by brute force in JS and compared with the database.
  */
 import { copyRows, ensurePartitions, type Queryable } from '@spywatcher/db';
+import { mulberry32 } from '@spywatcher/testing/random';
 import type { HasValue, TextNode } from '../src/search/parser.ts';
-
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function uuidFrom(rand: () => number): string {
   const hex = Array.from({ length: 32 }, () => Math.floor(rand() * 16).toString(16)).join('');
@@ -66,7 +56,7 @@ export const CHANNELS = [
 const fold = (w: string) => w.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
 
 export function generateCorpus(n: number, seed = 42, start = Date.UTC(2026, 0, 1)): CorpusMessage[] {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
   const out: CorpusMessage[] = [];
   for (let k = 0; k < n; k++) {

@@ -1,5 +1,6 @@
 import { appendRows, ensurePartitions, PartitionCache, withTransaction } from '@spywatcher/db';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import { mulberry32 } from '@spywatcher/testing/random';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQuery, searchMessages } from '../src/search/index.ts';
 import {
@@ -10,7 +11,6 @@ import {
   matchesText,
   messageRow,
   newestFirst,
-  prng,
   uuidFrom,
 } from './search-corpus.ts';
 
@@ -33,7 +33,7 @@ afterAll(async () => {
 
 /** Commits small batches until stopped: new messages (newer than all) and late ones (older). */
 function startWriter(seed: number, late: boolean) {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const cache = new PartitionCache();
   const newest = Math.max(...corpus.map((m) => m.occurredAt.getTime()));
   const oldest = Math.min(...corpus.map((m) => m.occurredAt.getTime()));

@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { copyRows, ensurePartitions } from '@spywatcher/db';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
 import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
+import { mulberry32 } from '@spywatcher/testing/random';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
@@ -13,7 +14,6 @@ import {
   loadCorpus,
   matchesText,
   newestFirst,
-  prng,
   USERS,
   uuidFrom,
 } from './search-corpus.ts';
@@ -36,7 +36,7 @@ beforeAll(async () => {
   corpus = generateCorpus(3000);
   await loadCorpus(db.sql, corpus);
   // about one message in twenty is deleted later
-  const rand = prng(7);
+  const rand = mulberry32(7);
   const gone = corpus.filter(() => rand() < 0.05);
   for (const m of gone) deleted.add(m.messageId);
   const deletedAt = gone.map((m) => new Date(m.occurredAt.getTime() + 60_000));

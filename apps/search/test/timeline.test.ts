@@ -1,8 +1,10 @@
-import { copyRows, EVENT_TYPES, type EventType, ensurePartitions, eventTable } from '@spywatcher/db';
+import { copyRows, ensurePartitions } from '@spywatcher/db';
+import { EVENT_TYPES, type EventType, eventTable } from '@spywatcher/events';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import { mulberry32 } from '@spywatcher/testing/random';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userTimeline } from '../src/search/index.ts';
-import { prng, uuidFrom } from './search-corpus.ts';
+import { uuidFrom } from './search-corpus.ts';
 
 // The timeline merges seven tables; the expected order is computed here from the rows inserted.
 
@@ -91,7 +93,7 @@ function columnsFor(type: EventType, e: Seeded): Record<string, unknown> {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const rand = prng(5);
+  const rand = mulberry32(5);
   const start = Date.UTC(2026, 2, 1);
   const times: Date[] = [];
   for (let k = 0; k < 420; k++) {

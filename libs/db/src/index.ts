@@ -26,7 +26,10 @@ export { inLanes } from './lanes.ts';
 export {
   type MigrationFile,
   MigrationFileError,
+  REPEATABLE_DIR,
+  type RepeatableFile,
   readMigrationFiles,
+  readRepeatableFiles,
   splitStatements,
 } from './migrations/files.ts';
 export {
@@ -40,6 +43,9 @@ export {
   migrate,
   migrationStatus,
   pad,
+  type RepeatableState,
+  type RepeatableStatusRow,
+  repeatableStatus,
 } from './migrations/migrator.ts';
 export {
   ensurePartitions,

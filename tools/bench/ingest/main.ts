@@ -17,10 +17,7 @@ import { createIngestClient } from '@spywatcher/client';
 import {
   copyRows,
   createSql,
-  EVENT_TYPES,
-  type EventType,
   ensurePartitions,
-  eventTable,
   migrate,
   PartitionCache,
   type Sql,
@@ -29,8 +26,11 @@ import {
 import {
   createPublisher,
   EVENT_COLUMNS,
+  EVENT_TYPES,
+  type EventType,
   ensureEventStream,
   eventRow,
+  eventTable,
   type NatsNames,
   type SpywatcherEvent,
   subjects,

@@ -15,15 +15,13 @@ import { connect } from '@nats-io/transport-node';
 import {
   copyRows,
   createSql,
-  type EventType,
   ensurePartitions,
-  eventTable,
   migrate,
   PartitionCache,
   type Sql,
   withDatabase,
 } from '@spywatcher/db';
-import { createEvent, type SpywatcherEvent, uuidv7 } from '@spywatcher/events';
+import { createEvent, type EventType, eventTable, type SpywatcherEvent, uuidv7 } from '@spywatcher/events';
 import { publishStored } from '@spywatcher/ingest/notify';
 import { storeEvents } from '@spywatcher/ingest/store';
 import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';

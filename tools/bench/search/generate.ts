@@ -5,7 +5,7 @@
  * planted words and phrases the query set relies on. Same seed, same corpus.
  */
 
-import { mulberry32 } from '../../loadgen/random.ts';
+import { mulberry32 } from '@spywatcher/testing/random';
 
 const COMMON = `the i to you a and it is that of in lol for this me my be on so just do have what
 no not was are with like but yeah can get if go we all your at up ok oh know now good think its one

@@ -13,7 +13,7 @@ import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { MESSAGE_COLUMNS, messageRow } from '@spywatcher/search/fixtures/search-corpus';
 import { parseQuery, searchMessages } from '@spywatcher/search/search';
 import { createEmptyDatabase } from '@spywatcher/testing';
-import { mulberry32 } from '../../loadgen/random.ts';
+import { mulberry32 } from '@spywatcher/testing/random';
 import {
   type CorpusShape,
   channelId,

@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { runAs } from '@spywatcher/testing/private-postgres';
 import { StartFailure } from './failure.ts';
 
 const run = promisify(execFile);
@@ -71,11 +72,9 @@ function reachableBinaries(bin: Binaries): Binaries {
  * PostgreSQL refuses to run as root: then the binaries run as the system's `postgres` user,
  * which must be able to reach the data folder.
  */
-async function runAs(): Promise<{ uid: number; gid: number } | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
+async function postgresOwner(): Promise<{ uid: number; gid: number } | undefined> {
   try {
-    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+    return await runAs();
   } catch {
     throw new StartFailure(
       'PostgreSQL does not run as root, and this machine has no "postgres" user to run the embedded PostgreSQL as.',
@@ -107,7 +106,7 @@ export async function startEmbeddedPostgres(
   bin: Binaries,
   options: { dataDir: string; port: number },
 ): Promise<EmbeddedPostgres> {
-  const owner = await runAs();
+  const owner = await postgresOwner();
   if (owner) bin = reachableBinaries(bin);
   const as = owner ? { uid: owner.uid, gid: owner.gid } : {};
   const { dataDir, port } = options;

@@ -9,28 +9,18 @@
  *   npm run drill:ingest            # full
  *   npm run drill:ingest -- --quick # CI-sized
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import {
-  createSql,
-  EVENT_TYPES,
-  eventTable,
-  migrate,
-  partitionUpkeep,
-  type Sql,
-  withDatabase,
-} from '@spywatcher/db';
+import { createSql, migrate, partitionUpkeep, type Sql, withDatabase } from '@spywatcher/db';
 import {
   createEvent,
   createPublisher,
   DEFAULT_NATS_NAMES,
+  EVENT_TYPES,
+  eventTable,
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';
@@ -38,10 +28,10 @@ import { MIGRATIONS_DIR } from '@spywatcher/migrator/migrations';
 import { startNatsServer } from '@spywatcher/testing/nats-server';
 import { freePort } from '@spywatcher/testing/ports';
 import { finishDrill } from '../result.ts';
+import { type ServiceProcess, spawnServiceProcess } from '../service-process.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const QUICK = values.quick;
-const root = fileURLToPath(new URL('../../..', import.meta.url));
 const log = (line: string) => process.stderr.write(`[drill:ingest] ${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -54,78 +44,34 @@ const RATE = QUICK ? 400 : 1000;
 const INSTANCES = 2;
 const names = DEFAULT_NATS_NAMES;
 
-interface Instance {
-  child: ChildProcess;
-  output: string;
-  /** Set before the drill kills it, so its exit is not counted as a crash. */
-  killedByDrill: boolean;
-}
-
 const report: Record<string, unknown> = { quick: QUICK };
 const crashes: { code: number | null; signal: string | null; output: string }[] = [];
-const instances: (Instance | undefined)[] = [];
+const instances: (ServiceProcess | undefined)[] = [];
+const children: ChildProcess[] = [];
 let ending = false;
 
-function startIngest(slot: number, natsUrl: string, port: number): Instance {
-  const child = spawn(process.execPath, [join(root, 'apps', 'ingest', 'src', 'main.ts')], {
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATABASE_URL: dbUrl,
-      NATS_URL: natsUrl,
-      AUTH_TOKENS: JSON.stringify([{ name: 'drill', token: TOKEN, scopes: ['*'] }]),
-      LOG_LEVEL: process.env.DRILL_LOG_DIR ? 'debug' : 'warn',
-      LOG_FORMAT: 'json',
-      INGEST_BATCH_SIZE: '1000',
-      INGEST_BATCH_TIME_MS: '20',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const instance: Instance = { child, output: '', killedByDrill: false };
-  // DRILL_LOG_DIR keeps every instance's whole log there (to read after a failed drill)
-  const file = process.env.DRILL_LOG_DIR
-    ? createWriteStream(join(process.env.DRILL_LOG_DIR, `ingest-${slot}-${child.pid}.log`))
-    : undefined;
-  const keep = (d: Buffer) => {
-    instance.output = (instance.output + d).slice(-8000);
-    file?.write(d);
+function startIngest(slot: number, natsUrl: string, port: number): ServiceProcess {
+  const env = {
+    DATABASE_URL: dbUrl,
+    NATS_URL: natsUrl,
+    LOG_LEVEL: process.env.DRILL_LOG_DIR ? 'debug' : 'warn',
+    LOG_FORMAT: 'json',
+    INGEST_BATCH_SIZE: '1000',
+    INGEST_BATCH_TIME_MS: '20',
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  child.on('exit', (code, signal) => {
-    if (instance.killedByDrill || ending) return;
-    // a database or NATS fault must never end the process: count it, then start another
-    crashes.push({ code, signal, output: instance.output.slice(-2000) });
-    log(`ingest ${slot} exited by itself (${signal ?? code}); restarting`);
-    instances[slot] = startIngest(slot, natsUrl, port);
+  // DRILL_LOG_DIR keeps every instance's whole log there (to read after a failed drill)
+  instances[slot] = spawnServiceProcess('ingest', TOKEN, env, children, {
+    port,
+    logDir: process.env.DRILL_LOG_DIR,
+    onCrash: ({ code, signal, output }) => {
+      if (ending) return;
+      // a database or NATS fault must never end the process: count it, then start another
+      crashes.push({ code, signal, output: output.slice(-2000) });
+      log(`ingest ${slot} exited by itself (${signal ?? code}); restarting`);
+      startIngest(slot, natsUrl, port);
+    },
   });
-  instances[slot] = instance;
-  return instance;
-}
-
-async function kill9(slot: number): Promise<void> {
-  const instance = instances[slot];
-  if (!instance || instance.child.exitCode !== null || instance.child.signalCode !== null) return;
-  instance.killedByDrill = true;
-  instance.child.kill('SIGKILL');
-  await once(instance.child, 'exit');
-}
-
-async function ready(port: number): Promise<boolean> {
-  try {
-    return (await fetch(`http://127.0.0.1:${port}/ready`)).ok;
-  } catch {
-    return false;
-  }
-}
-
-async function waitReady(port: number): Promise<void> {
-  const until = Date.now() + 180_000;
-  while (!(await ready(port))) {
-    if (Date.now() > until) throw new Error(`ingest on ${port} not ready after 180 s`);
-    await sleep(200);
-  }
+  return instances[slot];
 }
 
 const joinEvent = (n: number) =>
@@ -211,7 +157,7 @@ try {
     reconnectTimeWait: 200,
   });
   for (let slot = 0; slot < INSTANCES; slot++) startIngest(slot, nats.url, ports[slot]!);
-  for (const port of ports) await waitReady(port);
+  for (const instance of instances) await instance!.ready();
   log(`database ${dbName}, NATS on ${nats.port}, ${INSTANCES} ingest instances ready`);
 
   // the steady publisher ------------------------------------------------------------------------
@@ -303,12 +249,11 @@ try {
   const killOne = async (k: number) => {
     const slot = k % INSTANCES;
     kills.push({ at: performance.now(), ackedBefore: acked.length });
-    await kill9(slot);
+    await instances[slot]?.kill9();
     const restarted = performance.now();
-    startIngest(slot, nats.url, ports[slot]!);
     // as an orchestrator would: the next fault waits for the replacement (a loaded machine takes
     // long to start a process), so each kill leaves a live instance to take the messages over
-    await waitReady(ports[slot]!);
+    await startIngest(slot, nats.url, ports[slot]!).ready();
     restartReadyS.push(Math.round((performance.now() - restarted) / 100) / 10);
   };
   const plan: [string, () => Promise<void>][] = [
@@ -408,8 +353,7 @@ try {
   process.exitCode = 1;
 } finally {
   ending = true;
-  for (const i of instances)
-    if (i && i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
+  for (const instance of instances) await instance?.kill9().catch(() => {});
   await nc?.close().catch(() => {});
   await nats.stop().catch(() => {});
   await admin.unsafe(`drop database if exists "${dbName}" with (force)`).catch(() => {});

@@ -22,19 +22,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import {
-  createSql,
-  EVENT_TYPES,
-  eventTable,
-  migrate,
-  partitionUpkeep,
-  type Sql,
-  withDatabase,
-} from '@spywatcher/db';
+import { createSql, migrate, partitionUpkeep, type Sql, withDatabase } from '@spywatcher/db';
 import {
   createEvent,
   createPublisher,
   DEFAULT_NATS_NAMES,
+  EVENT_TYPES,
+  eventTable,
   type SpywatcherEvent,
   subjects,
 } from '@spywatcher/events';

@@ -1,6 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { EVENT_TYPES, eventTable, isEventType } from '@spywatcher/db';
-import { rowToEvent, SpywatcherEventSchema } from '@spywatcher/events';
+import { EVENT_TYPES, eventTable, isEventType, rowToEvent, SpywatcherEventSchema } from '@spywatcher/events';
 import { errorResponses, httpErrors, type ServiceInstance, Type } from '@spywatcher/service';
 import { PausedError, type WriteGate } from '../pause.ts';
 import { ParseFailure, parseNdjson, type WriterDeps, writeEvents } from '../write.ts';

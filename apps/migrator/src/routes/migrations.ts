@@ -1,4 +1,4 @@
-import { migrationStatus, type Sql } from '@spywatcher/db';
+import { migrationStatus, repeatableStatus, type Sql } from '@spywatcher/db';
 import { errorResponses, type ServiceInstance, Type } from '@spywatcher/service';
 import { MIGRATIONS_DIR } from '../migrations-dir.ts';
 
@@ -17,6 +17,21 @@ const MigrationRow = Type.Object({
   noTransaction: Type.Boolean(),
 });
 
+const RepeatableRow = Type.Object({
+  name: Type.String({ examples: ['sw_message_tsv'] }),
+  file: Type.String({ examples: ['repeatable/R__sw_message_tsv.sql'] }),
+  state: Type.Union(
+    [Type.Literal('applied'), Type.Literal('pending'), Type.Literal('changed'), Type.Literal('removed')],
+    {
+      description:
+        'changed: edited since it was applied (the next migrate applies it again); removed: applied, file gone',
+    },
+  ),
+  appliedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  durationMs: Type.Union([Type.Integer(), Type.Null()]),
+  appliedBy: Type.Union([Type.String(), Type.Null()]),
+});
+
 export function migrationRoutes(app: ServiceInstance, deps: { sql: Sql; migrationsDir?: string }): void {
   app.get(
     '/v1/migrations',
@@ -26,24 +41,30 @@ export function migrationRoutes(app: ServiceInstance, deps: { sql: Sql; migratio
         tags: ['migrations'],
         summary: 'Schema migration status',
         description:
-          'Every migration file and every applied version, with its state. Same data as `nx run migrator:status`. Needs scope `migrations:read`.',
+          'Every migration file and every applied version, with its state, then the repeatable migrations. Same data as `nx run migrator:status`. Needs scope `migrations:read`.',
         response: {
           200: Type.Object({
             current: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest applied version' }),
             pending: Type.Integer(),
             migrations: Type.Array(MigrationRow),
+            repeatables: Type.Array(RepeatableRow, {
+              description:
+                'The repeatable migrations (one SQL function each), applied after the versioned ones',
+            }),
           }),
           ...errorResponses(500, 503),
         },
       },
     },
     async () => {
-      const rows = await migrationStatus({ sql: deps.sql, dir: deps.migrationsDir ?? MIGRATIONS_DIR });
+      const dir = deps.migrationsDir ?? MIGRATIONS_DIR;
+      const rows = await migrationStatus({ sql: deps.sql, dir });
       const applied = rows.filter((r) => r.state !== 'pending').map((r) => r.version);
       return {
         current: applied.length > 0 ? Math.max(...applied) : null,
         pending: rows.filter((r) => r.state === 'pending').length,
         migrations: rows,
+        repeatables: await repeatableStatus({ sql: deps.sql, dir }),
       };
     },
   );

@@ -1,4 +1,5 @@
-import { EVENT_TYPES, type EventType, type Sql } from '@spywatcher/db';
+import type { Sql } from '@spywatcher/db';
+import { EVENT_TYPES, type EventType } from '@spywatcher/events';
 import { type Auth, errorResponses, HttpError, type ServiceInstance, Type } from '@spywatcher/service';
 import { SearchInputError, userTimeline } from '../search/index.ts';
 import { SEARCH_SCOPE } from './search.ts';

@@ -1,4 +1,5 @@
-import { EVENT_TYPES, type EventType, type Queryable } from '@spywatcher/db';
+import type { Queryable } from '@spywatcher/db';
+import { EVENT_TYPES, type EventType } from '@spywatcher/events';
 import { CursorError, decodeCursor, encodeCursor, type TimelineCursor } from './cursor.ts';
 import { SearchInputError } from './messages.ts';
 import { and, type Fragment, timeText } from './sql.ts';

@@ -111,7 +111,7 @@ export interface paths {
         };
         /**
          * Schema migration status
-         * @description Every migration file and every applied version, with its state. Same data as `nx run migrator:status`. Needs scope `migrations:read`.
+         * @description Every migration file and every applied version, with its state, then the repeatable migrations. Same data as `nx run migrator:status`. Needs scope `migrations:read`.
          */
         get: operations["listMigrations"];
         put?: never;
@@ -504,6 +504,18 @@ export interface operations {
                             version: number;
                         }[];
                         pending: number;
+                        /** @description The repeatable migrations (one SQL function each), applied after the versioned ones */
+                        repeatables: {
+                            appliedAt: string | null;
+                            appliedBy: string | null;
+                            durationMs: number | null;
+                            /** @example repeatable/R__sw_message_tsv.sql */
+                            file: string;
+                            /** @example sw_message_tsv */
+                            name: string;
+                            /** @description changed: edited since it was applied (the next migrate applies it again); removed: applied, file gone */
+                            state: "applied" | "pending" | "changed" | "removed";
+                        }[];
                     };
                 };
             };

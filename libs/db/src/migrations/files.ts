@@ -39,11 +39,58 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
       name: m[2]!,
       file,
       sql,
-      checksum: createHash('sha256').update(sql).digest('hex'),
+      checksum: sha256(sql),
       noTransaction: NO_TRANSACTION.test(sql.trimStart()),
     });
   }
   return files;
+}
+
+export interface RepeatableFile {
+  /** What follows `R__`: by convention the name of the one function (all its overloads) it defines. */
+  name: string;
+  /** Relative to the migrations directory, e.g. `repeatable/R__sw_message_tsv.sql`. */
+  file: string;
+  sql: string;
+  checksum: string;
+}
+
+/** Repeatable migrations live in this folder of the migrations directory. */
+export const REPEATABLE_DIR = 'repeatable';
+const REPEATABLE_PATTERN = /^R__([a-z0-9_]+)\.sql$/;
+
+/**
+ * Reads `repeatable/R__name.sql` in name order (none when the folder is missing); other names and
+ * `-- migrate:no-transaction` are refused, since a repeatable is re-applied whole in one transaction.
+ */
+export async function readRepeatableFiles(dir: string): Promise<RepeatableFile[]> {
+  let names: string[];
+  try {
+    names = (await readdir(join(dir, REPEATABLE_DIR))).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const files: RepeatableFile[] = [];
+  for (const entry of names) {
+    const file = `${REPEATABLE_DIR}/${entry}`;
+    const m = REPEATABLE_PATTERN.exec(entry);
+    if (!m) {
+      throw new MigrationFileError(
+        `repeatable migration file name "${file}" must look like R__name.sql (lower-case words and underscores)`,
+      );
+    }
+    const sql = await readFile(join(dir, file), 'utf8');
+    if (NO_TRANSACTION.test(sql.trimStart())) {
+      throw new MigrationFileError(`${file}: a repeatable migration always runs in one transaction`);
+    }
+    files.push({ name: m[1]!, file, sql, checksum: sha256(sql) });
+  }
+  return files;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 /**
