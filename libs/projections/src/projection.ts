@@ -1,4 +1,4 @@
-import type { EventType } from '@spywatcher/db';
+import type { EventType } from '@spywatcher/events';
 
 /**
  * A projection declares, per read-model table, its key columns, how each value column merges,

@@ -1,13 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type EventType,
-  eventTable,
-  inLanes,
-  jsonb,
-  type Queryable,
-  type Sql,
-  withTransaction,
-} from '@spywatcher/db';
+import { inLanes, jsonb, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { type EventType, eventTable } from '@spywatcher/events';
 import { type JobColumns, JobHeartbeat, JobTable } from '@spywatcher/jobs';
 import { copyTablePrivileges, grantSelect } from './grants.ts';
 import type { Projection } from './projection.ts';

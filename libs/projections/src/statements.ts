@@ -1,4 +1,4 @@
-import type { EventType } from '@spywatcher/db';
+import type { EventType } from '@spywatcher/events';
 import type { Merge, Projection, Source, TableSpec, ValueSpec } from './projection.ts';
 
 function mergeSql(table: string, column: string, spec: ValueSpec): string {

@@ -1,4 +1,5 @@
-import { type EventType, eventTable, type Queryable } from '@spywatcher/db';
+import type { Queryable } from '@spywatcher/db';
+import { type EventType, eventTable } from '@spywatcher/events';
 import { Gauge, type Registry } from '@spywatcher/service';
 import type { Projection } from './projection.ts';
 import { projectionTables } from './statements.ts';

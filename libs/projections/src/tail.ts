@@ -1,4 +1,5 @@
-import { type EventType, eventTable, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { type EventType, eventTable } from '@spywatcher/events';
 import type { Projection } from './projection.ts';
 import { applyStatements } from './statements.ts';
 

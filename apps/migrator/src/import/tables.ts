@@ -1,4 +1,4 @@
-import type { EventType } from '@spywatcher/db';
+import type { EventType } from '@spywatcher/events';
 import { CLIENTS, CONTENT_MAX_CHARS } from '@spywatcher/events';
 import { uuidv5 } from './ids.ts';
 import type { TokenCipher } from './token-cipher.ts';

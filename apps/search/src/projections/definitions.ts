@@ -1,4 +1,4 @@
-import type { EventType } from '@spywatcher/db';
+import type { EventType } from '@spywatcher/events';
 import { CLIENTS } from '@spywatcher/events';
 import type { Projection, Source, ValueSpec } from '@spywatcher/projections';
 
