@@ -14,10 +14,14 @@ export {
 export {
   type AppendOptions,
   appendRows,
+  type CopySource,
   type CopyValue,
   copyRows,
   encodeCopyField,
   encodeCopyRows,
+  escapeCopyText,
+  type StagingShape,
+  stageRows,
 } from './copy.ts';
 export { ensureDatabase } from './ensure-database.ts';
 export { quoteIdent } from './identifier.ts';
