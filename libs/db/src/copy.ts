@@ -45,17 +45,48 @@ export function encodeCopyField(value: CopyValue): string {
   return escapeCopyText(JSON.stringify(value));
 }
 
+/** Encodes one row (field values in column order) as a COPY text line, newline included. */
+export function encodeCopyRow(row: readonly CopyValue[]): string {
+  let line = '';
+  for (let i = 0; i < row.length; i++) {
+    if (i > 0) line += '\t';
+    line += encodeCopyField(row[i]);
+  }
+  return `${line}\n`;
+}
+
 /** Encodes rows (arrays of field values in column order) as COPY text lines. */
 export function encodeCopyRows(rows: Iterable<readonly CopyValue[]>): string {
   let out = '';
-  for (const row of rows) {
-    for (let i = 0; i < row.length; i++) {
-      if (i > 0) out += '\t';
-      out += encodeCopyField(row[i]);
-    }
-    out += '\n';
-  }
+  for (const row of rows) out += encodeCopyRow(row);
   return out;
+}
+
+/**
+ * A batch's COPY lines as UTF-8 in one buffer, each line written as it is made: cheaper than
+ * concatenating thousands of lines into one string that the driver converts at the end (which
+ * flattens the concatenation, and all of it to two bytes a character once one line has a
+ * character beyond Latin-1). Used by copyRows and by callers that encode their own lines.
+ */
+export class CopyBuffer {
+  length = 0;
+  /** Allocated at the first line (a dry run makes none). */
+  private buffer = Buffer.alloc(0);
+
+  append(line: string): void {
+    // a UTF-16 code unit takes at most three bytes in UTF-8
+    const room = line.length * 3;
+    if (this.length + room > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + room, 1 << 16));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    this.length += this.buffer.write(line, this.length);
+  }
+
+  bytes(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
 }
 
 /**
@@ -90,7 +121,9 @@ export async function copyRows(
   if (Array.isArray(source) && source.length <= chunkRows) {
     // One chunk goes straight into the COPY stream: a pipeline over a one-item Readable cost
     // more node CPU than the write itself and several event-loop turns per statement.
-    writable.end(encodeCopyRows(source as readonly (readonly CopyValue[])[]));
+    const bytes = new CopyBuffer();
+    for (const row of source as readonly (readonly CopyValue[])[]) bytes.append(encodeCopyRow(row));
+    writable.end(bytes.bytes());
     await finished(writable);
     return;
   }

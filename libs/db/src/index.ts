@@ -14,10 +14,12 @@ export {
 export {
   type AppendOptions,
   appendRows,
+  CopyBuffer,
   type CopySource,
   type CopyValue,
   copyRows,
   encodeCopyField,
+  encodeCopyRow,
   encodeCopyRows,
   escapeCopyText,
   type StagingShape,
