@@ -24,7 +24,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { IngestMetrics } from './metrics.ts';
 import { publishStored } from './notify.ts';
 import type { WriteGate } from './pause.ts';
-import { conflictReason, type StoreOutcome, storeIsolating } from './store.ts';
+import { conflictReason, type EventOutcome, type StoreOutcome, storeIsolating } from './store.ts';
+import { Tally } from './tally.ts';
 
 export interface ConsumerOptions {
   sql: Sql;
@@ -308,18 +309,25 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
 
   /** After the commit: ack what is stored or a duplicate, dead-letter conflicts and refused rows. */
   async function acknowledge(batch: Parsed[], outcome: StoreOutcome) {
+    const stored = new Tally();
+    const duplicate = new Tally();
+    const refused: { p: Parsed; r: Exclude<EventOutcome, { status: 'stored' | 'duplicate' }> }[] = [];
+    batch.forEach((p, k) => {
+      const r = outcome.results[k]!;
+      if (r.status === 'stored' || r.status === 'duplicate') {
+        (r.status === 'stored' ? stored : duplicate).add(p.type);
+        p.msg.ack();
+      } else {
+        refused.push({ p, r });
+      }
+    });
+    stored.addTo(o.metrics.stored, 'nats');
+    duplicate.addTo(o.metrics.duplicate, 'nats');
     await Promise.all(
-      batch.map(async (p, k) => {
-        const r = outcome.results[k]!;
-        const event = p.event!;
-        if (r.status === 'stored' || r.status === 'duplicate') {
-          o.metrics[r.status === 'stored' ? 'stored' : 'duplicate'].inc({ type: p.type, source: 'nats' });
-          p.msg.ack();
-          return;
-        }
+      refused.map(async ({ p, r }) => {
         const code = r.status === 'conflict' ? 'conflict' : 'invalid_value';
         o.metrics.rejected.inc({ type: p.type, source: 'nats', code });
-        const message = r.status === 'conflict' ? conflictReason(event.id, r.storedAs) : r.reason;
+        const message = r.status === 'conflict' ? conflictReason(p.event!.id, r.storedAs) : r.reason;
         try {
           await deadLetter(p, {
             reason: r.status === 'conflict' ? 'conflict' : 'invalid',
@@ -342,6 +350,8 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       o.sql,
       o.cache,
       valid.map((p) => p.event!),
+      // A message delivered before may have been stored before its ack was lost.
+      { mayBeKnown: valid.some((p) => p.msg.info.deliveryCount > 1) },
     );
     o.metrics.appendSeconds.observe({ source: 'nats' }, (performance.now() - started) / 1000);
     if (o.afterCommit) await o.afterCommit(outcome);
@@ -349,13 +359,22 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
     publishStored(o.nc, o.names, outcome.stored);
   }
 
-  async function processBatch(msgs: JsMsg[]) {
+  /** Decodes, checks and counts a batch's messages: CPU only, so it runs before the batch waits for a slot. */
+  function checkBatch(msgs: JsMsg[]): Parsed[] {
     o.metrics.batchSize.observe({ source: 'nats' }, msgs.length);
     const delivered = msgs.map((m) => parse(m, o.names.prefix));
+    const received = new Tally();
+    let redelivered = 0;
     for (const p of delivered) {
-      o.metrics.received.inc({ type: typeLabel(p.type), source: 'nats' });
-      if (p.msg.info.deliveryCount > 1) o.metrics.redelivered.inc();
+      received.add(typeLabel(p.type));
+      if (p.msg.info.deliveryCount > 1) redelivered++;
     }
+    received.addTo(o.metrics.received, 'nats');
+    if (redelivered > 0) o.metrics.redelivered.inc(redelivered);
+    return delivered;
+  }
+
+  async function processBatch(delivered: Parsed[]) {
     const parsed = await takeExhausted(delivered);
     const valid = parsed.filter((p) => p.event);
     const invalid = parsed.filter((p) => !p.event);
@@ -396,6 +415,8 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
   heartbeat.unref();
   /** Starts a batch, first waiting for a free slot so at most `concurrency` run at once. */
   async function dispatch(batch: JsMsg[]) {
+    // Checked while the batches in flight are being stored, so node and PostgreSQL work at once.
+    const delivered = checkBatch(batch);
     while (inflight.size >= concurrency) await Promise.race(inflight);
     if (stopped) {
       // Shutting down: hand the batch straight back so another instance can take it now.
@@ -405,7 +426,7 @@ export async function startConsumer(o: ConsumerOptions): Promise<IngestConsumer>
       }
       return;
     }
-    const run = () => processBatch(batch);
+    const run = () => processBatch(delivered);
     const p: Promise<void> = (o.gate ? o.gate.whenOpen(run) : run())
       .catch((error) => {
         // Not acked: handed back at once so they come round again (within max_deliver).

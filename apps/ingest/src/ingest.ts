@@ -40,7 +40,8 @@ export async function startIngestPipeline(o: IngestPipelineOptions): Promise<Ing
  */
 export function replayStore(deps: { sql: Sql; cache: PartitionCache; nc: NatsConnection; names: NatsNames }) {
   return async (events: SpywatcherEvent[]): Promise<{ stored: number; present: number; other: number }> => {
-    const outcome = await storeIsolating(deps.sql, deps.cache, events);
+    // A replay re-submits what the stream holds: most of it is stored already.
+    const outcome = await storeIsolating(deps.sql, deps.cache, events, { mayBeKnown: true });
     publishStored(deps.nc, deps.names, outcome.stored);
     const count = (status: string) => outcome.results.filter((r) => r.status === status).length;
     const stored = count('stored');

@@ -42,13 +42,25 @@ export interface StoreOutcome {
 }
 
 /** Attempts of a batch that raced another writer storing one of its ids at the same time. */
-const RACE_ATTEMPTS = 4;
+const RACE_ATTEMPTS = 5;
+
+export interface StoreOptions {
+  /**
+   * Some ids may be stored already (redelivered messages): look the batch's ids up before
+   * appending. Otherwise the append is tried first and the look-up made only when the
+   * registry refuses an id, which spares the common batch of new events one statement.
+   */
+  mayBeKnown?: boolean;
+}
 
 /**
  * Appends a batch of valid events. Ids already in the registry (`event_ids`, migration 0100)
  * are answered `duplicate` or `conflict` after comparing the content with the stored row; the
  * others are COPYed into their tables in ONE transaction, whose insert trigger registers them.
  * A repeated id within the batch is stored once and its repeats compared with it after commit.
+ * Unless `mayBeKnown`, the first attempt COPYs without looking up: when an id is registered
+ * already the trigger's unique violation rolls it back and the batch is stored again with the
+ * look-up.
  *
  * Throws when the database is unavailable (nothing of the batch is stored then) or refuses the
  * data (isDataError; storeIsolating narrows that down to the events at fault).
@@ -57,6 +69,7 @@ export async function storeEvents(
   sql: Sql,
   cache: PartitionCache,
   events: readonly SpywatcherEvent[],
+  options: StoreOptions = {},
 ): Promise<StoreOutcome> {
   const first = new Map<string, number>();
   const repeats: number[] = [];
@@ -68,7 +81,8 @@ export async function storeEvents(
   for (let attempt = 1; ; attempt++) {
     try {
       await ensureEventPartitions(sql, cache, unique);
-      const { stored, known } = await withTransaction(sql, (tx) => appendNew(tx, unique));
+      const lookUp = options.mayBeKnown === true || attempt > 1;
+      const { stored, known } = await withTransaction(sql, (tx) => appendNew(tx, unique, lookUp));
       const results: EventOutcome[] = new Array(events.length);
       for (const [id, i] of first) results[i] = known.get(id) ?? { status: 'stored' };
       if (repeats.length > 0) {
@@ -87,29 +101,43 @@ export async function storeEvents(
         cache.clear();
         continue;
       }
-      // Another transaction stored one of these ids between our look-up and our insert:
-      // looking again finds it and answers it.
+      // An id registered already (the append without look-up), or stored by another
+      // transaction between our look-up and our insert: looking (again) finds it and answers it.
       if (attempt < RACE_ATTEMPTS && isUniqueViolation(error)) continue;
       throw error;
     }
   }
 }
 
-async function ensureEventPartitions(sql: Sql, cache: PartitionCache, events: readonly SpywatcherEvent[]) {
-  const byType = new Map<EventType, Date[]>();
-  for (const e of events) {
-    const times = byType.get(e.type) ?? [];
-    times.push(new Date(e.occurred_at));
-    byType.set(e.type, times);
-  }
-  for (const [type, times] of byType) await ensurePartitions(sql, type, times, cache);
+const DAY_MS = 86_400_000;
+
+/** The UTC day of a time: read from its text when it is in UTC (`…Z`, the common form), else parsed. */
+function utcDay(occurredAt: string): string | number {
+  return occurredAt.endsWith('Z') ? occurredAt.slice(0, 10) : Math.floor(Date.parse(occurredAt) / DAY_MS);
 }
 
-/** In one transaction: look the ids up, COPY the new events, read back their positions. */
-async function appendNew(tx: Queryable, events: readonly SpywatcherEvent[]) {
-  const registered = await tx<{ id: string }[]>`
-    select id::text as id from event_ids where id = any(${events.map((e) => e.id)}::uuid[])
-  `;
+/** Partitions for the batch: one time per type and UTC day is enough (a partition holds whole days). */
+async function ensureEventPartitions(sql: Sql, cache: PartitionCache, events: readonly SpywatcherEvent[]) {
+  const byType = new Map<EventType, Map<string | number, Date>>();
+  for (const e of events) {
+    let days = byType.get(e.type);
+    if (!days) {
+      days = new Map();
+      byType.set(e.type, days);
+    }
+    const day = utcDay(e.occurred_at);
+    if (!days.has(day)) days.set(day, new Date(e.occurred_at));
+  }
+  for (const [type, days] of byType) await ensurePartitions(sql, type, days.values(), cache);
+}
+
+/** In one transaction: look the ids up (when asked), COPY the new events, read back their positions. */
+async function appendNew(tx: Queryable, events: readonly SpywatcherEvent[], lookUp: boolean) {
+  const registered = lookUp
+    ? await tx<{ id: string }[]>`
+        select id::text as id from event_ids where id = any(${events.map((e) => e.id)}::uuid[])
+      `
+    : [];
   const taken = new Set(registered.map((r) => r.id));
   const known = new Map<string, EventOutcome>();
   if (taken.size > 0) {
@@ -177,9 +205,10 @@ export async function storeIsolating(
   sql: Sql,
   cache: PartitionCache,
   events: readonly SpywatcherEvent[],
+  options: StoreOptions = {},
 ): Promise<StoreOutcome> {
   try {
-    return await storeEvents(sql, cache, events);
+    return await storeEvents(sql, cache, events, options);
   } catch (error) {
     if (!isDataError(error)) throw error;
     if (events.length === 1) {
@@ -189,8 +218,8 @@ export async function storeIsolating(
       };
     }
     const half = Math.ceil(events.length / 2);
-    const a = await storeIsolating(sql, cache, events.slice(0, half));
-    const b = await storeIsolating(sql, cache, events.slice(half));
+    const a = await storeIsolating(sql, cache, events.slice(0, half), options);
+    const b = await storeIsolating(sql, cache, events.slice(half), options);
     return { stored: [...a.stored, ...b.stored], results: [...a.results, ...b.results] };
   }
 }

@@ -10,6 +10,7 @@ import {
 import type { IngestMetrics } from './metrics.ts';
 import { publishStored } from './notify.ts';
 import { conflictReason, type StoredAs, storeIsolating } from './store.ts';
+import { Tally } from './tally.ts';
 
 export type EventStatus = 'stored' | 'duplicate' | 'conflict' | 'rejected';
 
@@ -42,13 +43,14 @@ export interface WriterDeps {
 export async function writeEvents(deps: WriterDeps, items: readonly unknown[]): Promise<EventAnswer[]> {
   const answers: EventAnswer[] = [];
   const valid: { index: number; event: SpywatcherEvent }[] = [];
+  const received = new Tally();
   items.forEach((item, index) => {
     const r: ValidationResult =
       item instanceof ParseFailure
         ? { ok: false, errors: [{ field: '', code: 'invalid_type', reason: item.message }] }
         : validateEvent(item);
     const type = r.ok ? r.event.type : r.type && isEventType(r.type) ? r.type : 'unknown';
-    deps.metrics.received.inc({ type, source: 'http' });
+    received.add(type);
     if (r.ok) {
       valid.push({ index, event: r.event });
       return;
@@ -56,6 +58,7 @@ export async function writeEvents(deps: WriterDeps, items: readonly unknown[]): 
     deps.metrics.rejected.inc({ type, source: 'http', code: r.errors[0]!.code });
     answers[index] = rejection(index, r.errors, r.id, r.type);
   });
+  received.addTo(deps.metrics.received, 'http');
   if (valid.length > 0) {
     deps.metrics.batchSize.observe({ source: 'http' }, valid.length);
     await storeAndAnswer(deps, valid, answers);
@@ -87,12 +90,14 @@ async function storeAndAnswer(
     valid.map((v) => v.event),
   );
   deps.metrics.appendSeconds.observe({ source: 'http' }, (performance.now() - started) / 1000);
+  const stored = new Tally();
+  const duplicate = new Tally();
   valid.forEach(({ index, event }, k) => {
     const r = outcome.results[k]!;
     const labels = { type: event.type, source: 'http' };
     const base = { index, id: event.id, type: event.type };
     if (r.status === 'stored' || r.status === 'duplicate') {
-      deps.metrics[r.status === 'stored' ? 'stored' : 'duplicate'].inc(labels);
+      (r.status === 'stored' ? stored : duplicate).add(event.type);
       answers[index] = { ...base, status: r.status };
     } else if (r.status === 'conflict') {
       deps.metrics.rejected.inc({ ...labels, code: 'conflict' });
@@ -115,6 +120,8 @@ async function storeAndAnswer(
       );
     }
   });
+  stored.addTo(deps.metrics.stored, 'http');
+  duplicate.addTo(deps.metrics.duplicate, 'http');
   publishStored(deps.nats, deps.names, outcome.stored);
 }
 

@@ -14,10 +14,16 @@ export {
 export {
   type AppendOptions,
   appendRows,
+  CopyBuffer,
+  type CopySource,
   type CopyValue,
   copyRows,
   encodeCopyField,
+  encodeCopyRow,
   encodeCopyRows,
+  escapeCopyText,
+  type StagingShape,
+  stageRows,
 } from './copy.ts';
 export { ensureDatabase } from './ensure-database.ts';
 export { quoteIdent } from './identifier.ts';

@@ -4,7 +4,9 @@ import {
   type CopyValue,
   copyRows,
   encodeCopyField,
+  encodeCopyRows,
   ensurePartitions,
+  stageRows,
   withTransaction,
 } from '@spywatcher/db';
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
@@ -92,10 +94,55 @@ describe('COPY text encoding', () => {
     expect(stored[i++]!.j).toEqual(['a', 'b,c', null]);
   });
 
+  it('COPYs text its caller encoded, as a string or as UTF-8 bytes, like the rows it encodes', async () => {
+    const rows: CopyValue[][] = [
+      [1001, 'tab\there 🎉', ['a,b', null], { k: 'v\n' }, true, new Date('2020-01-02T03:04:05.006Z'), 7],
+      [1002, null, null, null, null, null, null],
+    ];
+    const text = encodeCopyRows(rows);
+    const columns = ['n', 't', 'arr', 'j', 'b', 'ts', 'big'];
+    await copyRows(db.sql, 'copy_roundtrip', columns, text);
+    await copyRows(db.sql, 'copy_roundtrip', columns, Buffer.from(text.replaceAll('100', '200'), 'utf8'));
+    const stored = await db.sql<{ n: number; t: string | null; j: unknown }[]>`
+      select n, t, j from copy_roundtrip where n between 1001 and 2002 order by n`;
+    expect(stored).toEqual([
+      { n: 1001, t: 'tab\there 🎉', j: { k: 'v\n' } },
+      { n: 1002, t: null, j: null },
+      { n: 2001, t: 'tab\there 🎉', j: { k: 'v\n' } },
+      { n: 2002, t: null, j: null },
+    ]);
+  });
+
   it('keeps an empty string distinct from NULL', () => {
     expect(encodeCopyField('')).toBe('');
     expect(encodeCopyField(null)).toBe('\\N');
     expect(encodeCopyField('\\N')).toBe('\\\\N');
+  });
+});
+
+describe('stageRows', () => {
+  it('stages typed columns for an insert ... select, emptied for each batch of the transaction', async () => {
+    const shape = {
+      columns: [
+        { name: 'n', type: 'integer' },
+        { name: 'tags', type: 'text[]' },
+        { name: 'at', type: 'timestamptz' },
+      ],
+    };
+    const seen = await withTransaction(db.sql, async (tx) => {
+      await stageRows(tx, '_stage_test', shape, ['n', 'tags', 'at'], [[1, ['x', 'y'], new Date(0)]]);
+      await stageRows(tx, '_stage_test', shape, ['n', 'tags', 'at'], '2\t{z}\t2001-01-01T00:00:00Z\n');
+      return tx<{ n: number; tags: string[]; at: Date }[]>`select n, tags, at from _stage_test`;
+    });
+    expect(seen).toEqual([{ n: 2, tags: ['z'], at: new Date('2001-01-01T00:00:00Z') }]);
+  });
+
+  it('refuses a value its column type cannot hold', async () => {
+    await expect(
+      withTransaction(db.sql, (tx) =>
+        stageRows(tx, '_stage_bad', { columns: [{ name: 'n', type: 'integer' }] }, ['n'], [['not a number']]),
+      ),
+    ).rejects.toMatchObject({ code: '22P02' });
   });
 });
 

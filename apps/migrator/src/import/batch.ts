@@ -1,5 +1,6 @@
+import { CopyBuffer } from '@spywatcher/db';
 import { ContentHash } from './canonical.ts';
-import { CopyBuffer, RowEncoder } from './encode.ts';
+import { RowEncoder } from './encode.ts';
 import { legacyEventId } from './ids.ts';
 import {
   type ConvertContext,

@@ -316,8 +316,9 @@ const AFTER_LOAD: { step: string; run: (c: LoadContext) => Promise<void> }[] = [
  * skips its validation scan thanks to the bounds CHECK); `finish` last (the checkpoint).
  * The rows' `tx` is this transaction's id: projectors read only below pg_snapshot_xmin, which
  * cannot pass a transaction still running, so when it commits every row is after their cursors.
- * Throws BulkUnavailable (before reading any row) when the partition appeared meanwhile or the
- * parent has row-level triggers the load would bypass.
+ * `fill` gets the standalone table's name (unquoted, for copyRows). Throws BulkUnavailable
+ * (before reading any row) when the partition appeared meanwhile or the parent has row-level
+ * triggers the load would bypass.
  */
 export async function loadPeriod(
   sql: Sql,
@@ -366,7 +367,7 @@ export async function loadPeriod(
     // the COPYs' wall time is timed by the caller per batch; their server CPU here (a message's
     // includes its search columns: the tsvector and the flags)
     const f0 = pid === null ? null : backendCpuMs(pid);
-    await fill(t, table);
+    await fill(t, target.name);
     const f1 = pid === null ? null : backendCpuMs(pid);
     if (f0 !== null && f1 !== null)
       time(parent === 'message_events' ? 'pg_cpu:copy_messages' : 'pg_cpu:copy', f1 - f0);

@@ -118,30 +118,3 @@ export class RowEncoder {
     this.line = withCopy ? `${line}\n` : '';
   }
 }
-
-/**
- * A batch's COPY lines as UTF-8 in one buffer, each line written as it is made: cheaper than
- * concatenating thousands of lines into one string that the driver converts at the end (which
- * flattens the concatenation, and all of it to two bytes a character once one line has a
- * character beyond Latin-1).
- */
-export class CopyBuffer {
-  length = 0;
-  /** Allocated at the first line (a dry run makes none). */
-  private buffer = Buffer.alloc(0);
-
-  append(line: string): void {
-    // a UTF-16 code unit takes at most three bytes in UTF-8
-    const room = line.length * 3;
-    if (this.length + room > this.buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + room, 1 << 20));
-      this.buffer.copy(grown, 0, 0, this.length);
-      this.buffer = grown;
-    }
-    this.length += this.buffer.write(line, this.length);
-  }
-
-  bytes(): Buffer {
-    return this.buffer.subarray(0, this.length);
-  }
-}

@@ -1,9 +1,11 @@
 import {
+  copyRows,
   ensurePartitions,
   isMissingPartitionError,
   markPartitionsImported,
   type PartitionCache,
   type Sql,
+  stageRows,
   type TransactionSql,
 } from '@spywatcher/db';
 import type { Batch } from './batch.ts';
@@ -209,24 +211,10 @@ async function commitBatch(w: UnitWriter, sql: Sql, unit: Unit, next: Checkpoint
   }
 }
 
-async function copyText(
-  tx: TransactionSql,
-  table: string,
-  columns: readonly string[],
-  data: Buffer,
-): Promise<void> {
-  const writable = await tx.unsafe(`copy ${table} (${columns.join(', ')}) from stdin`).writable();
-  await new Promise<void>((resolve, reject) => {
-    writable.on('error', reject);
-    writable.on('finish', resolve);
-    writable.end(data);
-  });
-}
-
 /**
- * COPYs a batch into a temporary all-text staging table and returns a select of it with casts,
- * for inserts into tables that may already hold some of the rows (ON CONFLICT, a savepoint
- * retry) and for reference tables whose insert resolves legacy ids.
+ * COPYs a batch into a temporary staging table and returns its name, for inserts into tables
+ * that may already hold some of the rows (ON CONFLICT, a savepoint retry) and for reference
+ * tables whose insert resolves legacy ids.
  */
 async function stage(
   tx: TransactionSql,
@@ -234,17 +222,14 @@ async function stage(
   columns: readonly Column[],
   data: Buffer,
 ): Promise<string> {
-  await tx.unsafe(
-    `create temp table if not exists ${name} (${columns.map((c) => `${c.name} text`).join(', ')}) on commit drop`,
-  );
-  await tx.unsafe(`truncate ${name}`);
-  await copyText(
+  await stageRows(
     tx,
     name,
+    { columns: columns.map((c) => ({ name: c.name, type: c.pgType })) },
     columns.map((c) => c.name),
     data,
   );
-  return `(select ${columns.map((c) => `${c.name}::${c.pgType} as ${c.name}`).join(', ')} from ${name})`;
+  return name;
 }
 
 const EVENT_COPY_HEAD: Column[] = [
@@ -265,7 +250,7 @@ async function writeBulkBatch(
   b: Batch,
 ): Promise<void> {
   const columns = [...EVENT_COPY_HEAD, ...spec.columns];
-  await copyText(
+  await copyRows(
     tx,
     table,
     columns.map((c) => c.name),
