@@ -1,6 +1,5 @@
 import {
   copyRows,
-  type EventType,
   ensurePartitions,
   isMissingPartitionError,
   type PartitionCache,
@@ -8,7 +7,7 @@ import {
   type Sql,
   withTransaction,
 } from '@spywatcher/db';
-import { EVENT_COLUMNS, eventRowGroups, type SpywatcherEvent } from '@spywatcher/events';
+import { EVENT_COLUMNS, type EventType, eventRowGroups, type SpywatcherEvent } from '@spywatcher/events';
 
 export interface StoredGroup {
   type: EventType;

@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isEventType, type PartitionCache, type Sql } from '@spywatcher/db';
+import type { PartitionCache, Sql } from '@spywatcher/db';
 import {
   type EventFieldError,
+  isEventType,
   type NatsNames,
   type SpywatcherEvent,
   type ValidationResult,

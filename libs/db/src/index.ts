@@ -1,5 +1,4 @@
 // The partition API is typed by the contract's event types; re-exported for the callers that use both.
-export { EVENT_TYPES, type EventType, eventTable, isEventType } from '@spywatcher/events';
 export {
   createSql,
   databaseNameOf,
