@@ -1,6 +1,10 @@
+import { connect } from '@nats-io/transport-node';
 import { prepareTables } from '@spywatcher/projections';
-import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
+import { createAuth } from '@spywatcher/service';
+import { createTestDatabase, type TestDatabase, testNatsUrl } from '@spywatcher/testing';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
 
 let db: TestDatabase;
@@ -35,6 +39,32 @@ describe('search read-model tables', () => {
     expect(changed).toEqual(['activity', 'clients']);
     for (const p of PROJECTIONS.filter((p) => p.version > 1)) {
       expect(await prepareTables(db.sql, p), p.name).toBe('rebuild');
+    }
+  });
+
+  it('answer a question that needs the new version with 503 and Retry-After until the rebuild swaps them in', async () => {
+    const nats = await connect({ servers: testNatsUrl() });
+    const app = await buildApp({
+      sql: db.sql,
+      nats,
+      auth: createAuth([{ name: 'analyst', token: 'analyst-token', scopes: ['analytics:read'] }]),
+      metrics: new Registry(),
+      logger: false,
+    });
+    try {
+      // lurkers with a guild reads a new column, multi-client a new table.
+      for (const question of ['lurkers', 'multi-client']) {
+        const res = await app.inject({
+          url: `/v1/analytics/${question}?from=2026-11-01&to=2026-11-28&guildId=10000000000000001`,
+          headers: { authorization: 'Bearer analyst-token' },
+        });
+        expect(res.statusCode, question).toBe(503);
+        expect(res.headers['retry-after'], question).toBeDefined();
+        expect(res.json().error.message, question).toMatch(/being rebuilt/);
+      }
+    } finally {
+      await app.close();
+      await nats.close();
     }
   });
 });

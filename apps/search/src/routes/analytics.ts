@@ -11,6 +11,23 @@ import {
 export const ANALYTICS_SCOPE = 'analytics:read';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** PostgreSQL's undefined_table and undefined_column. */
+const MISSING_RELATION = new Set(['42P01', '42703']);
+
+/**
+ * A read model whose declaration gained a table or column is rebuilt at the next start, and the
+ * old tables serve until the swap: a question that needs the new shape is a 503 until then.
+ */
+function rebuildingAsUnavailable(error: unknown): never {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && MISSING_RELATION.has(code)) {
+    throw httpErrors.unavailable(
+      'the read models of this question are being rebuilt to a new version; retry later (GET /v1/projections shows the rebuild)',
+    );
+  }
+  throw error;
+}
 const MAX_WINDOW_DAYS = 366;
 
 const Id = (description: string, example: string) =>
@@ -327,7 +344,7 @@ export async function analyticsRoutes(
               explanation: Type.String({ description: 'What the numbers mean' }),
               items: Type.Array(e.item),
             }),
-            ...errorResponses(400),
+            ...errorResponses(400, 503),
           },
         },
       },
@@ -342,7 +359,7 @@ export async function analyticsRoutes(
         };
         const items = await runAnalytics(deps.analyticsSql ?? deps.sql, READ_MODEL_QUERIES, e.name, params, {
           sessionReady: deps.analyticsSql !== undefined,
-        });
+        }).catch(rebuildingAsUnavailable);
         return {
           name: e.name,
           window: { ...window, timezone: 'UTC' as const },
