@@ -25,6 +25,7 @@ export {
   stageRows,
 } from './copy.ts';
 export { ensureDatabase } from './ensure-database.ts';
+export { type Fragment, identifiers, join } from './fragments.ts';
 export { quoteIdent } from './identifier.ts';
 export { jsonb } from './json.ts';
 export { inLanes } from './lanes.ts';

@@ -1,4 +1,14 @@
-export type { Merge, Projection, Source, TableSpec, ValueSpec } from './projection.ts';
+export {
+  count,
+  identifier,
+  type Merge,
+  type Projection,
+  type Source,
+  type SqlPart,
+  sqlPart,
+  type TableSpec,
+  type ValueSpec,
+} from './projection.ts';
 export {
   getRebuildJob,
   largestFirst,

@@ -1,4 +1,39 @@
+import type { Fragment, Queryable } from '@spywatcher/db';
 import type { EventType } from '@spywatcher/events';
+
+/**
+ * A piece of SQL a declaration holds: built for the connection that runs the statement (no
+ * connection at import time), as a postgres.js fragment (identifiers through `sql(name)`, values
+ * as parameters). Written with the `sqlPart` tag.
+ */
+export interface SqlPart {
+  (sql: Queryable): Fragment;
+  /** A `count(*)` (see `count`): the rebuild sums these as int. */
+  readonly isCount?: boolean;
+}
+
+/** What a `sqlPart` template may interpolate: other parts, a built fragment, or a value (a parameter). */
+type PartValue = SqlPart | Fragment | string | number;
+
+/**
+ * A tagged template declaring a SqlPart: `sqlPart\`count(*) filter (where ${cond})\`` is the
+ * fragment `sql\`count(*) filter (where ${cond(sql)})\`` once a connection builds it.
+ */
+export function sqlPart(strings: TemplateStringsArray, ...values: readonly PartValue[]): SqlPart {
+  return (sql) => sql(strings, ...values.map((v) => (typeof v === 'function' ? v(sql) : v)));
+}
+
+/** An identifier (`sql(name)`), e.g. a column, as a part. */
+export const identifier =
+  (name: string): SqlPart =>
+  (sql) =>
+    sql`${sql(name)}`;
+
+/** `count(*)`, or `count(*) filter (where …)`: an int per group that the rebuild need not sum as bigint. */
+export function count(where?: SqlPart): SqlPart {
+  const part: SqlPart = where ? sqlPart`count(*) filter (where ${where})` : sqlPart`count(*)`;
+  return Object.assign((sql: Queryable) => part(sql), { isCount: true });
+}
 
 /**
  * A projection declares, per read-model table, its key columns, how each value column merges,
@@ -14,32 +49,35 @@ export type Merge = 'sum' | 'least' | 'greatest' | 'hours' | 'bit_or';
 
 export interface ValueSpec {
   merge: Merge;
-  /** The value a source that does not fill this column contributes (SQL). */
-  empty: string;
-  /** The column's type (SQL); every column is NOT NULL. */
-  type: string;
-  /** The column's default (SQL), if it has one. */
-  default?: string;
+  /** The value a source that does not fill this column contributes. */
+  empty: SqlPart;
+  /** The column's type; every column is NOT NULL. No parameters (DDL takes none). */
+  type: SqlPart;
+  /** The column's default, if it has one. No parameters (DDL takes none). */
+  default?: SqlPart;
 }
 
 export interface Source {
-  /** SQL expression per key column, over the event row aliased `s`. */
-  keys: Record<string, string>;
+  /** Expression per key column, over the event row aliased `s`. */
+  keys: Record<string, SqlPart>;
   /** Aggregate expression per value column filled by this source. */
-  values: Record<string, string>;
+  values: Record<string, SqlPart>;
   /** Extra FROM items (joins, laterals) after `src s`. */
-  from?: string;
-  where?: string;
-  /** Replaces the source subquery (e.g. to pre-aggregate before an expensive expression). */
-  prepare?: (src: string) => string;
+  from?: SqlPart;
+  where?: SqlPart;
+  /**
+   * Replaces the source subquery `src` (the events of a batch or a rebuild chunk), e.g. to
+   * pre-aggregate before an expensive expression.
+   */
+  prepare?: (src: Fragment) => SqlPart;
 }
 
 export interface TableSpec {
   name: string;
   /** The primary key, in this order. */
   keys: readonly string[];
-  /** The type of each key column (SQL, e.g. `text collate "C"`). */
-  keyTypes: Record<string, string>;
+  /** The type of each key column (e.g. sqlPart`text collate "C"`). */
+  keyTypes: Record<string, SqlPart>;
   values: Record<string, ValueSpec>;
   sources: Partial<Record<EventType, Source>>;
   /**
@@ -61,8 +99,8 @@ export interface TableSpec {
   bulkWorkMem?: string;
   /** Secondary indexes (btree) by name suffix: `{ day_idx: ['day', 'guild_id'] }` is `<table>_day_idx`. */
   indexes?: Record<string, readonly string[]>;
-  /** CHECK constraints by name suffix: `{ scope_check: 'scope in (…)' }` is `<table>_scope_check`. */
-  checks?: Record<string, string>;
+  /** CHECK constraints by name suffix: `{ scope_check: sqlPart\`scope in (…)\` }` is `<table>_scope_check`. */
+  checks?: Record<string, SqlPart>;
 }
 
 export interface Projection {

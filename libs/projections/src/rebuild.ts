@@ -1,12 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { inLanes, jsonb, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import {
+  type Fragment,
+  inLanes,
+  join,
+  jsonb,
+  type Queryable,
+  type Sql,
+  withTransaction,
+} from '@spywatcher/db';
 import { type EventType, eventTable } from '@spywatcher/events';
 import { type JobColumns, JobHeartbeat, JobTable } from '@spywatcher/jobs';
 import { copyTablePrivileges, grantSelect } from './grants.ts';
 import type { Projection } from './projection.ts';
 import { createTableStatement, indexStatements, recordVersion } from './schema.ts';
 import { bulkStatement, rollupStatement, tableSpecs } from './statements.ts';
-import { applyNextBatch, catchUp, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
+import { applyNextBatch, catchUp, customPlans, ensureCheckpoints, lockKey, nextTarget } from './tail.ts';
 
 export interface RebuildProgress {
   phase: string;
@@ -110,11 +118,16 @@ const toChunk = (x: { from: number; to: number; events: number }): Chunk => ({
 });
 
 /**
- * A chunk bound as a timestamptz constant. Not a text parameter cast in the query: that cast
- * (text -> timestamptz is stable, not immutable) was evaluated for every row scanned (~2% of the
- * bulk pass parsing dates), and the driver cannot send '-infinity' as a timestamptz parameter.
+ * A chunk bound as a timestamptz: a Date parameter (the driver types it timestamptz) or the
+ * constant of an open end. Not a text parameter cast in the query: that cast (text -> timestamptz
+ * is stable, not immutable) was evaluated for every row scanned (~2% of the bulk pass parsing
+ * dates), and the driver cannot send '-infinity' as a timestamptz parameter.
  */
-const timeLiteral = (bound: string) => `'${bound.replaceAll("'", "''")}'::timestamptz`;
+function timeBound(sql: Queryable, bound: string): Fragment {
+  if (bound === '-infinity') return sql`'-infinity'::timestamptz`;
+  if (bound === 'infinity') return sql`'infinity'::timestamptz`;
+  return sql`${new Date(bound)}`;
+}
 
 /**
  * Session settings for the bulk pass (transaction-local): no JIT (it compiles these statements
@@ -130,7 +143,8 @@ const timeLiteral = (bound: string) => `'${bound.replaceAll("'", "''")}'::timest
 async function bulkSettings(tx: Queryable, workMem?: string): Promise<void> {
   // One round trip: a null work_mem keeps the server's setting.
   await tx`select set_config('maintenance_work_mem', '256MB', true), set_config('jit', 'off', true),
-    set_config('work_mem', coalesce(${workMem ?? null}::text, current_setting('work_mem')), true)`;
+    set_config('work_mem', coalesce(${workMem ?? null}::text, current_setting('work_mem')), true),
+    ${customPlans(tx)}`;
 }
 
 export interface RebuildOptions {
@@ -230,8 +244,8 @@ async function buildAndSwap(
   // read model is this rebuild).
   await withTransaction(sql, async (tx) => {
     for (const spec of specs) {
-      await tx.unsafe(`drop table if exists ${target.table(spec.name)}`);
-      await tx.unsafe(createTableStatement(spec, target.table(spec.name)));
+      await tx`drop table if exists ${tx(target.table(spec.name))}`;
+      await createTableStatement(tx, spec, target.table(spec.name));
     }
     await tx`delete from projection_checkpoints where projection = ${target.checkpoint}`;
     await ensureCheckpoints(tx, target.checkpoint, projection.types);
@@ -257,13 +271,13 @@ async function buildAndSwap(
   let finished = 0;
   await progress({ phase: `bulk 0/${work.length} chunks`, eventsDone, eventsTotal });
   await inLanes(work, lanes, async ({ spec, chunk, index, count }) => {
-    const source = (type: EventType) =>
-      `(select * from ${eventTable(type)} where tx < $1::xid8 and occurred_at >= ${timeLiteral(chunk.from)} and occurred_at < ${timeLiteral(chunk.to)})`;
     await sql.begin(async (tx) => {
+      const source = (type: EventType) =>
+        tx`(select * from ${tx(eventTable(type))} where tx < ${xmin}::xid8 and occurred_at >= ${timeBound(tx, chunk.from)} and occurred_at < ${timeBound(tx, chunk.to)})`;
       await bulkSettings(tx, spec.bulkWorkMem);
-      await tx.unsafe(bulkStatement(spec, source, target.table(spec.name)), [xmin]);
+      await bulkStatement(tx, spec, source, target.table(spec.name));
       if (count) {
-        for (const [type, n] of await countEvents(tx, projection.types, source, xmin)) {
+        for (const [type, n] of await countEvents(tx, projection.types, source)) {
           counted.set(type, counted.get(type)! + n);
           chunkEvents[index]! += n;
         }
@@ -281,16 +295,17 @@ async function buildAndSwap(
     (spec) =>
       sql.begin(async (tx) => {
         await bulkSettings(tx);
-        await tx.unsafe(rollupStatement(spec, target.table(spec.name), target.table(spec.weekly!)));
+        await rollupStatement(tx, spec, target.table(spec.name), target.table(spec.weekly!));
       }),
   );
   await progress({ phase: 'indexing', eventsDone, eventsTotal });
   // Indexes of one table may be built side by side (CREATE INDEX takes a share lock).
-  const indexes = specs.flatMap((spec) => indexStatements(spec, target.table(spec.name), '__next'));
+  const indexes = specs.flatMap((spec) => indexStatements(sql, spec, target.table(spec.name), '__next'));
   await inLanes(indexes, lanes, (statements) =>
     sql.begin(async (tx) => {
       await bulkSettings(tx);
-      for (const statement of statements) await tx.unsafe(statement);
+      // Built with the pool for the lanes; each runs in this transaction.
+      for (const statement of statements) await tx`${statement}`;
     }),
   );
   // Fresh tables have no statistics, and no hint bits or visibility map: the endpoints' plans need
@@ -300,24 +315,28 @@ async function buildAndSwap(
   // p95 was 97 ms with ANALYZE alone and 70 ms with VACUUM (ANALYZE); it adds ~1-2 s to the
   // rebuild (the rest of the first-queries cost is the new pages entering shared buffers).
   await inLanes(tables, lanes, async (table) => {
-    await sql.unsafe(`vacuum (analyze) ${target.table(table)}`);
+    // A simple query: VACUUM runs outside a transaction block, and there is nothing to prepare.
+    await sql`vacuum (analyze) ${sql(target.table(table))}`.simple();
   });
-  for (const type of projection.types) {
-    const [last] = await sql.unsafe<{ tx: string; position: string }[]>(
+  // The horizon per event type: its last row below xmin (planned for this xmin: customPlans).
+  await sql.begin(async (tx) => {
+    await tx`select ${customPlans(tx)}`;
+    for (const type of projection.types) {
       // Qualified: an unqualified `order by tx` would sort the text output columns, where
       // '994' > '2240', and the tail would apply again rows the bulk pass already counted.
-      `select e.tx::text as tx, e.position::text as position from ${eventTable(type)} e
-       where e.tx < $1::xid8 order by e.tx desc, e.position desc limit 1`,
-      [xmin],
-    );
-    // events_applied starts at the counted bulk events, so it is not reset by the swap.
-    await sql`
-      update projection_checkpoints set tx = coalesce(${last?.tx ?? null}::xid8, tx),
-        position = coalesce(${last?.position ?? null}::bigint, position),
-        events_applied = ${counted.get(type)!}, updated_at = now()
-      where projection = ${target.checkpoint} and event_type = ${type}
-    `;
-  }
+      const [last] = await tx<{ tx: string; position: string }[]>`
+        select e.tx::text as tx, e.position::text as position from ${tx(eventTable(type))} e
+        where e.tx < ${xmin}::xid8 order by e.tx desc, e.position desc limit 1
+      `;
+      // events_applied starts at the counted bulk events, so it is not reset by the swap.
+      await tx`
+        update projection_checkpoints set tx = coalesce(${last?.tx ?? null}::xid8, tx),
+          position = coalesce(${last?.position ?? null}::bigint, position),
+          events_applied = ${counted.get(type)!}, updated_at = now()
+        where projection = ${target.checkpoint} and event_type = ${type}
+      `;
+    }
+  });
   const bulkSeconds = (performance.now() - bulkStarted) / 1000;
 
   await progress({ phase: 'catching up', eventsDone, eventsTotal });
@@ -327,7 +346,7 @@ async function buildAndSwap(
   const swapStarted = performance.now();
   await withTransaction(sql, async (tx) => {
     // Blocks the live runner's next batch (it uses a try-lock and simply skips) until commit.
-    await tx`select pg_advisory_xact_lock(hashtext(${lockKey(projection.name)}))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${lockKey(projection.name)})), ${customPlans(tx)}`;
     for (const type of projection.types) {
       for (;;) {
         const n = await applyNextBatch(tx, projection, target, type, batchSize);
@@ -340,10 +359,10 @@ async function buildAndSwap(
       const [live] = await tx<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
       if (live?.exists) {
         await copyTablePrivileges(tx, table, target.table(table));
-        await tx.unsafe(`alter table ${table} rename to ${table}__old`);
+        await tx`alter table ${tx(table)} rename to ${tx(`${table}__old`)}`;
       }
-      await tx.unsafe(`alter table ${target.table(table)} rename to ${table}`);
-      if (live?.exists) await tx.unsafe(`drop table ${table}__old`);
+      await tx`alter table ${tx(target.table(table))} rename to ${tx(table)}`;
+      if (live?.exists) await tx`drop table ${tx(`${table}__old`)}`;
       else await grantSelect(tx, table, projection.readers ?? []);
       // Index (and primary-key) names were made for the __next table; give them their usual names.
       const indexes = await tx<{ name: string }[]>`
@@ -351,7 +370,7 @@ async function buildAndSwap(
         where schemaname = current_schema() and tablename = ${table} and strpos(indexname, '__next') > 0
       `;
       for (const { name } of indexes) {
-        await tx.unsafe(`alter index ${name} rename to ${name.replace('__next', '')}`);
+        await tx`alter index ${tx(name)} rename to ${tx(name.replace('__next', ''))}`;
       }
     }
     await tx`delete from projection_checkpoints where projection = ${projection.name}`;
@@ -378,13 +397,10 @@ const round = (n: number) => Math.round(n * 1000) / 1000;
 async function countEvents(
   tx: Queryable,
   types: readonly EventType[],
-  source: (type: EventType) => string,
-  xmin: string,
+  source: (type: EventType) => Fragment,
 ): Promise<[EventType, number][]> {
-  const [row] = await tx.unsafe<Record<string, string>[]>(
-    `select ${types.map((type, i) => `(select count(*) from ${source(type)} s)::text as c${i}`).join(', ')}`,
-    [xmin],
-  );
+  const counts = types.map((type, i) => tx`(select count(*) from ${source(type)} s)::text as ${tx(`c${i}`)}`);
+  const [row] = await tx<Record<string, string>[]>`select ${join(tx, counts)}`;
   return types.map((type, i) => [type, Number(row![`c${i}`])]);
 }
 

@@ -1,4 +1,4 @@
-import { type Queryable, type Sql, withTransaction } from '@spywatcher/db';
+import { type Fragment, identifiers, join, type Queryable, type Sql, withTransaction } from '@spywatcher/db';
 import { grantSelect } from './grants.ts';
 import type { Projection, TableSpec } from './projection.ts';
 import { tableSpecs } from './statements.ts';
@@ -21,17 +21,18 @@ import { lockKey } from './tail.ts';
 export type TablesState = 'current' | 'created' | 'adopted' | 'rebuild' | 'newer';
 
 /** CREATE TABLE for `spec` under the name `table`: columns and checks (keys and indexes apart). */
-export function createTableStatement(spec: TableSpec, table: string): string {
+export function createTableStatement(sql: Queryable, spec: TableSpec, table: string): Fragment {
   const columns = [
-    ...spec.keys.map((k) => `${k} ${spec.keyTypes[k]} not null`),
+    ...spec.keys.map((k) => sql`${sql(k)} ${spec.keyTypes[k]!(sql)} not null`),
     ...Object.entries(spec.values).map(
-      ([c, v]) => `${c} ${v.type} not null${v.default === undefined ? '' : ` default ${v.default}`}`,
+      ([c, v]) =>
+        sql`${sql(c)} ${v.type(sql)} not null${v.default === undefined ? sql`` : sql` default ${v.default(sql)}`}`,
     ),
     ...Object.entries(spec.checks ?? {}).map(
-      ([suffix, check]) => `constraint ${spec.name}_${suffix} check (${check})`,
+      ([suffix, check]) => sql`constraint ${sql(`${spec.name}_${suffix}`)} check (${check(sql)})`,
     ),
   ];
-  return `create table ${table} (${columns.join(', ')})`;
+  return sql`create table ${sql(table)} (${join(sql, columns)})`;
 }
 
 /**
@@ -39,24 +40,24 @@ export function createTableStatement(spec: TableSpec, table: string): string {
  * (run in order; lists may run side by side). Index names are the declared ones plus `suffix`
  * (a rebuild builds `<name>__next` and renames them at the swap).
  */
-export function indexStatements(spec: TableSpec, table: string, suffix = ''): string[][] {
-  const pkey = `${spec.name}_pkey${suffix}`;
+export function indexStatements(sql: Queryable, spec: TableSpec, table: string, suffix = ''): Fragment[][] {
+  const pkey = sql(`${spec.name}_pkey${suffix}`);
   return [
     [
-      `create unique index ${pkey} on ${table} (${spec.keys.join(', ')})`,
-      `alter table ${table} add constraint ${pkey} primary key using index ${pkey}`,
+      sql`create unique index ${pkey} on ${sql(table)} (${identifiers(sql, spec.keys)})`,
+      sql`alter table ${sql(table)} add constraint ${pkey} primary key using index ${pkey}`,
     ],
     ...Object.entries(spec.indexes ?? {}).map(([name, columns]) => [
-      `create index ${spec.name}_${name}${suffix} on ${table} (${columns.join(', ')})`,
+      sql`create index ${sql(`${spec.name}_${name}${suffix}`)} on ${sql(table)} (${identifiers(sql, columns)})`,
     ]),
   ];
 }
 
 /** Creates `spec`'s table under the name `table` with its key and indexes. */
 async function createTable(tx: Queryable, spec: TableSpec, table: string): Promise<void> {
-  await tx.unsafe(createTableStatement(spec, table));
-  for (const statements of indexStatements(spec, table)) {
-    for (const statement of statements) await tx.unsafe(statement);
+  await createTableStatement(tx, spec, table);
+  for (const statements of indexStatements(tx, spec, table)) {
+    for (const statement of statements) await statement;
   }
 }
 

@@ -24,9 +24,9 @@ export const nextTarget = (p: Projection): Target => ({
   table: (t) => `${t}__next`,
 });
 
-/** Events of one table strictly after $1/$2 and up to $3/$4 (inclusive), as a subquery. */
-export const rangeSource = (table: string) =>
-  `(select * from ${table} where (tx, position) > ($1::xid8, $2::bigint) and (tx, position) <= ($3::xid8, $4::bigint))`;
+/** Events of `type` strictly after `from` and up to `to` (inclusive), as a subquery. */
+export const rangeSource = (sql: Queryable, type: EventType, from: Checkpoint, to: Checkpoint) =>
+  sql`(select * from ${sql(eventTable(type))} where (tx, position) > (${from.tx}::xid8, ${from.position}::bigint) and (tx, position) <= (${to.tx}::xid8, ${to.position}::bigint))`;
 
 export async function ensureCheckpoints(sql: Queryable, name: string, types: readonly EventType[]) {
   await sql`
@@ -56,17 +56,15 @@ export async function nextBatchEnd(
   from: Checkpoint,
   limit: number,
 ): Promise<{ end: Checkpoint; count: number } | undefined> {
-  const table = eventTable(type);
-  const rows = await sql.unsafe<{ tx: string; position: string; n: number }[]>(
-    `with b as (
-       select tx, position from ${table}
-       where (tx, position) > ($1::xid8, $2::bigint) and tx < pg_snapshot_xmin(pg_current_snapshot())
-       order by tx, position limit $3
-     )
-     select l.tx::text as tx, l.position::text as position, (select count(*) from b)::int as n
-     from (select tx, position from b order by tx desc, position desc limit 1) l`,
-    [from.tx, from.position, limit],
-  );
+  const rows = await sql<{ tx: string; position: string; n: number }[]>`
+    with b as (
+      select tx, position from ${sql(eventTable(type))}
+      where (tx, position) > (${from.tx}::xid8, ${from.position}::bigint) and tx < pg_snapshot_xmin(pg_current_snapshot())
+      order by tx, position limit ${limit}
+    )
+    select l.tx::text as tx, l.position::text as position, (select count(*) from b)::int as n
+    from (select tx, position from b order by tx desc, position desc limit 1) l
+  `;
   const row = rows[0];
   return row ? { end: { tx: row.tx, position: row.position }, count: row.n } : undefined;
 }
@@ -92,7 +90,17 @@ export async function advanceCheckpoint(
   }
 }
 
-/** Applies the next batch of `type` inside the caller's transaction. Returns the events applied. */
+/**
+ * The transaction-local setting under which generated statements run: they are prepared
+ * statements (same text every batch), and their plans depend on the batch's range and values, so
+ * each is planned for its parameters rather than with a generic plan after five executions.
+ */
+export const customPlans = (tx: Queryable) => tx`set_config('plan_cache_mode', 'force_custom_plan', true)`;
+
+/**
+ * Applies the next batch of `type` inside the caller's transaction (which has set `customPlans`).
+ * Returns the events applied.
+ */
 export async function applyNextBatch(
   tx: Queryable,
   projection: Projection,
@@ -103,10 +111,8 @@ export async function applyNextBatch(
   const from = await readCheckpoint(tx, target.checkpoint, type);
   const batch = await nextBatchEnd(tx, type, from, limit);
   if (!batch) return 0;
-  const params = [from.tx, from.position, batch.end.tx, batch.end.position];
-  for (const statement of applyStatements(projection, type, rangeSource(eventTable(type)), target.table)) {
-    await tx.unsafe(statement, params);
-  }
+  const src = rangeSource(tx, type, from, batch.end);
+  for (const statement of applyStatements(tx, projection, type, src, target.table)) await statement;
   await advanceCheckpoint(tx, target.checkpoint, type, from, batch.end, batch.count);
   return batch.count;
 }
@@ -128,7 +134,7 @@ export async function applyBatchTransaction(
 ): Promise<number | undefined> {
   return withTransaction(sql, async (tx) => {
     const [lock] = await tx<{ ok: boolean }[]>`
-      select pg_try_advisory_xact_lock(hashtext(${lockKey(target.checkpoint)})) as ok
+      select pg_try_advisory_xact_lock(hashtext(${lockKey(target.checkpoint)})) as ok, ${customPlans(tx)}
     `;
     if (!lock?.ok) return undefined;
     return applyNextBatch(tx, projection, target, type, limit);
@@ -139,13 +145,18 @@ export async function applyBatchTransaction(
  * True when stored rows lie past the checkpoint that could not be read yet because an older
  * transaction (in any database of the cluster: xids are cluster-wide) is still in flight.
  */
-export async function hasBlockedRows(sql: Queryable, target: Target, type: EventType): Promise<boolean> {
-  const cp = await readCheckpoint(sql, target.checkpoint, type);
-  const [row] = await sql.unsafe<{ blocked: boolean }[]>(
-    `select exists (select 1 from ${eventTable(type)} where (tx, position) > ($1::xid8, $2::bigint)) as blocked`,
-    [cp.tx, cp.position],
-  );
-  return row?.blocked ?? false;
+export async function hasBlockedRows(sql: Sql, target: Target, type: EventType): Promise<boolean> {
+  // A transaction for customPlans: a generic plan could not tell an empty range from a large one.
+  return sql.begin(async (tx) => {
+    await tx`select ${customPlans(tx)}`;
+    const cp = await readCheckpoint(tx, target.checkpoint, type);
+    const [row] = await tx<{ blocked: boolean }[]>`
+      select exists (
+        select 1 from ${tx(eventTable(type))} where (tx, position) > (${cp.tx}::xid8, ${cp.position}::bigint)
+      ) as blocked
+    `;
+    return row?.blocked ?? false;
+  });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '@spywatcher/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareTables } from '../src/index.ts';
+import { prepareTables, sqlPart } from '../src/index.ts';
 import { catchUp, insertTyping, typingProjection as projection, typingTable } from './typing-projection.ts';
 
 let db: TestDatabase;
@@ -66,7 +66,7 @@ describe('a projection owns its tables', { timeout: 180_000 }, () => {
       'owned',
       1,
       typingTable('rm_owned', {
-        values: { typing: { merge: 'sum', empty: '0', type: 'bigint', default: '0' } },
+        values: { typing: { merge: 'sum', empty: sqlPart`0`, type: sqlPart`bigint`, default: sqlPart`0` } },
         indexes: { day_idx: ['day', 'guild_id'], user_idx: ['user_id'] },
       }),
     );
@@ -100,7 +100,7 @@ describe('a projection owns its tables', { timeout: 180_000 }, () => {
 
   it('rebuilds when only the declared version changes', async () => {
     const shape = typingTable('rm_owned', {
-      values: { typing: { merge: 'sum', empty: '0', type: 'bigint', default: '0' } },
+      values: { typing: { merge: 'sum', empty: sqlPart`0`, type: sqlPart`bigint`, default: sqlPart`0` } },
       indexes: { day_idx: ['day', 'guild_id'], user_idx: ['user_id'] },
     });
     const before = await rowsOf('rm_owned_daily');
@@ -120,7 +120,7 @@ describe('a projection owns its tables', { timeout: 180_000 }, () => {
   });
   it('adds a table the previous version did not have, filled from the log and granted to its readers', async () => {
     const shape = typingTable('rm_owned', {
-      values: { typing: { merge: 'sum', empty: '0', type: 'bigint', default: '0' } },
+      values: { typing: { merge: 'sum', empty: sqlPart`0`, type: sqlPart`bigint`, default: sqlPart`0` } },
       indexes: { day_idx: ['day', 'guild_id'], user_idx: ['user_id'] },
     });
     const v3 = {

@@ -1,11 +1,11 @@
 import { appendRows, type CopyValue, ensurePartitions, type Sql } from '@spywatcher/db';
-import { type Projection, startProjectionRunner, type TableSpec } from '../src/index.ts';
+import { count, type Projection, sqlPart, startProjectionRunner, type TableSpec } from '../src/index.ts';
 
 // xmin is cluster-wide: another database's long writing transaction holds the tail back until it
 // ends. Waiting is correct; the bound is generous.
 export const WAIT_MS = 170_000;
 export const DAY = new Date('2026-11-02T10:00:00Z');
-const ID = 'text collate "C"';
+const ID = sqlPart`text collate "C"`;
 export const COLUMNS = ['id', 'occurred_at', 'user_id', 'username', 'channel_id', 'channel_name', 'guild_id'];
 
 /** A test's own read model: typing events per guild, UTC day and user, with a weekly roll-up. */
@@ -14,17 +14,17 @@ export function typingTable(name: string, changes: Partial<TableSpec> = {}): Tab
     name: `${name}_daily`,
     weekly: `${name}_weekly`,
     keys: ['guild_id', 'day', 'user_id'],
-    keyTypes: { guild_id: ID, day: 'date', user_id: ID },
-    values: { typing: { merge: 'sum', empty: '0', type: 'int', default: '0' } },
+    keyTypes: { guild_id: ID, day: sqlPart`date`, user_id: ID },
+    values: { typing: { merge: 'sum', empty: sqlPart`0`, type: sqlPart`int`, default: sqlPart`0` } },
     indexes: { day_idx: ['day', 'guild_id'] },
     sources: {
       typing: {
         keys: {
-          guild_id: 's.guild_id',
-          day: `(s.occurred_at at time zone 'UTC')::date`,
-          user_id: 's.user_id',
+          guild_id: sqlPart`s.guild_id`,
+          day: sqlPart`(s.occurred_at at time zone 'UTC')::date`,
+          user_id: sqlPart`s.user_id`,
         },
-        values: { typing: 'count(*)' },
+        values: { typing: count() },
       },
     },
     ...changes,

@@ -1,18 +1,28 @@
+import { type Fragment, join } from '@spywatcher/db';
 import type { EventType } from '@spywatcher/events';
 import { CLIENTS } from '@spywatcher/events';
-import type { Projection, Source, ValueSpec } from '@spywatcher/projections';
+import {
+  count,
+  identifier,
+  type Projection,
+  type Source,
+  type SqlPart,
+  sqlPart,
+  type ValueSpec,
+} from '@spywatcher/projections';
 
 // Counts are int: sum(int) adds into a bigint where sum(bigint) returns numeric (migration 0090).
-const SUM: ValueSpec = { merge: 'sum', empty: '0', type: 'int', default: '0' };
+const SUM: ValueSpec = { merge: 'sum', empty: sqlPart`0`, type: sqlPart`int`, default: sqlPart`0` };
 const HOURS: ValueSpec = {
   merge: 'hours',
-  empty: 'null::int[]',
-  type: 'int[]',
-  default: 'array_fill(0, array[24])',
+  empty: sqlPart`null::int[]`,
+  type: sqlPart`int[]`,
+  default: sqlPart`array_fill(0, array[24])`,
 };
 /** Discord ids compare by bytes (migration 0080): sorting and index builds cost half. */
-const ID = 'text collate "C"';
-const USER_DAY = { guild_id: ID, day: 'date', user_id: ID };
+const ID = sqlPart`text collate "C"`;
+const DATE = sqlPart`date`;
+const USER_DAY = { guild_id: ID, day: DATE, user_id: ID };
 /** A guild's window read through the day (guild with it: the rows are written per guild and day). */
 const BY_DAY = { day_idx: ['day', 'guild_id'] };
 /** The read-only role Grafana's dashboards log in as (migration 0160). */
@@ -22,29 +32,35 @@ const READERS = ['spywatcher_grafana'];
  * row, up to seven on a weekly one. A query counts the days of a window from week rows by masking
  * the days outside it, where a count of rows would need every daily row.
  */
-const WEEKDAYS: ValueSpec = { merge: 'bit_or', empty: '0', type: 'int', default: '0' };
-const WEEKDAY_BIT = `bit_or(1 << (extract(isodow from s.occurred_at at time zone 'UTC')::int - 1))`;
+const WEEKDAYS: ValueSpec = { merge: 'bit_or', empty: sqlPart`0`, type: sqlPart`int`, default: sqlPart`0` };
+const WEEKDAY_BIT = sqlPart`bit_or(1 << (extract(isodow from s.occurred_at at time zone 'UTC')::int - 1))`;
 export const FAST_REACTION_MS = 3000;
-const DAY = `(s.occurred_at at time zone 'UTC')::date`;
-const CLIENT_COUNT = '(select count(distinct c) from unnest(s.clients) c)';
+const FAST = count(sqlPart`s.delta_ms < ${FAST_REACTION_MS}`);
+const DAY = sqlPart`(s.occurred_at at time zone 'UTC')::date`;
+const CLIENT_COUNT = sqlPart`(select count(distinct c) from unnest(s.clients) c)`;
 /**
  * Whether a presence shows two or more distinct clients. Most presences list fewer than two, and
  * the cardinality test spares them the subquery (which was a fifth of the activity rebuild).
  */
-const MULTI_CLIENT = `(cardinality(s.clients) >= 2 and ${CLIENT_COUNT} >= 2)`;
+const MULTI_CLIENT = sqlPart`(cardinality(s.clients) >= 2 and ${CLIENT_COUNT} >= 2)`;
 /** Distinct clients of a presence event, sorted: the client combination as one value. */
-const CLIENT_SET = `array_to_string(array(select distinct c from unnest(s.clients) c order by c), ',')`;
+const CLIENT_SET = sqlPart`array_to_string(array(select distinct c from unnest(s.clients) c order by c), ',')`;
 /**
  * Counts per UTC hour of day as a 24-element array (index 1 = 00:00–00:59), over rows already
  * counted per (scope, key, guild, day, hour) by heatmapSource: 24 filters per group instead of
  * per event.
  */
-const HOUR_COUNTS = `array[${Array.from({ length: 24 }, (_, h) => `coalesce(sum(s.n) filter (where s.h = ${h}), 0)`).join(', ')}]::int[]`;
+const HOUR_COUNTS: SqlPart = (sql) =>
+  sql`array[${join(
+    sql,
+    Array.from({ length: 24 }, (_, h) => sql`coalesce(sum(s.n) filter (where s.h = ${h}), 0)`),
+  )}]::int[]`;
 
-const userOf = (type: EventType) => (type === 'reaction_time' ? 's.actor_id' : 's.user_id');
+/** The column naming the user an event is about (a reaction's is the one reacting). */
+const userOf = (type: EventType) => (type === 'reaction_time' ? 'actor_id' : 'user_id');
 const userDayKeys = (type: EventType) => ({
-  guild_id: `coalesce(s.guild_id, '')`,
-  user_id: userOf(type),
+  guild_id: sqlPart`coalesce(s.guild_id, '')`,
+  user_id: identifier(`s.${userOf(type)}`),
   day: DAY,
 });
 
@@ -52,9 +68,9 @@ const userDayKeys = (type: EventType) => ({
 const roleChanges: Source = {
   keys: userDayKeys('role_change'),
   values: {
-    role_changes: 'count(*)',
-    roles_added: 'sum(cardinality(s.added_roles))',
-    roles_removed: 'sum(cardinality(s.removed_roles))',
+    role_changes: count(),
+    roles_added: sqlPart`sum(cardinality(s.added_roles))`,
+    roles_removed: sqlPart`sum(cardinality(s.removed_roles))`,
   },
 };
 
@@ -87,25 +103,22 @@ const activity: Projection = {
         presence_weekdays: WEEKDAYS,
       },
       sources: {
-        message: { keys: userDayKeys('message'), values: { messages: 'count(*)' } },
-        typing: { keys: userDayKeys('typing'), values: { typing: 'count(*)' } },
+        message: { keys: userDayKeys('message'), values: { messages: count() } },
+        typing: { keys: userDayKeys('typing'), values: { typing: count() } },
         reaction_time: {
           keys: userDayKeys('reaction_time'),
-          values: {
-            reactions: 'count(*)',
-            fast_reactions: `count(*) filter (where s.delta_ms < ${FAST_REACTION_MS})`,
-          },
+          values: { reactions: count(), fast_reactions: FAST },
         },
         presence: {
           keys: userDayKeys('presence'),
           values: {
-            presences: 'count(*)',
-            multi_client: `count(*) filter (where ${MULTI_CLIENT})`,
+            presences: count(),
+            multi_client: count(MULTI_CLIENT),
             presence_weekdays: WEEKDAY_BIT,
           },
         },
         role_change: roleChanges,
-        deleted_message: { keys: userDayKeys('deleted_message'), values: { deleted_messages: 'count(*)' } },
+        deleted_message: { keys: userDayKeys('deleted_message'), values: { deleted_messages: count() } },
       },
     },
     {
@@ -125,15 +138,20 @@ const activity: Projection = {
   ],
 };
 
-const heatmapKeys = { scope: 's.scope', key: 's.key', guild_id: 's.guild_id', day: 's.day' };
+const heatmapKeys = {
+  scope: sqlPart`s.scope`,
+  key: sqlPart`s.key`,
+  guild_id: sqlPart`s.guild_id`,
+  day: sqlPart`s.day`,
+};
 /**
  * Events counted per (scope, key, guild, day, hour) for the channel, user and guild scopes in one
  * pass: grouping sets fill three hash tables from each event row (the rebuild's costliest step;
  * a lateral row per scope grouped once took half as long again).
  */
-const heatmapSource = (type: EventType) => (src: string) => {
-  const user = userOf(type).replace('s.', 'e.');
-  return `(select case when grouping(e.channel_id) = 0 then 'channel' when grouping(${user}) = 0 then 'user' else 'guild' end as scope,
+const heatmapSource = (type: EventType) => (src: Fragment) => {
+  const user = identifier(`e.${userOf(type)}`);
+  return sqlPart`(select case when grouping(e.channel_id) = 0 then 'channel' when grouping(${user}) = 0 then 'user' else 'guild' end as scope,
       case when grouping(e.channel_id) = 0 then e.channel_id when grouping(${user}) = 0 then ${user} else e.guild_id end as key,
       e.guild_id, (e.occurred_at at time zone 'UTC')::date as day,
       extract(hour from e.occurred_at at time zone 'UTC')::int as h, count(*)::int as n
@@ -152,8 +170,8 @@ const heatmap: Projection = {
     {
       name: 'rm_heatmap_daily',
       keys: ['scope', 'key', 'guild_id', 'day'],
-      keyTypes: { scope: ID, key: ID, guild_id: ID, day: 'date' },
-      checks: { scope_check: `scope in ('guild', 'channel', 'user')` },
+      keyTypes: { scope: ID, key: ID, guild_id: ID, day: DATE },
+      checks: { scope_check: sqlPart`scope in ('guild', 'channel', 'user')` },
       // Its grouping sets fill three hash tables per chunk whose groups are most of the
       // table's rows; spilled, each batch is grouped again. At 5,000,000 events: 15.2 backend
       // CPU-s with 4 MB, 11.6-12.0 with 64 MB, 11.1-11.6 with 128 MB, 11.0-11.4 with 1 GB (no
@@ -175,10 +193,10 @@ const heatmap: Projection = {
 };
 
 const channelKeys = (type: EventType) => ({
-  guild_id: 's.guild_id',
+  guild_id: sqlPart`s.guild_id`,
   day: DAY,
-  user_id: userOf(type),
-  channel_id: 's.channel_id',
+  user_id: identifier(`s.${userOf(type)}`),
+  channel_id: sqlPart`s.channel_id`,
 });
 
 const channels: Projection = {
@@ -197,9 +215,9 @@ const channels: Projection = {
       indexes: BY_DAY,
       values: { events: SUM },
       sources: {
-        message: { keys: channelKeys('message'), values: { events: 'count(*)' } },
-        typing: { keys: channelKeys('typing'), values: { events: 'count(*)' } },
-        reaction_time: { keys: channelKeys('reaction_time'), values: { events: 'count(*)' } },
+        message: { keys: channelKeys('message'), values: { events: count() } },
+        typing: { keys: channelKeys('typing'), values: { events: count() } },
+        reaction_time: { keys: channelKeys('reaction_time'), values: { events: count() } },
       },
     },
   ],
@@ -225,9 +243,7 @@ const clients: Projection = {
       sources: {
         presence: {
           keys: userDayKeys('presence'),
-          values: Object.fromEntries(
-            CLIENTS.map((c) => [c, `count(*) filter (where '${c}' = any(s.clients))`]),
-          ),
+          values: Object.fromEntries(CLIENTS.map((c) => [c, count(sqlPart`${c} = any(s.clients)`)])),
         },
       },
     },
@@ -240,13 +256,17 @@ const clients: Projection = {
       indexes: BY_DAY,
       values: {
         events: SUM,
-        first_at: { merge: 'least', empty: 'null::timestamptz', type: 'timestamptz' },
-        last_at: { merge: 'greatest', empty: 'null::timestamptz', type: 'timestamptz' },
+        first_at: { merge: 'least', empty: sqlPart`null::timestamptz`, type: sqlPart`timestamptz` },
+        last_at: { merge: 'greatest', empty: sqlPart`null::timestamptz`, type: sqlPart`timestamptz` },
       },
       sources: {
         presence: {
           keys: { ...userDayKeys('presence'), clients: CLIENT_SET },
-          values: { events: 'count(*)', first_at: 'min(s.occurred_at)', last_at: 'max(s.occurred_at)' },
+          values: {
+            events: count(),
+            first_at: sqlPart`min(s.occurred_at)`,
+            last_at: sqlPart`max(s.occurred_at)`,
+          },
           where: MULTI_CLIENT,
         },
       },
@@ -270,15 +290,11 @@ const reactions: Projection = {
       keyTypes: USER_DAY,
       indexes: BY_DAY,
       // A sum of milliseconds may pass 2^31: bigint.
-      values: { reactions: SUM, fast_reactions: SUM, delta_ms_sum: { ...SUM, type: 'bigint' } },
+      values: { reactions: SUM, fast_reactions: SUM, delta_ms_sum: { ...SUM, type: sqlPart`bigint` } },
       sources: {
         reaction_time: {
-          keys: { guild_id: 's.guild_id', day: DAY, user_id: 's.actor_id' },
-          values: {
-            reactions: 'count(*)',
-            fast_reactions: `count(*) filter (where s.delta_ms < ${FAST_REACTION_MS})`,
-            delta_ms_sum: 'sum(s.delta_ms)',
-          },
+          keys: { guild_id: sqlPart`s.guild_id`, day: DAY, user_id: sqlPart`s.actor_id` },
+          values: { reactions: count(), fast_reactions: FAST, delta_ms_sum: sqlPart`sum(s.delta_ms)` },
         },
       },
     },
@@ -287,12 +303,17 @@ const reactions: Projection = {
       name: 'rm_reaction_deltas',
       clusterBy: ['user_id', 'guild_id'],
       keys: ['user_id', 'guild_id', 'day', 'delta_ms'],
-      keyTypes: { ...USER_DAY, delta_ms: 'integer' },
+      keyTypes: { ...USER_DAY, delta_ms: sqlPart`integer` },
       values: { reactions: SUM },
       sources: {
         reaction_time: {
-          keys: { guild_id: 's.guild_id', day: DAY, user_id: 's.actor_id', delta_ms: 's.delta_ms' },
-          values: { reactions: 'count(*)' },
+          keys: {
+            guild_id: sqlPart`s.guild_id`,
+            day: DAY,
+            user_id: sqlPart`s.actor_id`,
+            delta_ms: sqlPart`s.delta_ms`,
+          },
+          values: { reactions: count() },
         },
       },
     },

@@ -3,25 +3,13 @@ import type postgres from 'postgres';
 
 export type Fragment = postgres.Fragment;
 
+// Shared with the projection engine's statements.
+export { join } from '@spywatcher/db';
+
 /** `a and b and c`; `true` for none. Every piece is a tagged-template fragment. */
 export function and(sql: Queryable, parts: Fragment[]): Fragment {
   if (parts.length === 0) return sql`true`;
   return parts.reduce((acc, p) => sql`${acc} and ${p}`);
-}
-
-/**
- * The parts (fragments or identifiers, `sql(name)`) one after another with `separator` between
- * them (`, ` for a list).
- */
-export function join(
-  sql: Queryable,
-  parts: readonly (Fragment | postgres.Helper<string, []>)[],
-  separator: Fragment = sql`, `,
-): Fragment {
-  // postgres.js joins an array of fragments (only fragments) with spaces, so each part is one;
-  // an empty array would be sent as a parameter.
-  if (parts.length === 0) return sql``;
-  return sql`${parts.flatMap((p, i) => (i === 0 ? [sql`${p}`] : [separator, sql`${p}`]))}`;
 }
 
 /** occurred_at as exact text (microseconds, UTC) for cursors and responses. */
