@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Queryable } from '@spywatcher/db';
+import { type Fragment, join, type Queryable } from '@spywatcher/db';
 import type { EventType } from '@spywatcher/events';
 import { projectionStatus, startProjectionRunner, startRebuildJob } from '@spywatcher/projections';
 import { createAuth, type ServiceInstance } from '@spywatcher/service';
@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { type AnalyticsParams, FINAL } from '../src/projections/analytics.ts';
 import { PROJECTIONS } from '../src/projections/definitions.ts';
-import { type Fragment, join } from '../src/search/sql.ts';
 import { insertEvents, type SeedEvent } from './analytics-seed.ts';
 
 // The read-model and raw versions of a question share their final step (analytics.test.ts), so

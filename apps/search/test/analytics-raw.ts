@@ -1,4 +1,4 @@
-import type { Queryable } from '@spywatcher/db';
+import { join, type Queryable } from '@spywatcher/db';
 import { CLIENTS } from '@spywatcher/events';
 import {
   type AnalyticsName,
@@ -10,7 +10,6 @@ import {
   timeWindow,
 } from '../src/projections/analytics.ts';
 import { FAST_REACTION_MS } from '../src/projections/definitions.ts';
-import { join } from '../src/search/sql.ts';
 
 /**
  * The analytics questions asked of the raw event tables, with no read model: the reference the

@@ -1,6 +1,12 @@
-import { createSql, type Queryable, type Sql, type TransactionSql } from '@spywatcher/db';
+import {
+  createSql,
+  type Fragment,
+  join,
+  type Queryable,
+  type Sql,
+  type TransactionSql,
+} from '@spywatcher/db';
 import { CLIENTS } from '@spywatcher/events';
-import { type Fragment, join } from '../search/sql.ts';
 import { FAST_REACTION_MS, PROJECTIONS } from './definitions.ts';
 
 /**

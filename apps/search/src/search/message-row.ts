@@ -1,5 +1,5 @@
-import type { Queryable } from '@spywatcher/db';
-import { type Fragment, timeText } from './sql.ts';
+import type { Fragment, Queryable } from '@spywatcher/db';
+import { timeText } from './sql.ts';
 
 /** A stored message as search results and message context return it. */
 export interface StoredMessage {

@@ -1,4 +1,4 @@
-import type { Queryable } from '@spywatcher/db';
+import type { Fragment, Queryable } from '@spywatcher/db';
 import {
   CursorError,
   decodeCursor,
@@ -18,7 +18,7 @@ import type { HasValue, ParsedQuery, Ref, TextNode } from './parser.ts';
 import { positiveWords } from './parser.ts';
 import { type Slice, timeSlices } from './partitions.ts';
 import { excerpt, restoreMarks, withoutMarks } from './snippet.ts';
-import { and, type Fragment, MARK_START, MARK_STOP, snippetHtml, timeText } from './sql.ts';
+import { and, MARK_START, MARK_STOP, snippetHtml, timeText } from './sql.ts';
 import { suggestWords, type WordSuggestion } from './suggest.ts';
 
 /** Totals are exact up to this many matches and reported as "1000+" beyond. */

@@ -1,10 +1,4 @@
-import type { Queryable } from '@spywatcher/db';
-import type postgres from 'postgres';
-
-export type Fragment = postgres.Fragment;
-
-// Shared with the projection engine's statements.
-export { join } from '@spywatcher/db';
+import type { Fragment, Queryable } from '@spywatcher/db';
 
 /** `a and b and c`; `true` for none. Every piece is a tagged-template fragment. */
 export function and(sql: Queryable, parts: Fragment[]): Fragment {

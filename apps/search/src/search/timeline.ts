@@ -1,8 +1,8 @@
-import type { Queryable } from '@spywatcher/db';
+import type { Fragment, Queryable } from '@spywatcher/db';
 import { EVENT_TYPES, type EventType } from '@spywatcher/events';
 import { CursorError, decodeCursor, encodeCursor, type TimelineCursor } from './cursor.ts';
 import { SearchInputError } from './messages.ts';
-import { and, type Fragment, timeText } from './sql.ts';
+import { and, timeText } from './sql.ts';
 
 export interface TimelineEntry {
   type: EventType;
